@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install TACOS into a virtual environment (default .venv). Idempotent.
+#   EXTRAS=dev (default) | dev,train,eval | ...      VENV=.venv      PYTHON=python3.11
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-dev}
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+# CPU torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
+"${PIP[@]}" "${TORCH_SPEC:-torch==2.13.0}"
+# llama-cpp-python ships only an sdist (~6 min compile on 2 cores); a prebuilt wheel next to the repo saves that.
+FIND_LINKS=()
+[ -d ../shared/wheels ] && FIND_LINKS=(--find-links ../shared/wheels)
+"${PIP[@]}" "${FIND_LINKS[@]}" -e ".[${EXTRAS}]"
+echo "TACOS installed in $VENV (extras: $EXTRAS)"

@@ -1,0 +1,3 @@
+"""TACOS: open tagging + clustering + contrastive scoring for instruction-data selection."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,339 @@
+"""Load an instruction pool into `Record`s.
+
+Accepted files: a JSON array or JSON Lines (optionally gzip-compressed) of Alpaca rows
+(`instruction`, `input`?, `output`), Evol-Instruct rows (`instruction`, `output`) or ShareGPT/FastChat
+rows (`conversations`: [{from, value}] or [{role, content}]); or a Hugging Face dataset by name.
+Text is kept byte for byte. Every problem raises `DataError` naming the file, the row and the fix,
+before anything is returned.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from tacos.records import Record, record_id
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "alpaca", "evol_instruct", "sharegpt")
+ON_DUPLICATE = ("error", "drop")
+
+# The one-line wrapper of the released TACOS/long-is-more sets (method_spec.md §9): single spaces,
+# no newlines, no trailing "### Response:".
+ALPACA_ONE_LINE_PREFIX = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request. ### Instruction: "
+)
+ALPACA_ONE_LINE_PREFIX_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request. ### Instruction: "
+)
+ALPACA_ONE_LINE_INPUT_SEP = " ### Input: "
+
+# ShareGPT speaker names -> our two roles; "system" turns are not exchanges and are skipped.
+_ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "chatgpt": "gpt",
+          "bard": "gpt", "model": "gpt", "system": "system"}
+
+
+class DataError(ValueError):
+    """Unusable input data. The message names the file (or HF dataset), the row and what to do."""
+
+
+def data_dir() -> Path:
+    """The repository's `data/` folder (bundled sample pool, test sets, MT-Bench)."""
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+def sample_pool_path() -> Path:
+    return data_dir() / "sample" / "alpaca_sample.jsonl.gz"
+
+
+def wrap_alpaca_one_line(instruction: str, input: str = "") -> str:
+    """The human turn of the released sets (§9) for one Alpaca row."""
+    if input:
+        return ALPACA_ONE_LINE_PREFIX_INPUT + instruction + ALPACA_ONE_LINE_INPUT_SEP + input
+    return ALPACA_ONE_LINE_PREFIX + instruction
+
+
+def unwrap_alpaca_one_line(text: str) -> tuple[str, str] | None:
+    """(instruction, input) from a wrapped human turn, or None when `text` is not wrapped.
+
+    With the input variant the first " ### Input: " separates instruction from input; a text that
+    has the input prefix but no separator is not split (None), so nothing is guessed.
+    """
+    if text.startswith(ALPACA_ONE_LINE_PREFIX_INPUT):
+        instruction, sep, input = text[len(ALPACA_ONE_LINE_PREFIX_INPUT):].partition(ALPACA_ONE_LINE_INPUT_SEP)
+        return (instruction, input) if sep else None
+    if text.startswith(ALPACA_ONE_LINE_PREFIX):
+        return text[len(ALPACA_ONE_LINE_PREFIX):], ""
+    return None
+
+
+@dataclass
+class PoolSource:
+    """Where the pool comes from (Hydra-instantiated from conf/dataset/*.yaml).
+
+    With neither `path` nor `hf_name` set, the bundled sample pool (data/sample/) is used.
+    """
+
+    name: str = "sample"
+    path: str | None = None
+    format: str = "auto"
+    hf_name: str | None = None
+    hf_split: str = "train"
+    limit: int | None = None
+    max_row_bytes: int = 1_000_000
+    on_duplicate: str = "error"
+    unwrap_alpaca_prompt: bool = True
+
+    def load(self, seed: int = 0) -> list[Record]:
+        kw = dict(name=self.name, limit=self.limit, seed=seed, max_row_bytes=self.max_row_bytes,
+                  on_duplicate=self.on_duplicate, unwrap_alpaca_prompt=self.unwrap_alpaca_prompt)
+        if self.path and self.hf_name:
+            raise DataError(f"dataset {self.name!r}: set either dataset.path ({self.path!r}) or "
+                            f"dataset.hf_name ({self.hf_name!r}), not both.")
+        if self.hf_name:
+            return load_hf_records(self.hf_name, self.hf_split, self.format, **kw)
+        return load_records(self.path or sample_pool_path(), self.format, **kw)
+
+
+def load_records(path: str | Path, format: str = "auto", *, name: str = "", limit: int | None = None,
+                 seed: int = 0, max_row_bytes: int = 1_000_000, on_duplicate: str = "error",
+                 unwrap_alpaca_prompt: bool = True) -> list[Record]:
+    """Records of a local .json/.jsonl(.gz) file; `index` = 0-based row in the file, `source` = name."""
+    _check_options(format, limit, on_duplicate, max_row_bytes, where=str(path))
+    file = _resolve(path)
+    rows = _read_rows(file, max_row_bytes)
+    return _to_records(rows, format, source=name or file.name.split(".")[0], where=str(file), limit=limit,
+                       seed=seed, on_duplicate=on_duplicate, unwrap=unwrap_alpaca_prompt)
+
+
+def load_hf_records(hf_name: str, split: str = "train", format: str = "auto", *, name: str = "",
+                    limit: int | None = None, seed: int = 0, max_row_bytes: int = 1_000_000,
+                    on_duplicate: str = "error", unwrap_alpaca_prompt: bool = True) -> list[Record]:
+    """Records of a Hugging Face dataset; offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) is respected."""
+    where = f"Hugging Face dataset {hf_name!r} (split {split!r})"
+    _check_options(format, limit, on_duplicate, max_row_bytes, where=where)
+    try:
+        import datasets
+    except ImportError as e:
+        raise DataError(f"{where}: the `datasets` package is not installed. Install it (pip install datasets) "
+                        "or download the data yourself and set dataset.path to the .json/.jsonl file.") from e
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    try:
+        ds = datasets.load_dataset(hf_name, split=split)
+    except Exception as e:  # datasets raises many unrelated types; all mean "not loadable"
+        hint = ("Offline mode is on (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) and the dataset is not in the local "
+                "cache: fetch it once with network access, or set dataset.path to a local file."
+                if offline else "Check the name, the split and your network access, or set dataset.path.")
+        raise DataError(f"{where} could not be loaded ({type(e).__name__}: {e}). {hint}") from e
+    rows = []
+    for k, row in enumerate(ds):
+        loc = f"{where}, row {k} (0-based)"
+        _check_size(len(json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")), max_row_bytes, loc)
+        rows.append((row, loc))
+    return _to_records(rows, format, source=name or hf_name, where=where, limit=limit, seed=seed,
+                       on_duplicate=on_duplicate, unwrap=unwrap_alpaca_prompt)
+
+
+def _check_options(format: str, limit: int | None, on_duplicate: str, max_row_bytes: int, where: str) -> None:
+    if format not in FORMATS:
+        raise DataError(f"{where}: unknown dataset.format {format!r}; valid: {', '.join(FORMATS)} "
+                        "(JSON Lines of any of these use the same names).")
+    if limit is not None and limit <= 0:
+        raise DataError(f"{where}: dataset.limit must be a positive number of rows or null (all rows), got {limit}.")
+    if on_duplicate not in ON_DUPLICATE:
+        raise DataError(f"{where}: dataset.on_duplicate must be one of {', '.join(ON_DUPLICATE)}, got {on_duplicate!r}.")
+    if max_row_bytes <= 0:
+        raise DataError(f"{where}: dataset.max_row_bytes must be positive, got {max_row_bytes}.")
+
+
+def _resolve(path: str | Path) -> Path:
+    """Relative paths: from the working directory, else from the repo root (Hydra may change the cwd)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and (data_dir().parent / p).exists():
+        p = data_dir().parent / p
+    p = p.absolute()
+    if not p.exists():
+        raise DataError(f"{p}: file not found. Set dataset.path to an existing .json/.jsonl(.gz) file "
+                        "(relative paths are looked up in the working directory, then in the repository root).")
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory; dataset.path must name one .json/.jsonl(.gz) file in it.")
+    return p
+
+
+def _read_text(file: Path) -> str:
+    raw = file.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the suffix
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{file}: corrupt gzip data ({e}); re-create the .gz file or use the uncompressed file.") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - raw.rfind(b"\n", 0, e.start)
+        raise DataError(f"{file}: not valid UTF-8 at byte offset {e.start} (line {line}, byte {col} of that line): "
+                        f"{raw[e.start:e.start + 4]!r}. Re-encode the file as UTF-8 "
+                        "(e.g. `iconv -f latin1 -t utf-8 in.json > out.json`).") from e
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is an encoding marker, not data
+    if not text.strip():
+        raise DataError(f"{file}: file is empty; expected a JSON array or JSON Lines of instruction rows.")
+    return text
+
+
+def _check_size(n_bytes: int, max_row_bytes: int, loc: str) -> None:
+    if n_bytes > max_row_bytes:
+        raise DataError(f"{loc}: row is {n_bytes:,} bytes, more than dataset.max_row_bytes={max_row_bytes:,}. "
+                        "Remove or shorten it, or raise dataset.max_row_bytes.")
+
+
+def _read_rows(file: Path, max_row_bytes: int) -> list[tuple[Any, str]]:
+    """(row, location) pairs of a JSON array or JSON Lines file, chosen by the first character."""
+    text = _read_text(file)
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{file}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}. "
+                            "Fix the file (a JSON array of row objects, or one JSON object per line).") from e
+        rows = []
+        for k, row in enumerate(data):
+            loc = f"{file}, row {k} (0-based)"
+            _check_size(len(json.dumps(row, ensure_ascii=False).encode("utf-8")), max_row_bytes, loc)
+            rows.append((row, loc))
+        return rows
+    rows = []
+    # split("\n"), not splitlines(): U+2028 and friends may legally sit unescaped inside JSON strings.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        loc = f"{file}, row {len(rows)} (0-based), line {lineno}"
+        _check_size(len(line.encode("utf-8")), max_row_bytes, loc)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            hint = (" The file looks like one pretty-printed JSON object; use a JSON array of rows or JSON Lines."
+                    if lineno == 1 and line.strip() == "{" else "")
+            raise DataError(f"{loc}: invalid JSON at column {e.colno}: {e.msg}.{hint}") from e
+        rows.append((row, loc))
+    return rows
+
+
+def _detect_format(row: Any, loc: str) -> str:
+    if isinstance(row, dict):
+        if "conversations" in row or "messages" in row:
+            return "sharegpt"
+        if "instruction" in row and "output" in row:
+            return "alpaca" if "input" in row else "evol_instruct"
+    keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+    raise DataError(f"{loc}: cannot detect the format from this first row ({keys}); expected keys "
+                    "instruction/output[/input] (Alpaca, Evol-Instruct) or conversations (ShareGPT). "
+                    f"Fix the file or set dataset.format to one of {', '.join(FORMATS[1:])}.")
+
+
+def _string(row: dict, key: str, loc: str) -> str:
+    value = row[key]
+    if not isinstance(value, str):
+        raise DataError(f"{loc}: '{key}' must be a string, got {type(value).__name__}.")
+    return value
+
+
+def _parse_alpaca(row: dict, loc: str, fmt: str) -> tuple[str, str, str, tuple | None]:
+    missing = [k for k in ("instruction", "output") if k not in row]
+    if missing:
+        raise DataError(f"{loc}: missing {', '.join(repr(k) for k in missing)} for format {fmt!r} "
+                        f"(row keys: {sorted(row)}). Fix the row, or check dataset.format (auto detects it).")
+    # A null input (e.g. pandas NaN exported as null) means "no input"; every other type is an error.
+    input = "" if row.get("input") is None else _string(row, "input", loc)
+    return _string(row, "instruction", loc), input, _string(row, "output", loc), None
+
+
+def _parse_sharegpt(row: dict, loc: str, unwrap: bool) -> tuple[str, str, str, tuple | None]:
+    turns = row.get("conversations", row.get("messages"))
+    if turns is None:
+        raise DataError(f"{loc}: missing 'conversations' for format 'sharegpt' (row keys: {sorted(row)}). "
+                        "Fix the row, or check dataset.format (auto detects it).")
+    if not isinstance(turns, list) or not turns:
+        raise DataError(f"{loc}: 'conversations' must be a non-empty list of turns.")
+    conv: list[tuple[str, str]] = []
+    for t, turn in enumerate(turns):
+        speaker = turn.get("from", turn.get("role")) if isinstance(turn, dict) else None
+        text = turn.get("value", turn.get("content")) if isinstance(turn, dict) else None
+        if not isinstance(speaker, str) or not isinstance(text, str):
+            raise DataError(f"{loc}: conversation turn {t} (0-based) must be an object with string "
+                            "'from' and 'value' (or 'role' and 'content').")
+        role = _ROLES.get(speaker.lower())
+        if role is None:
+            raise DataError(f"{loc}: conversation turn {t} (0-based) has unknown speaker {speaker!r}; "
+                            f"accepted: {', '.join(sorted(_ROLES))}.")
+        if role != "system":
+            conv.append((role, text))
+    roles = [r for r, _ in conv]
+    if "human" not in roles:
+        raise DataError(f"{loc}: conversation has no human/user turn.")
+    h = roles.index("human")
+    if "gpt" not in roles[h:]:
+        raise DataError(f"{loc}: conversation has no gpt/assistant turn after its first human turn; "
+                        "add the response or remove the row.")
+    g = roles.index("gpt", h)
+    split = unwrap_alpaca_one_line(conv[h][1]) if unwrap else None
+    instruction, input = split or (conv[h][1], "")
+    return instruction, input, conv[g][1], (tuple(conv) if len(conv) > 2 else None)
+
+
+def _to_records(rows: list[tuple[Any, str]], format: str, *, source: str, where: str, limit: int | None,
+                seed: int, on_duplicate: str, unwrap: bool) -> list[Record]:
+    if not rows:
+        raise DataError(f"{where}: no rows; expected a JSON array or JSON Lines of instruction rows.")
+    fmt = _detect_format(rows[0][0], rows[0][1]) if format == "auto" else format
+    records: list[Record] = []
+    first_row_of: dict[str, int] = {}
+    for index, (row, loc) in enumerate(tqdm(rows, desc=f"load {source}", unit="row", leave=False,
+                                            disable=len(rows) < 10_000)):
+        if not isinstance(row, dict):
+            raise DataError(f"{loc}: expected a JSON object, got {type(row).__name__}.")
+        if fmt == "sharegpt":
+            instruction, input, output, conv = _parse_sharegpt(row, loc, unwrap)
+        else:
+            instruction, input, output, conv = _parse_alpaca(row, loc, fmt)
+        if not instruction.strip():
+            raise DataError(f"{loc}: instruction is empty or whitespace-only; fix or remove the row.")
+        if not output.strip():
+            raise DataError(f"{loc}: output is empty or whitespace-only; fix or remove the row.")
+        rid = record_id(instruction, input, output)
+        if rid in first_row_of:
+            if on_duplicate == "error":
+                raise DataError(f"{where}: rows {first_row_of[rid]} and {index} (0-based) are identical "
+                                f"(same instruction, input and output, id {rid}). Remove one, or set "
+                                "dataset.on_duplicate=drop to keep the first.")
+            continue
+        first_row_of[rid] = index
+        records.append(Record(id=rid, index=index, instruction=instruction, input=input, output=output,
+                              source=source, conversations=conv))
+    if len(records) < len(rows):
+        log.warning("%s: dropped %d duplicate rows (dataset.on_duplicate=drop)", where, len(rows) - len(records))
+    return _subset(records, limit, seed)
+
+
+def _subset(records: list[Record], limit: int | None, seed: int) -> list[Record]:
+    """`limit` rows chosen by a seeded shuffle, returned in file order.
+
+    Taking a prefix of one permutation makes subsets nested: limit=100 is inside limit=200 (same seed).
+    """
+    if limit is None or limit >= len(records):
+        return records
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    return [records[i] for i in sorted(order[:limit])]

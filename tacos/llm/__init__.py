@@ -1,0 +1,1 @@
+"""The one LLM layer: endpoints (local llama.cpp, OpenAI, any OpenAI-compatible, vLLM), the client, cache and ledger."""

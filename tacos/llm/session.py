@@ -1,0 +1,97 @@
+"""One LLM session per run: the provider (started lazily, only when a call misses the cache), the cache and the ledger.
+
+The local server is the slow part of a run's start; a re-run whose calls are all cached never starts it.
+"""
+from __future__ import annotations
+
+import logging
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tacos.llm.endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+class LLMSession:
+    def __init__(self, provider: Any, cache_dir: str | Path, client_cfg: dict, max_usd: float | None,
+                 log_dir: Path | None = None):
+        from tacos.llm.cache import CallCache
+        from tacos.llm.client import CallStats
+        from tacos.llm.ledger import CostLedger
+
+        self.provider = provider
+        self.identity: str = provider.identity
+        self.cache = CallCache(cache_dir)
+        self.ledger = CostLedger(max_usd)
+        self.client_cfg = {k: v for k, v in client_cfg.items() if k != "max_error_rate"}
+        self.log_dir = log_dir
+        self._endpoint: Endpoint | None = None
+        self._client = None
+        self._offline_client = None
+        self._stats_closed = CallStats()  # stats of clients already replaced
+        self.server_start_seconds: float | None = None
+
+    # -- clients -------------------------------------------------------------------------------------------------
+    def _make_client(self, endpoint: Endpoint):
+        from tacos.llm.client import LLMClient
+
+        return LLMClient(endpoint, self.cache, self.ledger, **self.client_cfg)
+
+    def _cache_only_client(self):
+        """A client that can answer from the cache: same identity, no server behind it."""
+        if self._offline_client is None:
+            ep = Endpoint(base_url="http://127.0.0.1:9/v1", model="cache-only", identity=self.identity)
+            self._offline_client = self._make_client(ep)
+        return self._offline_client
+
+    def _live_client(self):
+        if self._client is None:
+            import time
+
+            t0 = time.perf_counter()
+            self._endpoint = self.provider.start(log_dir=self.log_dir)
+            self.server_start_seconds = round(time.perf_counter() - t0, 3)
+            log.info("LLM endpoint %s ready in %.1f s (%s)", self._endpoint.base_url, self.server_start_seconds,
+                     self.identity)
+            self._client = self._make_client(self._endpoint)
+        return self._client
+
+    # -- calls ---------------------------------------------------------------------------------------------------
+    def forecast(self, requests: Sequence) -> dict:
+        return self._cache_only_client().forecast(requests)
+
+    def run(self, requests: Sequence, parser: Callable[[str], Any], desc: str) -> list:
+        if not requests:
+            return []
+        fc = self.forecast(requests)
+        client = self._cache_only_client() if fc["calls"] == 0 else self._live_client()
+        return client.run(requests, parser, desc=desc)
+
+    @property
+    def stats(self):
+        total = self._stats_closed
+        for c in (self._client, self._offline_client):
+            if c is not None:
+                total = total + c.stats
+        return total
+
+    def close(self) -> None:
+        try:
+            if self._client is not None:
+                self.provider.stop()
+        finally:
+            self.cache.close()
+
+
+def stats_dict(stats: Any) -> dict:
+    from dataclasses import asdict
+
+    d = asdict(stats)
+    d["cost_usd"] = round(d.get("cost_usd", 0.0), 6)
+    d["seconds"] = round(d.get("seconds", 0.0), 3)
+    return d
+
+
+__all__ = ["LLMSession", "stats_dict"]

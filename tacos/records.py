@@ -1,0 +1,100 @@
+"""The typed records that flow between stages.
+
+Every stage reads and writes JSON Lines of these records; `to_json`/`from_json` are the only
+(de)serialisation path so files stay byte-stable (sorted keys, no NaN, UTF-8).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def record_id(instruction: str, input: str, output: str) -> str:
+    """Stable content id: the same (instruction, input, output) always gets the same id."""
+    h = hashlib.sha256("\x1f".join((instruction, input, output)).encode("utf-8")).hexdigest()
+    return "r" + h[:16]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One instruction-tuning example of the pool."""
+
+    id: str
+    index: int  # row index in the source file (0-based), kept through every stage
+    instruction: str
+    input: str
+    output: str
+    source: str = ""  # dataset name the record came from
+    # Full ShareGPT conversation when the source had more than one exchange; else None.
+    conversations: tuple[tuple[str, str], ...] | None = None
+
+    @classmethod
+    def make(cls, index: int, instruction: str, input: str, output: str, **kw: Any) -> "Record":
+        return cls(id=record_id(instruction, input, output), index=index, instruction=instruction,
+                   input=input, output=output, **kw)
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no NaN, UTF-8 kept as is."""
+    if hasattr(obj, "__dataclass_fields__"):
+        obj = asdict(obj)
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
+    """Write rows (dataclasses or dicts) as canonical JSON Lines; returns the row count."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(dumps(row))
+            f.write("\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | Path, cls: type[T] | None = None) -> list[T] | list[dict]:
+    """Read JSON Lines; with `cls` (a dataclass) each row becomes an instance of it."""
+    out: list[Any] = []
+    for row in iter_jsonl(path):
+        out.append(from_dict(cls, row) if cls is not None else row)
+    return out
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def from_dict(cls: type[T], row: dict) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    kw = {k: v for k, v in row.items() if k in names}
+    if cls is Record and kw.get("conversations") is not None:
+        kw["conversations"] = tuple(tuple(t) for t in kw["conversations"])
+    return cls(**kw)  # type: ignore[call-arg]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class TestQuestion:
+    """One evaluation prompt of a test set (Koala, Self-Instruct, WizardLM, Vicuna, LIMA, MT-Bench)."""
+
+    question_id: str
+    test_set: str
+    instruction: str
+    input: str = ""
+    category: str = ""
+    turns: list[str] = field(default_factory=list)  # MT-Bench: both user turns
