@@ -1,0 +1,94 @@
+"""The call cache: one SQLite row per answered LLM call, keyed by `LLMRequest.key(identity)`.
+
+WAL mode and a commit after every put, so a run killed with kill -9 loses no answered call and a
+re-run resumes where it stopped. Several processes may share one cache file (SQLite locking,
+busy timeout); inside a process one connection is shared by the client's threads behind a lock.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CACHE_FILENAME = "llm_calls.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    key TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    request TEXT NOT NULL,          -- the request as JSON (messages, parameters, schema)
+    raw TEXT,                       -- the assistant text exactly as received
+    parsed TEXT,                    -- JSON of the parser's value; NULL when invalid
+    status TEXT NOT NULL,           -- ok | invalid
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    logprobs TEXT,                  -- JSON list of generated tokens with their top_logprobs, or NULL
+    created_at REAL NOT NULL
+)
+"""
+_COLUMNS = ("key", "identity", "prompt_hash", "request", "raw", "parsed", "status", "error", "attempts",
+            "prompt_tokens", "completion_tokens", "logprobs", "created_at")
+_JSON_COLUMNS = ("request", "parsed", "logprobs")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+class CallCache:
+    """SQLite store at `<cache_dir>/llm_calls.sqlite`; thread-safe."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.path = Path(cache_dir) / CACHE_FILENAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60.0)
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process in WAL mode (only power loss can drop the last commits).
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(_SCHEMA)
+            self._conn.commit()
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        entry = dict(zip(_COLUMNS, row))
+        for column in _JSON_COLUMNS:
+            entry[column] = None if entry[column] is None else json.loads(entry[column])
+        return entry
+
+    def put(self, key: str, *, identity: str, prompt_hash: str, request: dict, raw: str | None, parsed: Any,
+            status: str, error: str | None, attempts: int, prompt_tokens: int, completion_tokens: int,
+            logprobs: list | None) -> None:
+        if status not in ("ok", "invalid"):
+            raise ValueError(f"only answered calls are cached (status ok|invalid), got {status!r}")
+        row = (key, identity, prompt_hash, _dumps(request), raw, None if parsed is None else _dumps(parsed),
+               status, error, attempts, prompt_tokens, completion_tokens,
+               None if logprobs is None else _dumps(logprobs), time.time())
+        with self._lock:
+            self._conn.execute(f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            self._conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "CallCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

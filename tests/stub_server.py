@@ -1,0 +1,232 @@
+"""A small local OpenAI-compatible chat server for tests and benchmarks (stdlib only).
+
+In process:
+    with StubServer(faults=["429", None, "truncated"]) as stub:
+        ... OpenAI(base_url=stub.base_url) ...; stub.count, stub.requests, stub.max_in_flight
+
+As a subprocess (serves until killed, one "REQUEST <n>" line per chat request on stdout or --log):
+    python tests/stub_server.py --port-file F [--delay S] [--log FILE]
+
+Faults are consumed one per chat request, in order; once the list is empty every request is normal:
+    None          normal answer
+    "429" "500"   HTTP error with an OpenAI-style error body ("400" too, which clients must not retry)
+    "timeout"     sleep `timeout_sleep` seconds (longer than the client's timeout), then drop the connection
+    "truncated"   HTTP 200 whose JSON body is cut in half (Content-Length matches the cut body)
+    "disconnect"  HTTP 200 announcing the full body, half of it sent, then the connection is closed
+    "malformed"   a valid completion whose assistant text no parser accepts
+    "html"        HTTP 200 with an HTML page instead of JSON
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterable, TextIO
+
+FAULTS = (None, "429", "500", "400", "timeout", "truncated", "disconnect", "malformed", "html")
+MALFORMED_TEXT = "<<malformed: this answer holds no JSON and no score>>"
+
+
+def last_user_message(body: dict) -> str:
+    users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def default_responder(body: dict) -> str:
+    """Deterministic JSON text derived from the last user message."""
+    text = last_user_message(body)
+    n = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % 10 + 1
+    return json.dumps({"echo": text, "n": n})
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def _logprobs(text: str, top_n: int) -> dict:
+    content = []
+    for i, token in enumerate(re.findall(r"\S+|\s+", text) or [""]):
+        logprob = -((int(hashlib.sha256(f"{i}:{token}".encode()).hexdigest()[:4], 16) % 100) / 100)
+        top = [{"token": token, "logprob": logprob, "bytes": None}]
+        top += [{"token": f"alt{j}", "logprob": logprob - j, "bytes": None} for j in range(1, top_n)]
+        content.append({"token": token, "logprob": logprob, "bytes": None, "top_logprobs": top[:top_n]})
+    return {"content": content}
+
+
+def completion_body(body: dict, text: str, number: int) -> dict:
+    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+              "logprobs": _logprobs(text, int(body.get("top_logprobs") or 0)) if body.get("logprobs") else None}
+    prompt_tokens = sum(_tokens(m.get("content", "")) for m in body.get("messages", []))
+    completion_tokens = _tokens(text)
+    return {"id": f"chatcmpl-stub-{number}", "object": "chat.completion", "created": 0,
+            "model": body.get("model", "stub"), "choices": [choice],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+class StubServer:
+    def __init__(self, responder: Callable[[dict], str] | None = None, faults: Iterable[str | None] = (),
+                 delay: float = 0.0, timeout_sleep: float = 2.0, port: int = 0, log: TextIO | None = None):
+        self.responder = responder or default_responder
+        self.delay = delay  # seconds every chat request takes
+        self.timeout_sleep = timeout_sleep
+        self.requests: list[dict] = []  # chat request bodies, in arrival order
+        self.faults_served: list[str | None] = []
+        self.max_in_flight = 0
+        self._faults = list(faults)
+        for fault in self._faults:
+            if fault not in FAULTS:
+                raise ValueError(f"unknown fault {fault!r}; choose from {FAULTS}")
+        self._port = port
+        self._log = log
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("StubServer is not started")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def start(self) -> "StubServer":
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
+        self._server.daemon_threads = True  # a request sleeping in "timeout" must not block stop()
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="stub-server",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = None
+
+    def __enter__(self) -> "StubServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _arrive(self, body: dict) -> tuple[int, str | None]:
+        with self._lock:
+            self.requests.append(body)
+            fault = self._faults.pop(0) if self._faults else None
+            self.faults_served.append(fault)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            number = len(self.requests)
+            if self._log is not None:
+                self._log.write(f"REQUEST {number}\n")
+                self._log.flush()
+            return number, fault
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like a real server
+        disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, payload: bytes, content_type: str = "application/json",
+                  announced: int | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload) if announced is None else announced))
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+
+        def _error(self, status: int, message: str) -> None:
+            self._send(status, json.dumps({"error": {"message": message, "type": "stub_error",
+                                                     "code": status}}).encode())
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._send(200, json.dumps({"object": "list", "data": [
+                    {"id": "stub", "object": "model", "created": 0, "owned_by": "stub"}]}).encode())
+            else:
+                self._error(404, f"no route GET {self.path}")
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._error(404, f"no route POST {self.path}")
+                return
+            body = json.loads(raw)
+            number, fault = stub._arrive(body)
+            try:
+                time.sleep(stub.delay)
+                self._answer(body, number, fault)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (its timeout): nothing to answer
+            finally:
+                stub._leave()
+
+        def _answer(self, body: dict, number: int, fault: str | None) -> None:
+            if fault in ("429", "500", "400"):
+                self._error(int(fault), f"stub fault {fault}")
+            elif fault == "timeout":
+                time.sleep(stub.timeout_sleep)
+                self.close_connection = True
+            elif fault == "html":
+                self._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+            else:
+                text = MALFORMED_TEXT if fault == "malformed" else stub.responder(body)
+                payload = json.dumps(completion_body(body, text, number)).encode()
+                if fault == "truncated":
+                    self._send(200, payload[: len(payload) // 2])
+                elif fault == "disconnect":
+                    self._send(200, payload[: len(payload) // 2], announced=len(payload))
+                    self.close_connection = True
+                else:
+                    self._send(200, payload)
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port-file", required=True, help="file the chosen port is written to (atomically)")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every chat request takes")
+    parser.add_argument("--log", help="request log file (default: stdout)")
+    args = parser.parse_args(argv)
+    log = open(args.log, "a", buffering=1) if args.log else sys.stdout
+    stub = StubServer(delay=args.delay, port=args.port, log=log).start()
+    tmp = f"{args.port_file}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(stub.port))
+    os.replace(tmp, args.port_file)
+    try:
+        stub._thread.join()
+    except KeyboardInterrupt:
+        stub.stop()
+
+
+if __name__ == "__main__":
+    main()
