@@ -42,7 +42,10 @@ class LLMSession:
     def _cache_only_client(self):
         """A client that can answer from the cache: same identity, no server behind it."""
         if self._offline_client is None:
-            ep = Endpoint(base_url="http://127.0.0.1:9/v1", model="cache-only", identity=self.identity)
+            price_in, price_out = self.provider.prices() if hasattr(self.provider, "prices") else (0.0, 0.0)
+            # Same identity and prices as the real endpoint, so cache hits and cost forecasts are the real ones.
+            ep = Endpoint(base_url="http://127.0.0.1:9/v1", model="cache-only", identity=self.identity,
+                          price_in_per_mtok=price_in, price_out_per_mtok=price_out)
             self._offline_client = self._make_client(ep)
         return self._offline_client
 

@@ -86,20 +86,24 @@ def _tag_clusters(ctx, method: TagClustering, records) -> tuple[dict[int, list[s
     from tacos.method.clustering import (cluster_embeddings, cluster_members, dedup_by_label_set, embed_texts,
                                          label_sets, resolve_embedding_model, tag_labels)
 
-    record_tags = {row["id"]: row["tags"] for row in iter_jsonl(ctx.input_dir("normalize") / "record_tags.jsonl")}
+    norm_dir = ctx.input_dir("normalize")
+    record_tags = {row["id"]: row["tags"] for row in iter_jsonl(norm_dir / "record_tags.jsonl")}
+    forms = json.loads((norm_dir / "surface_forms.json").read_text(encoding="utf-8"))
     counts = Counter(t for tags in record_tags.values() for t in tags)
     unique = sorted(counts)
     if not unique:
         from tacos.pipeline import StageError
 
         raise StageError("cluster: no tag survived normalization; lower normalize.alpha or tag more records")
-    emb = embed_texts(unique, resolve_embedding_model(method.embedding_model), batch_size=method.batch_size)
+    emb = embed_texts([forms.get(t, t) for t in unique], resolve_embedding_model(method.embedding_model),
+                      batch_size=method.batch_size)
     weights = np.array([counts[t] for t in unique], dtype=float) if method.weight_by_frequency else None
     labels = cluster_embeddings(emb, k=method.k, seed=int(ctx.cfg.seed), algorithm=method.algorithm,
                                 n_init=method.n_init, sample_weight=weights)
     tag_label = tag_labels(unique, labels)
     write_jsonl(ctx.out_dir / "tag_clusters.jsonl",
-                ({"tag": t, "cluster": int(tag_label[t]), "count": counts[t]} for t in unique))
+                ({"tag": t, "surface_form": forms.get(t, t), "cluster": int(tag_label[t]), "count": counts[t]}
+                 for t in unique))
     order = [r.id for r in records if r.id in record_tags]
     sets = label_sets(record_tags, tag_label)
     out_len = {r.id: len(r.output) for r in records}

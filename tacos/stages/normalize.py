@@ -4,6 +4,7 @@ tag_map.jsonl lists every raw tag with its canonical tag (or null when dropped) 
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict
 
@@ -26,7 +27,7 @@ def config_slice(cfg) -> dict:
 
 
 def run(ctx) -> dict:
-    from tacos.method.normalize import effective_alpha, normalize_tags
+    from tacos.method.normalize import effective_alpha, normalize_tags, surface_forms
     from tacos.plots import tag_frequency_histogram
 
     ncfg = ctx.cfg.normalize
@@ -35,14 +36,20 @@ def run(ctx) -> dict:
         if row["status"] == "ok" and row["tags"]:
             raw[row["id"]] = [t["tag"] for t in row["tags"]]
     alpha = int(ncfg.alpha)
-    if ncfg.scale_alpha:
-        alpha = effective_alpha(alpha, len(raw))
     assoc = ncfg.association
+    support = int(assoc.min_support)
+    if ncfg.scale_alpha:  # both thresholds were tuned on 52k rows; small pools need proportionally smaller ones
+        alpha = effective_alpha(alpha, len(raw))
+        support = effective_alpha(support, len(raw), min_alpha=min(3, support))
     canonical, tag_map, stats = normalize_tags(
         raw, alpha=alpha, order=str(ncfg.order), association=bool(assoc.enabled),
-        min_support=int(assoc.min_support), min_confidence=float(assoc.min_confidence))
+        min_support=support, min_confidence=float(assoc.min_confidence))
     write_jsonl(ctx.out_dir / "record_tags.jsonl", ({"id": k, "tags": v} for k, v in canonical.items()))
     write_jsonl(ctx.out_dir / "tag_map.jsonl", (asdict(e) for e in tag_map))
+    # Stemmed forms embed badly ("creativ write"); the cluster stage embeds each canonical tag's most frequent raw form.
+    forms = surface_forms(tag_map)
+    (ctx.out_dir / "surface_forms.json").write_text(json.dumps(forms, indent=1, sort_keys=True, ensure_ascii=False)
+                                                    + "\n", encoding="utf-8")
     raw_counts = Counter(t for tags in raw.values() for t in tags)
     canon_counts = Counter(t for tags in canonical.values() for t in tags)
     tag_frequency_histogram(raw_counts, ctx.out_dir / "raw_tag_frequency.png", title="Raw tags")
@@ -55,5 +62,5 @@ def run(ctx) -> dict:
     return {
         "counts": {"records_in": len(raw), "records_out": len(canonical), "raw_tags": len(raw_counts),
                    "canonical_tags": len(canon_counts), "association_merges": len(merges)},
-        "stats": {**stats, "alpha_configured": int(ncfg.alpha), "alpha_used": alpha},
+        "stats": {**stats, "alpha_configured": int(ncfg.alpha), "alpha_used": alpha, "min_support_used": support},
     }

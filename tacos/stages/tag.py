@@ -19,10 +19,10 @@ class OpenTagger:
     system_prompt: str = "tag_system.txt"
     user_prompt: str = "tag_user.txt"
     include_input: bool = False
-    max_tags: int = 8
+    max_tags: int = 5
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 256
+    max_tokens: int = 160
 
     def validate(self) -> None:
         self.prompt_hash()  # raises with the list of available prompts when a file is missing

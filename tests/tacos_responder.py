@@ -1,0 +1,43 @@
+"""A deterministic stand-in judge/tagger for pipeline tests: answers TACOS prompts like a (dull) LLM would."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from stub_server import last_user_message
+
+TOPICS = ["Creative Writing", "Coding", "Mathematics", "Science", "History", "Health", "Cooking", "Business"]
+
+
+def _h(text: str) -> int:
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16)
+
+
+def _between(text: str, start: str, end: str) -> str:
+    m = re.search(re.escape(start) + r"\s*(.*?)\s*" + re.escape(end), text, re.S)
+    return m.group(1) if m else ""
+
+
+def tacos_responder(body: dict) -> str:
+    user = last_user_message(body)
+    if "[begin]" in user:  # tagging: a topic tag + a task-kind tag, deterministic per instruction
+        instr = _between(user, "[begin]", "[end]")
+        topic = TOPICS[_h(instr) % len(TOPICS)]
+        kind = "Explanation" if instr.lower().startswith(("what", "why", "how", "explain", "describe")) else "Generation"
+        return json.dumps({"tags": [{"tag": topic, "explanation": "topic"}, {"tag": kind, "explanation": "task"}]})
+    if "[Instruction 1]" in user:  # pairwise: longer response scores higher (a length-biased judge)
+        r1 = _between(user, "[Response 1]", "[Instruction 2]")
+        r2 = _between(user, "[Response 2]", "Respond with JSON")
+        if "Answer with a single digit" in user:
+            return "1" if len(r1) >= len(r2) else "2"
+        s1, s2 = 2 + min(4, len(r1) // 200), 2 + min(4, len(r2) // 200)
+        return json.dumps({"score_1": s1, "score_2": s2})
+    if "[Instruction]" in user:  # single score
+        r = _between(user, "[Response]", "Respond with JSON") or _between(user, "[Response]", "Please rate")
+        return json.dumps({"score": 1 + min(5, len(r) // 150)})
+    if "better_response" in user:
+        return json.dumps({"better_response": "Improved answer: " + _between(user, "[response]:", "Improve")})
+    if "better_instruction" in user:
+        return json.dumps({"better_instruction": "Clearer: " + _between(user, "[instruction]:", "[response]")})
+    return "I do not know this prompt."
