@@ -48,7 +48,8 @@ def test_every_group_file_instantiates(group, option):
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
-def test_every_experiment_overlay_composes(experiment):
+def test_every_experiment_overlay_composes(experiment, monkeypatch):
+    monkeypatch.setenv("TACOS_LIMA_PATH", str(CONF.parent / "data" / "sample" / "alpaca_tiny.json"))
     cfg = compose_cfg([f"experiment={experiment}"])
     from tacos.pipeline import validate
 

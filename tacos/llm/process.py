@@ -5,7 +5,7 @@ Three layers make sure a server we start is gone when we are:
     blocks and atexit, which call `ServerProcess.stop()`;
   * `stop()` signals the child's whole process group (it runs in its own session, so a terminal's Ctrl-C does not
     hit it half-way through our own shutdown), SIGTERM first, SIGKILL after a grace period;
-  * kill -9 of our process: the kernel sends the child SIGTERM (PR_SET_PDEATHSIG).
+  * kill -9 of our process: the kernel sends the child SIGKILL (PR_SET_PDEATHSIG).
 """
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ def free_port() -> int:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """preexec_fn: ask the kernel for SIGTERM when the parent dies; if it already died, do not start at all."""
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    """preexec_fn: ask the kernel for SIGKILL when the parent dies; if it already died, do not start at all.
+
+    SIGKILL, not SIGTERM: uvicorn answers SIGTERM with a graceful shutdown that waits for the request in flight,
+    and a busy llama.cpp generation then outlives its owner by minutes (seen here)."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -137,7 +140,7 @@ class ServerProcess:
             if time.monotonic() - t0 > timeout_s:
                 self.stop()
                 raise TimeoutError(
-                    f"{self.name} did not answer GET {ready_url} within {timeout_s:.0f} s (raise the startup timeout "
+                    f"{self.name} did not answer GET {ready_url} within {timeout_s:.0f} s (raise llm.startup_timeout_s "
                     f"if the machine is slow). Last lines of {self.log_path}:\n{tail(self.log_path)}")
             time.sleep(poll_s)
 

