@@ -40,6 +40,10 @@ STAGES: dict[str, str] = {
     "select": "tacos.stages.select",
     "export": "tacos.stages.export",
     "refine": "tacos.stages.refine",
+    "train": "tacos.stages.train",
+    "infer": "tacos.stages.infer",
+    "judge": "tacos.stages.judge",
+    "report": "tacos.stages.report",
 }
 STAGE_ORDER = list(STAGES)
 # Files that do not define a stage's output identity (plots are derived views).

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ class TagClustering:
     weight_by_frequency: bool = True
     batch_size: int = 128
     dedup_label_sets: bool = True
+    scale_k: bool = True  # small pools: k = min(k, ceil(sqrt(unique tags))), so clusters are not mostly singletons
 
     def validate(self) -> None:
         if self.k < 1:
@@ -98,7 +100,8 @@ def _tag_clusters(ctx, method: TagClustering, records) -> tuple[dict[int, list[s
     emb = embed_texts([forms.get(t, t) for t in unique], resolve_embedding_model(method.embedding_model),
                       batch_size=method.batch_size)
     weights = np.array([counts[t] for t in unique], dtype=float) if method.weight_by_frequency else None
-    labels = cluster_embeddings(emb, k=method.k, seed=int(ctx.cfg.seed), algorithm=method.algorithm,
+    k = min(method.k, math.ceil(math.sqrt(len(unique)))) if method.scale_k else method.k
+    labels = cluster_embeddings(emb, k=k, seed=int(ctx.cfg.seed), algorithm=method.algorithm,
                                 n_init=method.n_init, sample_weight=weights)
     tag_label = tag_labels(unique, labels)
     write_jsonl(ctx.out_dir / "tag_clusters.jsonl",
@@ -113,5 +116,5 @@ def _tag_clusters(ctx, method: TagClustering, records) -> tuple[dict[int, list[s
         kept, dropped = order, {}
     members = cluster_members(sets, kept)
     rows = [{"id": i, "labels": list(sets[i]), "kept": i not in dropped, "duplicate_of": dropped.get(i)} for i in order]
-    return members, rows, {"k": int(len(set(int(x) for x in labels))), "k_configured": method.k,
+    return members, rows, {"k": int(len(set(int(x) for x in labels))), "k_configured": method.k, "k_requested": k,
                            "unique_tags": len(unique)}

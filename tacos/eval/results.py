@@ -1,0 +1,168 @@
+"""Collect the results of one run dir or of a whole sweep dir into the paper's table.
+
+A run dir is any folder holding stage folders with manifests (<run>/<stage>/manifest.json). From each:
+  * judge manifest stats: "pairwise" = {baseline: {test_set: {win, tie, lose, n, score, ...}}} and
+    "mt_bench" = {turn1, turn2, overall, model, ...} (tacos/stages/judge.py);
+  * names from <run>/.hydra/config.yaml (run_name, selection.name, model.name), else from the folder and manifests;
+  * selection facts from the select/export manifests and LLM calls and cost summed over every stage.
+Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tacos.data.test_sets import TEST_SETS
+
+STAGE_DIRS = ("data", "tag", "normalize", "cluster", "score", "select", "export", "refine", "train", "infer", "judge")
+MT_COLUMNS = ["mt_bench_turn1", "mt_bench_turn2", "mt_bench"]
+WTL = ("win", "tie", "lose", "score")
+RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
+                  *(f"{t}_{k}" for t in TEST_SETS for k in WTL)]
+SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged"]
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    label: str  # path relative to the collected root, or the run name for the root itself
+    manifests: dict[str, dict] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # .hydra/config.yaml, when present
+
+    @property
+    def run_name(self) -> str:
+        return str(self.config.get("run_name") or self.label)
+
+    @property
+    def selection(self) -> str:
+        return str((self.config.get("selection") or {}).get("name") or "")
+
+    @property
+    def model(self) -> str:
+        stats = self.manifests.get("judge", {}).get("stats", {})
+        infer = self.manifests.get("infer", {}).get("stats", {})
+        return str((stats.get("mt_bench") or {}).get("model") or infer.get("model_id")
+                   or (self.config.get("model") or {}).get("name") or "")
+
+
+def find_runs(root: Path) -> list[RunInfo]:
+    """Every folder at or below root that holds at least one complete stage folder, sorted by path."""
+    root = Path(root)
+    runs = []
+    for folder, dirs, _ in os.walk(root):
+        here = Path(folder)
+        found = {d: here / d / "manifest.json" for d in dirs if d in STAGE_DIRS and (here / d / "manifest.json").is_file()}
+        # Never descend into stage folders (answers, judgments), hidden folders (.hydra, .infer_work) or W&B logs.
+        dirs[:] = sorted(d for d in dirs if d not in STAGE_DIRS and not d.startswith(".") and d != "wandb")
+        if found:
+            rel = here.relative_to(root).as_posix()
+            info = RunInfo(path=here, label=rel if rel != "." else here.name,
+                           manifests={s: _read_json(p) for s, p in found.items()}, config=_hydra_config(here))
+            runs.append(info)
+    return sorted(runs, key=lambda r: r.label)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _hydra_config(run: Path) -> dict:
+    p = run / ".hydra" / "config.yaml"
+    if not p.is_file():
+        return {}
+    import yaml
+
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {}
+
+
+def result_rows(runs: list[RunInfo]) -> list[list]:
+    """RESULT_COLUMNS rows for every run with a judge manifest."""
+    rows = []
+    for run in runs:
+        stats = run.manifests.get("judge", {}).get("stats")
+        if not stats:
+            continue
+        mt = stats.get("mt_bench") or {}
+        mt_cells = [mt.get("turn1"), mt.get("turn2"), mt.get("overall")]
+        per_baseline = stats.get("pairwise") or {"": {}}
+        for baseline, per_set in sorted(per_baseline.items()):
+            cells = [(per_set.get(t) or {}).get(k) for t in TEST_SETS for k in WTL]
+            rows.append([run.run_name, run.selection, run.model, baseline, *mt_cells, *cells])
+    return rows
+
+
+def summary_rows(runs: list[RunInfo]) -> list[list]:
+    """SUMMARY_COLUMNS rows for every run that selected a subset (judged or not)."""
+    rows = []
+    for run in runs:
+        select, export = run.manifests.get("select"), run.manifests.get("export", {})
+        if select is None:
+            continue
+        llm = [m.get("llm") or {} for m in run.manifests.values()]
+        sha = export.get("stats", {}).get("subset_sha256")
+        rows.append([run.run_name, run.selection, select.get("counts", {}).get("selected"),
+                     sha[:16] if sha else None, sum(int(x.get("calls", 0)) for x in llm),
+                     round(sum(float(x.get("cost_usd", 0.0)) for x in llm), 6), "judge" in run.manifests])
+    return rows
+
+
+def write_csv(path: Path, columns: list[str], rows: list[list]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        w.writerows([["" if v is None else v for v in row] for row in rows])
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def markdown(results: list[list], summary: list[list], root: Path) -> str:
+    """The paper's layout: MT-Bench score, then W/T/L (score) per test set, one row per selection x model."""
+    head = ["Run", "Selection", "Model", "vs", "MT-Bench (T1/T2)", *(f"{t} W/T/L (score)" for t in TEST_SETS)]
+    lines = [f"# TACOS results: {root}", ""]
+    if results:
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in results:
+            mt = f"{_fmt(r[6])} ({_fmt(r[4])}/{_fmt(r[5])})" if r[6] is not None or r[4] is not None else "–"
+            sets = []
+            for i in range(len(TEST_SETS)):
+                w, t, lo, s = r[7 + 4 * i: 11 + 4 * i]
+                sets.append("–" if w is None else f"{w}/{t}/{lo} ({_fmt(s)})")
+            lines.append("| " + " | ".join([r[0], r[1], r[2], r[3] or "–", mt, *sets]) + " |")
+    else:
+        lines.append("No judge results found (no <run>/judge/manifest.json).")
+    lines += ["", "## Selection runs", ""]
+    if summary:
+        lines += ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
+        lines += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in summary]
+    else:
+        lines.append("No selection runs found (no <run>/select/manifest.json).")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(root: Path, out: Path, runs: list[RunInfo] | None = None) -> dict:
+    """Collect root (or the given runs found in it) into out/report.md, out/report.csv and out/summary.csv; return
+    the tables and counts."""
+    runs = find_runs(root) if runs is None else runs
+    results, summary = result_rows(runs), summary_rows(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "report.csv", RESULT_COLUMNS, results)
+    write_csv(out / "summary.csv", SUMMARY_COLUMNS, summary)
+    text = markdown(results, summary, root)
+    (out / "report.md").write_text(text, encoding="utf-8")
+    return {"runs": len(runs), "judged_runs": sum("judge" in r.manifests for r in runs), "results": results,
+            "summary": summary, "markdown": text}

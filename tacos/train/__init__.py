@@ -1,0 +1,69 @@
+"""SFT of a base model on an exported subset with LLaMA-Factory + DeepSpeed ZeRO-3 (the `train` stage).
+
+recipe.py    the LLaMA-Factory YAML, the DeepSpeed JSON and the dataset_info.json entry (pure functions)
+preflight.py GPU check, model availability (offline hub cache / local folder / the tiny model), dataset lookup
+validate.py  LLaMA-Factory's and DeepSpeed's own parsers on the generated files, in a child process
+launch.py    `llamafactory-cli train` with the torchrun settings, streamed to our log; losses and checkpoints after
+tiny_model.py  the tiny Llama model built locally (CPU tests)
+This module stays import-light: no torch / transformers / llamafactory at import time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEEPSPEED_CHOICES = ("z3", "z3_offload", "none")
+FINETUNING_CHOICES = ("full", "lora", "qlora")
+REPORT_CHOICES = ("auto", "wandb", "none")
+
+
+@dataclass
+class TrainConfig:
+    """The `train` config group: where the data comes from, where the model goes, and how it is launched."""
+
+    dataset: str | None = None          # export folder or ShareGPT/Alpaca JSON file; null: this run's export stage
+    dataset_name: str | None = None     # entry of the folder's dataset_info.json; null: its first ShareGPT entry
+    output_dir: str | None = None       # checkpoints + final model; null: <run_dir>/train_output
+    deepspeed: str | None = None        # z3 | z3_offload | none; null: the model's (paper: z3_offload)
+    finetuning_type: str | None = None  # full | lora | qlora; null: the model's (paper: full)
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target: str = "all"
+    nproc_per_node: int | None = None   # processes (GPUs) per node; null: all visible GPUs (1 on CPU)
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int | None = None      # null: a free port (single node only)
+    max_steps: int | None = None        # null: train the model's num_train_epochs
+    val_size: float = 0.0               # the original silently held out 10%; 0 = train on the whole subset
+    save_strategy: str = "epoch"        # checkpoints to resume from (the paper saved none: save_strategy no)
+    save_total_limit: int = 1           # keep only the newest checkpoint (a 7B ZeRO-3 checkpoint is ~100 GB)
+    report_to: str = "auto"             # auto: wandb when logger=wandb | wandb | none
+    resume: bool = True                 # resume from the newest checkpoint of the same recipe in output_dir
+    allow_cpu: bool = False             # experts: run a GPU-sized model although torch sees too few GPUs
+    launch: bool = True                 # false: generate + validate the configs only (e.g. on a login node)
+    extra_args: dict[str, Any] = field(default_factory=dict)  # merged last into the LLaMA-Factory YAML
+
+    def validate(self) -> None:
+        if self.deepspeed is not None and self.deepspeed not in DEEPSPEED_CHOICES:
+            raise ValueError(f"train.deepspeed must be one of {DEEPSPEED_CHOICES} or null, not {self.deepspeed!r}")
+        if self.finetuning_type is not None and self.finetuning_type not in FINETUNING_CHOICES:
+            raise ValueError(f"train.finetuning_type must be one of {FINETUNING_CHOICES} or null, "
+                             f"not {self.finetuning_type!r}")
+        if self.report_to not in REPORT_CHOICES:
+            raise ValueError(f"train.report_to must be one of {REPORT_CHOICES}, not {self.report_to!r}")
+        if not 0.0 <= float(self.val_size) < 1.0:
+            raise ValueError(f"train.val_size must be in [0, 1), not {self.val_size}")
+        if self.nproc_per_node is not None and int(self.nproc_per_node) < 1:
+            raise ValueError(f"train.nproc_per_node must be >= 1 or null, not {self.nproc_per_node}")
+        if int(self.nnodes) < 1 or not 0 <= int(self.node_rank) < int(self.nnodes):
+            raise ValueError(f"train.node_rank must be in [0, nnodes): node_rank={self.node_rank}, nnodes={self.nnodes}")
+        if int(self.nnodes) > 1 and (self.master_port is None or self.master_addr in ("127.0.0.1", "localhost")):
+            raise ValueError("multi-node training needs train.master_addr (the rank-0 node's address, reachable from "
+                             "every node) and a fixed train.master_port")
+        if self.max_steps is not None and int(self.max_steps) < 1:
+            raise ValueError(f"train.max_steps must be >= 1 or null, not {self.max_steps}")
+
+
+__all__ = ["TrainConfig", "DEEPSPEED_CHOICES", "FINETUNING_CHOICES", "REPORT_CHOICES"]
