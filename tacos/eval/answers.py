@@ -39,7 +39,7 @@ class InferSpec:
 
     backend: str = "transformers"
     model_path: str | None = None  # None: the checkpoint of this run's `train` stage
-    model_id: str = "model"
+    model_id: str = "model"  # the answer files' name; characters other than letters, digits, _ . - become _
     chat_template: str | None = None  # a .jinja file replacing the checkpoint's own chat template
     prompt_wrapper: str = "alpaca_one_line"  # as export.prompt_wrapper: the wrapper the model was trained with
     wrap_mt_bench: bool = True  # wrap MT-Bench's first turn too (later turns stay raw, as in the exported data)
@@ -56,6 +56,10 @@ class InferSpec:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (transformers backend)
     vllm: dict = field(default_factory=dict)  # extra keyword arguments of vllm.LLM (tensor_parallel_size, ...)
 
+    def __post_init__(self) -> None:
+        # The model id names the answer files (as export names the dataset): keep it a safe file name.
+        self.model_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.model_id)).strip("_") or "model"
+
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"infer.backend must be one of {BACKENDS}, not {self.backend!r}")
@@ -68,8 +72,6 @@ class InferSpec:
             raise ValueError(f"infer.limit must be a positive number of questions per set or null, got {self.limit}")
         if self.dtype not in DTYPES:
             raise ValueError(f"infer.dtype must be one of {DTYPES}, not {self.dtype!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.model_id):
-            raise ValueError(f"infer.model_id {self.model_id!r} names the answer files: use letters, digits, _ . -")
         human_turn("x", "", self.prompt_wrapper)  # raises on an unknown wrapper
         if self.chat_template is not None and not Path(self.chat_template).is_file():
             raise ValueError(f"infer.chat_template: {self.chat_template} is not a file")
@@ -86,6 +88,9 @@ class InferSpec:
 
 def checkpoint_dir(model_path: str | Path) -> Path:
     p = Path(model_path).expanduser()
+    if (p / "adapter_config.json").is_file() and not (p / "config.json").is_file():
+        raise ValueError(f"infer.model_path: {p} holds a LoRA adapter only: merge it into its base model first "
+                         f"(llamafactory-cli export) and point infer.model_path at the merged folder")
     if not (p / "config.json").is_file():
         raise ValueError(f"infer.model_path: {p} is not a local model folder (no config.json). Point it at a "
                          f"checkpoint saved by the train stage or by save_pretrained; hub ids are not downloaded.")
@@ -94,12 +99,13 @@ def checkpoint_dir(model_path: str | Path) -> Path:
 
 def checkpoint_fingerprint(model_path: str | Path) -> str:
     """A content hash of a model folder that costs seconds even for 26 GB of weights: small files in full, large ones
-    by size and three 1 MiB samples (retraining changes every weight, so any sample changes)."""
+    by size and three 1 MiB samples (retraining changes every weight, so any sample changes). Top-level files only:
+    what from_pretrained loads, not the trainer's intermediate checkpoint-N/ folders."""
     root = checkpoint_dir(model_path)
     h = hashlib.sha256()
-    for p in sorted(x for x in root.rglob("*") if x.is_file()):
+    for p in sorted(x for x in root.iterdir() if x.is_file()):
         size = p.stat().st_size
-        h.update(f"{p.relative_to(root)}\x00{size}\x00".encode())
+        h.update(f"{p.name}\x00{size}\x00".encode())
         with open(p, "rb") as f:
             if size <= _FULL_HASH_BYTES:
                 h.update(f.read())

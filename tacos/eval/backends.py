@@ -9,15 +9,12 @@ Turn k+1 of a multi-turn question is asked after the model's own answer to turn 
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
 from tacos.eval.answers import AnswerJob
-
-log = logging.getLogger(__name__)
 
 # vLLM answers this many questions per batch; the work file is appended after each batch (resume granularity).
 VLLM_BATCH = 256
@@ -105,9 +102,6 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM
 
-        if (model_path / "adapter_config.json").is_file() and not any(model_path.glob("model*.safetensors")):
-            raise RuntimeError(f"{model_path} holds a LoRA adapter only: merge it into the base model first "
-                               f"(llamafactory-cli export) and point infer.model_path at the merged folder")
         self.device = _pick_device(device)
         self.dtype = _pick_dtype(dtype, self.device)
         self.tokenizer = load_tokenizer(model_path, chat_template)
@@ -122,7 +116,8 @@ class TransformersBackend:
     def _generate(self, ids: list[int], job: AnswerJob) -> str:
         torch = self._torch
         input_ids = torch.tensor([ids], device=self.device)
-        sample = job.temperature > 1e-4  # FastChat's rule: temperature 0 means greedy
+        # FastChat's rule: temperature 0 means greedy. top_k stays at transformers' default (50), as in FastChat's run.
+        sample = job.temperature > 1e-4
         kwargs: dict[str, Any] = {"do_sample": True, "temperature": job.temperature, "top_p": job.top_p} if sample \
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         with torch.inference_mode():

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tacos.data.test_sets import TEST_SETS
+from tacos.pipeline import STAGE_ORDER
 
-STAGE_DIRS = ("data", "tag", "normalize", "cluster", "score", "select", "export", "refine", "train", "infer", "judge")
+# The stage folders that make a folder a run dir (the report's own folder does not).
+STAGE_DIRS = tuple(s for s in STAGE_ORDER if s != "report")
 MT_COLUMNS = ["mt_bench_turn1", "mt_bench_turn2", "mt_bench"]
 WTL = ("win", "tie", "lose", "score")
 RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,

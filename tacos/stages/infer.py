@@ -47,9 +47,11 @@ def _train_checkpoint(ctx) -> Path:
 
     train = ctx.input_dir("train")
     stats = json.loads((train / "manifest.json").read_text(encoding="utf-8")).get("stats", {})
-    if not stats.get("checkpoint"):
-        raise StageError(f"{train / 'manifest.json'} names no checkpoint (stats.checkpoint); set infer.model_path")
-    p = Path(stats["checkpoint"])
+    # "model_path": the final model folder, as tacos.train.launch.results records it.
+    named = stats.get("model_path") or stats.get("checkpoint")
+    if not named:
+        raise StageError(f"{train / 'manifest.json'} names no model (stats.model_path); set infer.model_path=FOLDER")
+    p = Path(named)
     return checkpoint_dir(p if p.is_absolute() or not (train / p).exists() else train / p)
 
 
