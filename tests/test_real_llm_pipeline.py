@@ -21,7 +21,7 @@ def test_smoke_experiment_with_real_local_llm(tmp_path):
     before = set(_servers())
     run_dir = tmp_path / "real"
     common = ["experiment=smoke", f"paths.output_dir={tmp_path / 'outputs'}", "scorer.logprob_preference=true",
-              "stages=[data,tag,normalize,cluster,score,select,export,refine]", "refine.max_tokens=200", "logger=wandb"]
+              "stages=[data,tag,normalize,cluster,score,select,export,refine]", "refine.max_tokens=120", "logger=wandb"]
     t0 = time.perf_counter()
     out = run_cli([*common, f"hydra.run.dir={run_dir}"], timeout=1500)
     elapsed = time.perf_counter() - t0
