@@ -101,9 +101,22 @@ def render(template: str, **values: str) -> str:
 
 
 # -- MT-Bench single-answer grading (FastChat llm_judge) ------------------------------------------------------------
+_DOUBLE_BRACKETS = re.compile(r"\[\[\s*-?\d")
+_FASTCHAT_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")  # FastChat's one_score_pattern_backup
+
+
 def parse_mt_bench_rating(raw: str) -> float:
-    """FastChat's "[[rating]]" on a 1-10 scale; anything else is unparsable (retried, then invalid)."""
-    return parse_rating_brackets(raw, 1, 10)
+    """FastChat's rule: the first "[[x]]", else (its backup pattern) the first "[x]"; the rating must lie in 1-10.
+    Anything else raises ParseError (the client re-asks, then the judgment is invalid: -1 in FastChat's file)."""
+    if _DOUBLE_BRACKETS.search(raw):
+        return parse_rating_brackets(raw, 1, 10)
+    m = _FASTCHAT_BACKUP.search(raw)
+    if m is None:
+        raise ParseError(f"no [[rating]] or [rating] found in {raw[:120]!r}")
+    rating = float(m.group(1))
+    if not 1 <= rating <= 10:
+        raise ParseError(f"rating {rating} is outside [1, 10] in {raw[:120]!r}")
+    return rating
 
 
 def mt_bench_prompt_name(category: str, turn: int) -> str:

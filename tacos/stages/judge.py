@@ -232,7 +232,7 @@ def _pairwise(ctx, spec: JudgeSpec) -> tuple[dict, dict]:
             calls.append({"test_set": m.test_set, "baseline": m.baseline, "question_id": m.question_id,
                           "order": order, "score_first": s1, "score_second": s2, "score_ours": ours_s,
                           "score_baseline": theirs_s, "verdict": v, "status": res.status, "raw": res.raw,
-                          "cached": res.cached, "cache_key": res.key})
+                          "cache_key": res.key})
         orders.setdefault((m.baseline, m.test_set), []).append((pair[0], pair[1]))
         verdict_rows.append({"test_set": m.test_set, "baseline": m.baseline, "question_id": m.question_id,
                              "ours_first": pair[0], "baseline_first": pair[1], "combined": combine(*pair),
@@ -396,8 +396,8 @@ def run(ctx) -> dict:
 
 
 def plan(ctx) -> dict:
-    """Exact when the infer stage's answers are in the run dir; otherwise a lower bound on tokens (our answers
-    taken as empty), with the exact number of calls when every question will be answered."""
+    """Exact when the infer stage's answers are in the run dir; otherwise every question is assumed answered (a
+    placeholder answer: the token counts are a lower bound)."""
     spec: JudgeSpec = ctx.component("judge")
     infer_dir = ctx.run_dir / "infer"
     exact = (infer_dir / "manifest.json").is_file()
