@@ -96,7 +96,7 @@ def test_render_is_single_pass():
 # -- FastChat fidelity ---------------------------------------------------------------------------------------------
 def test_mt_bench_prompts_are_fastchats(monkeypatch):
     """Our judge messages for all four single-answer prompts equal those FastChat's run_judge_single sends."""
-    import fastchat.llm_judge.common as common
+    common = pytest.importorskip("fastchat.llm_judge.common", reason="the eval extra (fschat) is not installed")
 
     from tacos.data import load_mt_bench, mt_bench_judge_prompts, mt_bench_reference_answers
 
@@ -126,6 +126,7 @@ def test_mt_bench_prompts_are_fastchats(monkeypatch):
 
 def _show_result(judgment_file: Path, workdir: Path) -> str:
     """FastChat's show_result, run where it expects its file: data/mt_bench/model_judgment/gpt-4_single.jsonl."""
+    pytest.importorskip("fastchat.llm_judge.show_result", reason="the eval extra (fschat) is not installed")
     target = workdir / "data" / "mt_bench" / "model_judgment" / "gpt-4_single.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(judgment_file.read_bytes())
