@@ -66,4 +66,4 @@ class TrainConfig:
             raise ValueError(f"train.max_steps must be >= 1 or null, not {self.max_steps}")
 
 
-__all__ = ["TrainConfig", "DEEPSPEED_CHOICES", "FINETUNING_CHOICES", "REPORT_CHOICES"]
+__all__ = ["DEEPSPEED_CHOICES", "FINETUNING_CHOICES", "REPORT_CHOICES", "TrainConfig"]
