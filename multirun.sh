@@ -12,3 +12,8 @@ done
 "$PY" run.py -m scorer=contrastive,single clustering=kmeans,none "${EXTRA[@]}"
 # Baselines through the same harness.
 "$PY" run.py -m experiment=baseline_random,baseline_longest,baseline_full,baseline_alpagasus "${EXTRA[@]}"
+# SFT of every paper model on one exported subset, in one go (GPU machine; SLURM: add hydra/launcher=slurm_train):
+#   TRAIN_DATASET=outputs/runs/DATE/TIME_RUN/export ./multirun.sh
+if [ -n "${TRAIN_DATASET:-}" ]; then
+  "$PY" run.py -m model=llama2_7b,llama2_13b,mistral7b stages=[train] "train.dataset=$TRAIN_DATASET" "${EXTRA[@]}"
+fi
