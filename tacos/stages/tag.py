@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tacos.config import to_container
 from tacos.records import Record, iter_jsonl, write_jsonl
