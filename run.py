@@ -65,10 +65,13 @@ def main(cfg: DictConfig) -> None:
         ok = True
     except KeyboardInterrupt:
         _fail("interrupted; finished stages and answered LLM calls are kept (re-run to resume)", code=130)
-    except Exception as e:  # one clean line for expected errors, the traceback only with HYDRA_FULL_ERROR=1
+    except Exception as e:  # one clean line for expected errors; the traceback goes to <run_dir>/error.log
+        import traceback
+
+        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _expected(e):
             log.exception("run failed")
-        _fail(f"{type(e).__name__}: {e}")
+        _fail(f"{type(e).__name__}: {e}  (traceback: {run_dir / 'error.log'})")
     finally:
         logger.finish(ok=ok)
     _summary(result, run_dir, bool(cfg.dry_run))
