@@ -1,6 +1,7 @@
 """Stage `data`: load and validate the pool; every record gets a stable content id and keeps its row index."""
 from __future__ import annotations
 
+from pathlib import Path
 
 from tacos.config import to_container
 from tacos.records import file_sha256, write_jsonl
@@ -19,8 +20,6 @@ def uses_llm(cfg) -> bool:
 def config_slice(cfg) -> dict:
     ds = to_container(cfg.dataset)
     path = ds.pop("path", None)
-    from pathlib import Path
-
     # The file's content, not its location, identifies the pool.
     ds["file_sha256"] = file_sha256(path) if path and Path(path).is_file() else path
     return {"dataset": ds, "seed": int(cfg.seed)}

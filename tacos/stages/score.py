@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from tacos.config import to_container
 from tacos.records import Record, write_jsonl
-from tacos.stages.common import (check_errors, empty_plan, fill, instruction_text, load_pool, prompts_hash,
-                                 read_prompt)
+from tacos.stages.common import (check_errors, empty_plan, fill, instruction_text, load_pool, pool_for_plan,
+                                 prompts_hash, read_prompt)
 
 COMPONENTS = ("scorer",)
 PREFERENCE_PROMPT = "score_pair_preference.txt"
@@ -271,8 +271,6 @@ def plan(ctx) -> dict:
         return empty_plan()
     cluster_dir = ctx.run_dir / "cluster"
     if (cluster_dir / "manifest.json").is_file():
-        from tacos.stages.common import pool_for_plan
-
         records = {r.id: r for r in pool_for_plan(ctx)}
         clusters = _clusters(ctx)
         if isinstance(scorer, ContrastiveScorer):
@@ -281,8 +279,6 @@ def plan(ctx) -> dict:
         else:
             reqs = [scorer.request(records[i]) for i in sorted({i for m in clusters.values() for i in m})]
         return {**ctx.llm.forecast(reqs), "exact": True}
-    from tacos.stages.common import pool_for_plan
-
     pool = pool_for_plan(ctx)
     n = len(pool)
     if isinstance(scorer, ContrastiveScorer):
