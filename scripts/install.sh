@@ -15,5 +15,5 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 # llama-cpp-python ships only an sdist (~6 min compile on 2 cores); a prebuilt wheel next to the repo saves that.
 FIND_LINKS=()
 [ -d ../shared/wheels ] && FIND_LINKS=(--find-links ../shared/wheels)
-"${PIP[@]}" "${FIND_LINKS[@]}" -e ".[${EXTRAS}]"
+"${PIP[@]}" "${FIND_LINKS[@]}" -c scripts/constraints.txt -e ".[${EXTRAS}]"
 echo "TACOS installed in $VENV (extras: $EXTRAS)"
