@@ -20,6 +20,7 @@ REQUIRED = {
     ("tagger", "reference_files"): ["tagger.path=data/sample/alpaca_tiny.json"],
     ("selection", "external"): ["selection.path=data/sample/alpaca_tiny.json"],
     ("llm", "openai_compatible"): ["llm.base_url=http://127.0.0.1:9/v1", "llm.model=x"],
+    ("llm", "pool"): ["llm.endpoints=[http://127.0.0.1:9/v1]", "llm.model=x"],
     ("llm", "vllm"): ["llm.model=/models/x"],
 }
 

@@ -294,7 +294,8 @@ def test_concurrent_assembly_is_serialised(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- configs
 
 REQUIRED = {"openai_compatible": ["llm.base_url=http://127.0.0.1:9/v1", "llm.model=m"],
-            "vllm": ["llm.model=Qwen/Qwen2.5-7B-Instruct"]}
+            "vllm": ["llm.model=Qwen/Qwen2.5-7B-Instruct"],
+            "pool": ["llm.endpoints=[http://127.0.0.1:9/v1]", "llm.model=m"]}
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONF_LLM.glob("*.yaml")))

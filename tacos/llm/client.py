@@ -3,6 +3,14 @@
     client = LLMClient(endpoint, CallCache(cache_dir), CostLedger(max_usd=5.0))
     results = client.run(requests, parser=parse_score_pair_0_100, desc="score")   # input order
 
+Several endpoints (replicas of ONE model, same `identity`, so the same cache keys):
+    client = LLMClient([endpoint_a, endpoint_b], cache, ledger)
+Each endpoint has its own `max_concurrency` slots and its own HTTP client. Every request goes to the endpoint
+with the most free slots (ties: round robin), so a slow replica gets fewer calls; an endpoint whose last request
+failed is used only when no healthy one has a free slot, and a transport retry goes to another endpoint than the
+one(s) that already failed for this call when there is one. Requests and failures are counted per endpoint
+(`calls_per_endpoint`, `failures_per_endpoint`, keyed by base_url).
+
 Retries, two kinds:
   * transport: 408/409/429, 5xx, timeouts, connection errors and unusable bodies (not JSON, truncated,
     no choices) are retried with exponential backoff and jitter, up to `max_retries` times; other 4xx fail
@@ -189,16 +197,89 @@ def _json_roundtrip(value: Any) -> Any:
         raise TypeError(f"the parser must return a JSON-serialisable value (it is cached), got {value!r}: {e}") from e
 
 
+def _split(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` slots over endpoints in proportion to `weights` (largest remainder), at least 1 each."""
+    weights = [max(1, w) for w in weights]
+    if total <= len(weights):
+        return [1] * len(weights)
+    shares = [total * w / sum(weights) for w in weights]
+    out = [max(1, int(s)) for s in shares]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (out[i] - shares[i], i))
+    i = 0
+    while sum(out) < total:
+        out[by_remainder[i % len(out)]] += 1
+        i += 1
+    while sum(out) > total:  # only when the max(1, .) floor pushed it over
+        j = max((k for k in range(len(out)) if out[k] > 1), key=lambda k: (out[k] - shares[k], out[k]))
+        out[j] -= 1
+    return out
+
+
+class _Slots:
+    """Per-endpoint concurrency: acquire() blocks until the best allowed endpoint has a free slot."""
+
+    def __init__(self, limits: list[int]):
+        self.limits = limits
+        self.in_flight = [0] * len(limits)
+        self.failing = [False] * len(limits)  # the last request to it failed in transport
+        self._next = 0  # round-robin pointer for ties
+        self._cond = threading.Condition()
+
+    def acquire(self, avoid: set[int]) -> int:
+        """A slot on the endpoint with the most free slots, skipping `avoid` (endpoints that already failed for
+        this call) unless every endpoint is in it; failing endpoints only when no healthy one has a free slot."""
+        n = len(self.limits)
+        allowed = [i for i in range(n) if i not in avoid] or list(range(n))
+        with self._cond:
+            while True:
+                free = {i: self.limits[i] - self.in_flight[i] for i in allowed if self.in_flight[i] < self.limits[i]}
+                if free:
+                    healthy = {i: f for i, f in free.items() if not self.failing[i]} or free
+                    best = max(healthy.values())
+                    # ties: the first candidate at or after the round-robin pointer
+                    chosen = min((i for i, f in healthy.items() if f == best), key=lambda i: (i - self._next) % n)
+                    self._next = (chosen + 1) % n
+                    self.in_flight[chosen] += 1
+                    return chosen
+                self._cond.wait()
+
+    def release(self, index: int, failed: bool) -> None:
+        with self._cond:
+            self.in_flight[index] -= 1
+            self.failing[index] = failed
+            self._cond.notify_all()
+
+
 class LLMClient:
-    def __init__(self, endpoint: Endpoint, cache: CallCache, ledger: CostLedger | None = None, *,
-                 max_concurrency: int | None = None, max_retries: int = 5, backoff_base: float = 1.0,
+    def __init__(self, endpoint: Endpoint | Sequence[Endpoint], cache: CallCache, ledger: CostLedger | None = None,
+                 *, max_concurrency: int | None = None, max_retries: int = 5, backoff_base: float = 1.0,
                  backoff_max: float = 30.0, timeout: float = 300.0, parse_retries: int = 2,
                  retry_invalid: bool = False, progress: bool = True):
-        _response_format(endpoint.structured_output, {})  # fail fast on an unknown mode
-        self.endpoint = endpoint
+        endpoints = [endpoint] if isinstance(endpoint, Endpoint) else list(endpoint)
+        if not endpoints:
+            raise ValueError("LLMClient needs at least one endpoint")
+        identities = sorted({ep.identity for ep in endpoints})
+        if len(identities) > 1:
+            raise ValueError(
+                f"all endpoints of one LLMClient must serve the same model (one identity, so one set of cache "
+                f"keys); got identities {identities} from {[ep.base_url for ep in endpoints]}")
+        for ep in endpoints:
+            _response_format(ep.structured_output, {})  # fail fast on an unknown mode
+        self.endpoints = endpoints
+        self.endpoint = endpoints[0]  # identity, prices and cost estimates: the same for every endpoint
         self.cache = cache
         self.ledger = ledger if ledger is not None else CostLedger()
-        self.max_concurrency = max(1, max_concurrency or endpoint.max_concurrency)
+        own_limits = [max(1, ep.max_concurrency) for ep in endpoints]
+        if max_concurrency:
+            limits = _split(max(1, max_concurrency), own_limits)
+            self.max_concurrency = max(1, min(max_concurrency, sum(limits)))
+        else:
+            limits = own_limits
+            self.max_concurrency = sum(limits)
+        self.endpoint_limits = limits
+        self._slots = _Slots(limits)
+        self.calls_per_endpoint: dict[str, int] = {ep.base_url: 0 for ep in endpoints}  # HTTP requests sent
+        self.failures_per_endpoint: dict[str, int] = {ep.base_url: 0 for ep in endpoints}  # transport failures
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -209,8 +290,9 @@ class LLMClient:
         self._stats_lock = threading.Lock()
         self._warned_logprobs = False
         # max_retries=0: the SDK must not retry behind our back; retries, backoff and counting are ours.
-        self._api = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key(), max_retries=0,
-                                  timeout=timeout)
+        self._apis = [openai.OpenAI(base_url=ep.base_url, api_key=ep.api_key(), max_retries=0, timeout=timeout)
+                      for ep in endpoints]
+        self._api = self._apis[0]
 
     # ---- public -------------------------------------------------------------------------------------
 
@@ -263,6 +345,9 @@ class LLMClient:
         failed = sum(r.status == "error" for r in results.values())
         if failed:
             log.warning("%s: %d call(s) failed after retries and were not cached; re-run to retry them", desc, failed)
+        if len(self.endpoints) > 1:
+            log.info("%s: requests per endpoint %s (transport failures %s)", desc, self.calls_per_endpoint,
+                     self.failures_per_endpoint)
         return ordered
 
     def forecast(self, requests: Sequence[LLMRequest]) -> dict:
@@ -283,7 +368,8 @@ class LLMClient:
         return out
 
     def close(self) -> None:
-        self._api.close()
+        for api in self._apis:
+            api.close()
 
     def __enter__(self) -> "LLMClient":
         return self
@@ -300,7 +386,7 @@ class LLMClient:
         status = "invalid"
         for generation in range(self.parse_retries + 1):
             try:
-                reply, n = self._send(self._request_kwargs(request, generation), estimate)
+                reply, n = self._send(request, generation, estimate)
             except _CallFailed as failure:
                 sent += failure.sent
                 self._count(calls=1, errors=1, retries=sent - 1)
@@ -325,9 +411,10 @@ class LLMClient:
         return LLMResult(key, status, raw, parsed, sent, prompt_tokens, completion_tokens, cached=False,
                          error=error, logprobs=logprobs)
 
-    def _request_kwargs(self, request: LLMRequest, generation: int) -> dict:
+    def _request_kwargs(self, request: LLMRequest, generation: int, endpoint: Endpoint | None = None) -> dict:
+        endpoint = endpoint or self.endpoint
         kwargs: dict[str, Any] = {
-            "model": self.endpoint.model,
+            "model": endpoint.model,
             "messages": [{"role": role, "content": content} for role, content in request.messages],
             "temperature": request.temperature if generation == 0 else max(request.temperature,
                                                                             RETRY_MIN_TEMPERATURE),
@@ -337,41 +424,55 @@ class LLMClient:
         if request.seed is not None:
             kwargs["seed"] = request.seed + generation
         if request.schema is not None:
-            response_format = _response_format(self.endpoint.structured_output, request.schema)
+            response_format = _response_format(endpoint.structured_output, request.schema)
             if response_format is not None:
                 kwargs["response_format"] = response_format
-        if request.logprobs > 0 and self.endpoint.supports_logprobs:
+        if request.logprobs > 0 and endpoint.supports_logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = request.logprobs
-        if self.endpoint.extra_body:
-            kwargs["extra_body"] = dict(self.endpoint.extra_body)
+        if endpoint.extra_body:
+            kwargs["extra_body"] = dict(endpoint.extra_body)
         return kwargs
 
-    def _send(self, kwargs: dict, estimate: tuple[int, int, float]) -> tuple[_Reply, int]:
+    def _send(self, request: LLMRequest, generation: int, estimate: tuple[int, int, float]) -> tuple[_Reply, int]:
         """One generation with transport retries: (reply, HTTP requests sent). Raises _CallFailed."""
         est_prompt, est_completion, est_usd = estimate
         last_error = ""
+        failed_here: set[int] = set()  # endpoints this generation already failed on: retries go elsewhere
         for attempt in range(self.max_retries + 1):
             self.ledger.reserve(est_usd)  # BudgetExceeded propagates to run()
             # A request that may have been processed (timeout, cut body) may be billed: charge the estimate.
             actual_usd, prompt_tokens, completion_tokens = est_usd, 0, 0
+            index = self._slots.acquire(failed_here)
+            endpoint = self.endpoints[index]
+            transport_failed = False
             self._count(backend_requests=1)
+            with self._stats_lock:
+                self.calls_per_endpoint[endpoint.base_url] += 1
             try:
-                reply = _read_reply(self._api.chat.completions.create(**kwargs))
+                reply = _read_reply(self._apis[index].chat.completions.create(
+                    **self._request_kwargs(request, generation, endpoint)))
                 prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else est_prompt
                 completion_tokens = (reply.completion_tokens if reply.completion_tokens is not None
                                      else est_completion)
-                actual_usd = usd(self.endpoint, prompt_tokens, completion_tokens)
+                actual_usd = usd(endpoint, prompt_tokens, completion_tokens)
                 return reply, attempt + 1
             except openai.APIStatusError as e:
                 actual_usd = 0.0  # an HTTP error status is not billed
-                last_error = f"HTTP {e.status_code} from {self.endpoint.base_url}: {e.message}"
+                last_error = f"HTTP {e.status_code} from {endpoint.base_url}: {e.message}"
                 if e.status_code not in _RETRY_STATUS and e.status_code < 500:
                     raise _CallFailed(last_error, attempt + 1) from e
+                transport_failed = True
             except (openai.APIConnectionError, openai.APIResponseValidationError, _MalformedResponse,
                     json.JSONDecodeError) as e:  # APITimeoutError is an APIConnectionError
-                last_error = f"{type(e).__name__} from {self.endpoint.base_url}: {e}"
+                last_error = f"{type(e).__name__} from {endpoint.base_url}: {e}"
+                transport_failed = True
             finally:
+                self._slots.release(index, failed=transport_failed)
+                if transport_failed:
+                    failed_here.add(index)
+                    with self._stats_lock:
+                        self.failures_per_endpoint[endpoint.base_url] += 1
                 self.ledger.settle(est_usd, actual_usd)
                 self._count(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=actual_usd)
             if attempt < self.max_retries:
@@ -398,7 +499,8 @@ class LLMClient:
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
 
     def _warn_if_logprobs_unsupported(self, requests: Any) -> None:
-        if not self._warned_logprobs and not self.endpoint.supports_logprobs and any(r.logprobs for r in requests):
+        supported = all(ep.supports_logprobs for ep in self.endpoints)
+        if not self._warned_logprobs and not supported and any(r.logprobs for r in requests):
             self._warned_logprobs = True
             log.warning("endpoint %s does not support logprobs: results will have logprobs=None",
                         self.endpoint.identity)

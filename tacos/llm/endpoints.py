@@ -1,4 +1,5 @@
-"""Endpoint providers: what `conf/llm/*.yaml` instantiates. Each one yields an `Endpoint` from `start()`.
+"""Endpoint providers: what `conf/llm/*.yaml` instantiates. Each one yields an `Endpoint` from `start()`
+(`EndpointPool`: a list of them, replicas of one model, which `LLMClient` spreads its calls over).
 
 `identity` never starts anything (cache keys and dry runs need it up front) and never contains a URL or port, so
 moving a server does not invalidate the call cache while changing the model always does.
@@ -14,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -211,6 +213,84 @@ class OpenAICompatible(EndpointProvider):
                 f"Start one there (e.g. `vllm serve MODEL` or `python -m llama_cpp.server`) or fix llm.base_url "
                 f"(it must end with /v1); for an authenticated server set llm.api_key_env")
         return endpoint
+
+
+class EndpointPool(EndpointProvider):
+    """Several OpenAI-compatible servers of ONE model (e.g. vLLM replicas); the client sends each call to the
+    least-loaded one. Same identity as `OpenAICompatible` for the same model, so the two share cached calls.
+
+    `endpoints` is a list of `{base_url, max_concurrency?}` (or bare URL strings); `max_concurrency` is the
+    default per endpoint. Every endpoint must answer GET /models at start().
+    """
+
+    def __init__(self, model: str, endpoints: Sequence[Any] = (), api_key_env: str | None = None,
+                 structured_output: StructuredOutput = "json_schema", supports_logprobs: bool = False,
+                 max_concurrency: int = 16, price_in_per_mtok: float = 0.0, price_out_per_mtok: float = 0.0,
+                 check_timeout_s: float = 5.0, extra_body: Mapping[str, Any] | None = None):
+        self.model = str(model)
+        self.api_key_env = str(api_key_env) if api_key_env else None
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.max_concurrency = int(max_concurrency)
+        self.price_in_per_mtok = float(price_in_per_mtok)
+        self.price_out_per_mtok = float(price_out_per_mtok)
+        self.check_timeout_s = float(check_timeout_s)
+        self.extra_body = dict(extra_body or {})
+        self.members = self._members(endpoints, self.max_concurrency)
+
+    @staticmethod
+    def _members(endpoints: Sequence[Any], default_concurrency: int) -> list[tuple[str, int]]:
+        usage = ("set llm.endpoints, e.g. 'llm.endpoints=[{base_url: http://gpu1:8000/v1, max_concurrency: 32}, "
+                 "{base_url: http://gpu2:8000/v1}]'")
+        if isinstance(endpoints, (str, Mapping)) or not endpoints:
+            raise ValueError(f"llm=pool needs a non-empty list of endpoints: {usage}")
+        members: list[tuple[str, int]] = []
+        for i, entry in enumerate(endpoints):
+            if isinstance(entry, str):
+                entry = {"base_url": entry}
+            if not isinstance(entry, Mapping) or not entry.get("base_url"):
+                raise ValueError(f"llm.endpoints[{i}] must be {{base_url: ..., max_concurrency: ...}} or a URL, "
+                                 f"got {entry!r}; {usage}")
+            unknown = sorted(set(entry) - {"base_url", "max_concurrency"})
+            if unknown:
+                raise ValueError(f"llm.endpoints[{i}] has unknown key(s) {unknown}: only base_url and "
+                                 f"max_concurrency are per endpoint (model, prices, ... are shared by the pool)")
+            limit = entry.get("max_concurrency")
+            limit = int(default_concurrency if limit is None else limit)
+            if limit < 1:
+                raise ValueError(f"llm.endpoints[{i}].max_concurrency must be >= 1, got {limit}")
+            members.append((str(entry["base_url"]).rstrip("/"), limit))
+        urls = [url for url, _ in members]
+        duplicates = sorted({url for url in urls if urls.count(url) > 1})
+        if duplicates:
+            raise ValueError(f"llm.endpoints lists {duplicates} more than once; raise its max_concurrency instead")
+        return members
+
+    @property
+    def identity(self) -> str:
+        return f"openai_compatible:{self.model}"  # no URL: the pool serves one model, whichever replica answers
+
+    def prices(self) -> tuple[float, float]:
+        return self.price_in_per_mtok, self.price_out_per_mtok
+
+    def start(self, log_dir: Path | None = None) -> list[Endpoint]:
+        endpoints = [Endpoint(
+            base_url=url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            price_in_per_mtok=self.price_in_per_mtok, price_out_per_mtok=self.price_out_per_mtok,
+            max_concurrency=limit, extra_body=self.extra_body) for url, limit in self.members]
+        headers = {"Authorization": f"Bearer {endpoints[0].api_key()}"}
+        with ThreadPoolExecutor(min(8, len(endpoints)), thread_name_prefix="pool-check") as checks:
+            up = list(checks.map(lambda ep: http_ok(f"{ep.base_url}/models", self.check_timeout_s, headers=headers,
+                                                    use_proxy=True), endpoints))
+        dead = [ep.base_url for ep, ok in zip(endpoints, up) if not ok]
+        if dead:
+            raise RuntimeError(
+                f"{len(dead)} of the {len(endpoints)} endpoints of llm=pool did not answer GET <base_url>/models "
+                f"within {self.check_timeout_s:.0f} s: {', '.join(f'{url}/models' for url in dead)}. Start a server "
+                f"there (e.g. `vllm serve MODEL`), fix or drop it in llm.endpoints (each base_url must end with "
+                f"/v1); for an authenticated server set llm.api_key_env")
+        return endpoints
 
 
 def _vllm_command() -> list[str]:

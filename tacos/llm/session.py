@@ -27,14 +27,14 @@ class LLMSession:
         self.ledger = CostLedger(max_usd)
         self.client_cfg = {k: v for k, v in client_cfg.items() if k != "max_error_rate"}
         self.log_dir = log_dir
-        self._endpoint: Endpoint | None = None
+        self._endpoint: Endpoint | list[Endpoint] | None = None  # a list from a pool provider (llm=pool)
         self._client = None
         self._offline_client = None
         self._stats_closed = CallStats()  # stats of clients already replaced
         self.server_start_seconds: float | None = None
 
     # -- clients -------------------------------------------------------------------------------------------------
-    def _make_client(self, endpoint: Endpoint):
+    def _make_client(self, endpoint: Endpoint | list[Endpoint]):
         from tacos.llm.client import LLMClient
 
         return LLMClient(endpoint, self.cache, self.ledger, **self.client_cfg)
@@ -54,10 +54,13 @@ class LLMSession:
             import time
 
             t0 = time.perf_counter()
-            self._endpoint = self.provider.start(log_dir=self.log_dir)
+            started = self.provider.start(log_dir=self.log_dir)
+            self._endpoint = started if isinstance(started, Endpoint) else list(started)
             self.server_start_seconds = round(time.perf_counter() - t0, 3)
-            log.info("LLM endpoint %s ready in %.1f s (%s)", self._endpoint.base_url, self.server_start_seconds,
-                     self.identity)
+            urls = ([self._endpoint.base_url] if isinstance(self._endpoint, Endpoint)
+                    else [ep.base_url for ep in self._endpoint])
+            log.info("LLM endpoint%s %s ready in %.1f s (%s)", "s" if len(urls) > 1 else "", ", ".join(urls),
+                     self.server_start_seconds, self.identity)
             self._client = self._make_client(self._endpoint)
         return self._client
 
