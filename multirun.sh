@@ -1,19 +1,52 @@
 #!/usr/bin/env bash
-# The paper's selection grid as Hydra sweeps (selection x ablation). Extra args go to every sweep, e.g.
-#   ./multirun.sh dataset=alpaca llm=openai          ./multirun.sh --dry-run
+# The paper's grid as Hydra sweeps, in one sweep root and one W&B group:
+#   1. baselines x model (LIMA; random, longest, full, AlpaGasus of each pool): SFT + MT-Bench; their answers are
+#      registered by name, so that
+#   2. TACOS x model on each pool is judged pairwise (both orders) against them (judge=paper) + MT-Bench, and
+#   3. the ablations (wo_contrastive, wo_cluster) and refined TACOS on ABLATION_DATASET x ABLATION_MODELS likewise.
+# Runs that share a stage with identical config share its output (paths.store_dir): each selection is computed
+# once for all models. Every extra argument goes to every sweep.
+#   ./multirun.sh --dry-run                      # the grid: LLM calls, tokens, cost, GPU hours per run; runs nothing
+#   ./multirun.sh llm=openai                     # the real thing (a GPU machine; on SLURM add hydra/launcher=slurm_train)
+#   MODELS=mistral7b DATASETS=alpaca ./multirun.sh --dry-run
+# Pools: TACOS_ALPACA_PATH, TACOS_EVOL_PATH, TACOS_LIMA_PATH (see conf/dataset/*.yaml).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-.venv/bin/python}
+MODELS=${MODELS:-llama2_7b,llama2_13b,mistral7b}
+ABLATION_MODELS=${ABLATION_MODELS:-llama2_7b}
+ABLATION_DATASET=${ABLATION_DATASET:-alpaca}   # the paper ran the ablations on Alpaca with LLaMA2-7B
+DATASETS=${DATASETS:-alpaca evol_instruct}
+STAMP=$(date +%Y-%m-%d_%H-%M-%S)
+ROOT=${SWEEP_ROOT:-outputs/multirun/paper_$STAMP}
+GROUP=${WANDB_GROUP:-paper_$STAMP}
+DRY=0
 EXTRA=()
 for a in "$@"; do
-  if [ "$a" = "--dry-run" ]; then EXTRA+=("dry_run=true"); else EXTRA+=("$a"); fi
+  if [ "$a" = "--dry-run" ]; then DRY=1; EXTRA+=("dry_run=true"); else EXTRA+=("$a"); fi
 done
-# TACOS and its two ablations (scorer x clustering): contrastive/kmeans = TACOS, single = wo_contrastive, none = wo_cluster.
-"$PY" run.py -m scorer=contrastive,single clustering=kmeans,none "${EXTRA[@]}"
-# Baselines through the same harness.
-"$PY" run.py -m experiment=baseline_random,baseline_longest,baseline_full,baseline_alpagasus "${EXTRA[@]}"
-# SFT of every paper model on one exported subset, in one go (GPU machine; SLURM: add hydra/launcher=slurm_train):
-#   TRAIN_DATASET=outputs/runs/DATE/TIME_RUN/export ./multirun.sh
-if [ -n "${TRAIN_DATASET:-}" ]; then
-  "$PY" run.py -m model=llama2_7b,llama2_13b,mistral7b stages=[train] "train.dataset=$TRAIN_DATASET" "${EXTRA[@]}"
+
+sweep() {  # sweep NAME OVERRIDES...: one Hydra multirun under $ROOT/NAME
+  local name=$1
+  shift
+  echo "== $name: $*"
+  "$PY" run.py -m "$@" "hydra.sweep.dir=$ROOT/$name" "logger.group=$GROUP" "${EXTRA[@]}"
+}
+
+sweep lima experiment=baseline_lima "model=$MODELS"
+for ds in $DATASETS; do
+  tacos=tacos_alpaca
+  [ "$ds" = evol_instruct ] && tacos=tacos_evol
+  sweep "${ds}_baselines" experiment=baseline_random,baseline_longest,baseline_full,baseline_alpagasus \
+    "dataset=$ds" "model=$MODELS"
+  sweep "${ds}_tacos" "experiment=$tacos" "dataset=$ds" "model=$MODELS"
+  if [ "$ds" = "$ABLATION_DATASET" ]; then
+    sweep "${ds}_ablations" experiment=wo_contrastive,wo_cluster,refined "dataset=$ds" "model=$ABLATION_MODELS"
+  fi
+done
+
+if [ "$DRY" = 1 ]; then
+  "$PY" -m tacos.cli plan "$ROOT"
+else
+  "$PY" -m tacos.cli report "$ROOT"
 fi

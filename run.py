@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from tacos.config import find_secrets, flatten, redact, scrub_file, to_container
@@ -34,10 +34,11 @@ def _sigterm(signum, frame):  # turn SIGTERM into SystemExit so `finally` blocks
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from hydra.utils import instantiate
 
     from tacos.pipeline import Pipeline, validate
-    from tacos.tracking import NullLogger
+    from tacos.tracking import NullLogger, run_identity
 
     signal.signal(signal.SIGTERM, _sigterm)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -56,11 +57,17 @@ def main(cfg: DictConfig) -> None:
         for var in OFFLINE_VARS:
             os.environ.setdefault(var, "1")
 
+    hydra_cfg = HydraConfig.get()
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    group, name, tags = run_identity(cfg, sweep_dir)
+    if "group" in cfg.logger:
+        with open_dict(cfg):  # the train stage's own W&B run joins the same group
+            cfg.logger.group = group
     logger = NullLogger() if cfg.dry_run else instantiate(cfg.logger)
     ok = False
     try:
         validate(cfg)
-        logger.start(config=flatten(redact(container)), run_dir=run_dir, name=str(cfg.run_name))
+        logger.start(config=flatten(redact(container)), run_dir=run_dir, name=name, group=group, tags=tags)
         result = Pipeline(cfg, run_dir, logger).run()
         ok = True
     except KeyboardInterrupt:
@@ -94,10 +101,12 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     if dry_run:
         plan = result["dry_run"]
         print(f"\nDry run (nothing was called) — forecast per stage, written to {run_dir / 'dry_run.json'}")
-        print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9}  exact")
+        print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9} {'gpu h':>8}  exact")
         for name, p in plan.items():
+            exact = "reused" if p.get("reused") else ("yes" if p.get("exact", True) else "estimate")
             print(f"{name:<10} {p.get('calls', 0):>7} {p.get('cache_hits', 0):>7} {p.get('prompt_tokens', 0):>9} "
-                  f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f}  {p.get('exact', '')}")
+                  f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f} {p.get('gpu_hours', 0.0):>8.2f}  "
+                  f"{exact}")
         return
     print(f"\nTACOS run dir: {run_dir}")
     print(f"{'stage':<10} {'seconds':>8} {'llm calls':>9} {'cached':>7}  counts")

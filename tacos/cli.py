@@ -1,6 +1,7 @@
 """The `tacos` command (pyproject [project.scripts]); `python run.py` stays the entry point for running stages.
 
     tacos report DIR [--out OUT]    the results of a run dir or of a whole sweep dir as report.md / report.csv
+    tacos plan DIR                  the dry-run forecasts (dry_run.json) of every run under DIR as one grid
 """
 from __future__ import annotations
 
@@ -28,6 +29,46 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+PLAN_COLUMNS = ["run", "llm_calls", "cached", "prompt_tokens", "completion_tokens", "usd", "gpu_hours", "exact"]
+
+
+def plan_rows(root: Path) -> list[list]:
+    """One row per run dir under root that holds a dry_run.json (its `total`), sorted by path."""
+    import json
+
+    rows = []
+    for f in sorted(root.rglob("dry_run.json")):
+        total = json.loads(f.read_text(encoding="utf-8")).get("total", {})
+        rows.append([str(f.parent.relative_to(root)) or ".", total.get("calls", 0), total.get("cache_hits", 0),
+                     total.get("prompt_tokens", 0), total.get("completion_tokens", 0),
+                     round(total.get("usd", 0.0), 4), round(total.get("gpu_hours", 0.0), 2),
+                     "yes" if total.get("exact", False) else "estimate"])
+    return rows
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import csv
+
+    root = Path(args.dir)
+    rows = plan_rows(root) if root.is_dir() else []
+    if not rows:
+        print(f"error: no dry_run.json under {root} (run `python run.py -m ... dry_run=true` first)", file=sys.stderr)
+        return 2
+    width = max(len(r[0]) for r in rows + [["total"]])
+    print(f"{'run':<{width}} {'calls':>9} {'cached':>8} {'in tok':>12} {'out tok':>11} {'usd':>10} {'gpu h':>9}  exact")
+    for r in rows:
+        print(f"{r[0]:<{width}} {r[1]:>9} {r[2]:>8} {r[3]:>12} {r[4]:>11} {r[5]:>10.2f} {r[6]:>9.1f}  {r[7]}")
+    total = ["total", *(sum(r[i] for r in rows) for i in range(1, 7)),
+             "yes" if all(r[7] == "yes" for r in rows) else "estimate"]
+    print(f"{'total':<{width}} {total[1]:>9} {total[2]:>8} {total[3]:>12} {total[4]:>11} {total[5]:>10.2f} "
+          f"{total[6]:>9.1f}  {total[7]}")
+    with open(root / "plan.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([PLAN_COLUMNS, *rows, total])
+    print(f"{len(rows)} run(s) -> {root / 'plan.csv'}  (LLM calls shared between runs of one sweep are counted once "
+          f"per run here; the cache and the stage store make the real total lower)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tacos", description="TACOS utilities (stages run with `python run.py`).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("dir", help="a run dir, or a sweep dir holding many run dirs")
     rep.add_argument("--out", help="where report.md / report.csv / summary.csv go (default: DIR)")
     rep.set_defaults(func=_report)
+    pl = sub.add_parser("plan", help="collect the dry-run forecasts of a sweep dir into one grid (plan.csv)")
+    pl.add_argument("dir", help="a sweep dir (or any folder) holding run dirs with dry_run.json")
+    pl.set_defaults(func=_plan)
     args = parser.parse_args(argv)
     return args.func(args)
 

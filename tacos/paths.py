@@ -14,6 +14,8 @@ class Paths:
     data_dir: str = str(REPO_ROOT / "data")
     output_dir: str = "outputs"
     cache_dir: str = "outputs/cache"
+    store_dir: str = "outputs/store"
+    answers_dir: str = "outputs/answers"
     model_cache_dir: str = str(Path.home() / ".cache" / "tacos" / "models")
 
 

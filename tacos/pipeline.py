@@ -213,15 +213,58 @@ class Pipeline:
                 self.session.close()
         return self.manifests
 
+    def _store(self, mod):
+        """The stage store when this stage's output may be shared between runs (share_outputs), else None."""
+        from tacos.store import StageStore
+
+        if getattr(mod, "SHAREABLE", False) and self.cfg.get("share_outputs", False):
+            return StageStore(self.cfg.paths.store_dir)
+        return None
+
     def _run_stage(self, name: str) -> dict:
         mod = stage_module(name)
         slice_, chash, inputs = self._identity(name, mod)
         old = read_manifest(self.run_dir, name)
         if old and old.get("status") == "complete" and old.get("config_hash") == chash and old.get("inputs") == inputs:
             log.info("stage %s: complete with identical config and inputs, skipped (%s)", name, self.run_dir / name)
-            if self.logger:
-                self.logger.log_stage(old, self.run_dir)
-            return old
+            return self._done(old)
+        store = self._store(mod)
+        if store is None:
+            return self._compute(name, mod, slice_, chash, inputs)
+        from tacos.store import store_key
+
+        key = store_key(name, chash, inputs, __version__)
+        with store.lock(name, key):
+            manifest = self._reuse(store, name, key) or self._compute(name, mod, slice_, chash, inputs)
+            store.publish(name, key, self.run_dir / name)
+        return manifest
+
+    def _reuse(self, store, name: str, key: str) -> dict | None:
+        stored = store.lookup(name, key)
+        if stored is None:
+            return None
+        final = self.run_dir / name
+        shutil.rmtree(final, ignore_errors=True)  # an outdated version of this stage (different config)
+        store.materialize(stored, final)
+        manifest = read_manifest(self.run_dir, name)
+        log.info("stage %s: identical output already computed by another run, reused (%s)", name, stored)
+        # This run's own cost of the stage is nothing; what computing it cost is kept for the record.
+        manifest.update({"reused_from": str(stored), "computed": {"llm": manifest.get("llm", {}),
+                         "seconds": manifest.get("seconds"), "started_at": manifest.get("started_at")},
+                         "llm": {}, "seconds": 0.0})
+        write_json_atomic(final / "manifest.json", manifest)  # a new file: the store's hard link is untouched
+        return self._done(manifest)
+
+    def _done(self, manifest: dict) -> dict:
+        """After a stage is complete in the run dir (computed, resumed or reused): stage hooks, then tracking."""
+        hook = getattr(stage_module(manifest["stage"]), "publish", None)
+        if hook is not None:
+            hook(self.cfg, self.run_dir / manifest["stage"], manifest)
+        if self.logger:
+            self.logger.log_stage(manifest, self.run_dir)
+        return manifest
+
+    def _compute(self, name: str, mod, slice_: dict, chash: str, inputs: dict) -> dict:
         partial = self.run_dir / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
@@ -261,9 +304,7 @@ class Pipeline:
         else:
             os.replace(partial, final)
         log.info("stage %s: done in %.1f s %s", name, seconds, json.dumps(manifest["counts"]))
-        if self.logger:
-            self.logger.log_stage(manifest, self.run_dir)
-        return manifest
+        return self._done(manifest)
 
     def _llm_delta(self, before) -> dict:
         from tacos.llm.session import stats_dict
@@ -276,6 +317,26 @@ class Pipeline:
         return d
 
     # -- dry run -------------------------------------------------------------------------------------------------
+    def _reusable(self, name: str, mod) -> bool:
+        """Dry run: is this stage already complete here or in the store? A stored output is copied in (as the real
+        run would do first), so the forecasts of later stages read real inputs and are exact."""
+        from tacos.store import store_key
+
+        try:
+            _, chash, inputs = self._identity(name, mod)
+        except StageError:  # an input is not computed yet
+            return False
+        old = read_manifest(self.run_dir, name)
+        if old and old.get("status") == "complete" and old.get("config_hash") == chash and old.get("inputs") == inputs:
+            return True
+        store = self._store(mod)
+        stored = store.lookup(name, store_key(name, chash, inputs, __version__)) if store else None
+        if stored is None:
+            return False
+        shutil.rmtree(self.run_dir / name, ignore_errors=True)
+        store.materialize(stored, self.run_dir / name)
+        return True
+
     def dry_run(self, stages: list[str]) -> dict:
         """Forecast LLM calls, tokens and cost per stage without calling any LLM (nothing is started)."""
         from tacos.llm.session import LLMSession
@@ -291,6 +352,10 @@ class Pipeline:
         try:
             for name in stages:
                 mod = stage_module(name)
+                if self._reusable(name, mod):
+                    report[name] = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                    "usd": 0.0, "exact": True, "reused": True}
+                    continue
                 plan = getattr(mod, "plan", None)
                 ctx = StageContext(cfg=self.cfg, run_dir=self.run_dir, out_dir=self.run_dir, name=name,
                                    session=self.session)
@@ -300,7 +365,8 @@ class Pipeline:
             if self.session is not None:
                 self.session.cache.close()
         total = {k: sum(r.get(k, 0) for r in report.values())
-                 for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd")}
+                 for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd", "gpu_hours")}
+        total["exact"] = all(r.get("exact", True) for r in report.values())
         report["total"] = total
         write_json_atomic(self.run_dir / "dry_run.json", report)
         return report

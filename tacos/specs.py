@@ -37,6 +37,7 @@ class ModelSpec:
     deepspeed: str = "z3_offload"       # the default of train.deepspeed: z3 | z3_offload | none
     hidden_size: int | None = None      # resolves DeepSpeed "auto" buckets when validating without the weights
     builder: str | None = None          # "tiny_llama": built locally under ${paths.output_dir}/models/
+    params_b: float | None = None       # parameters in billions: the dry run's GPU-hour forecast (6 x params x tokens)
 
 
 @dataclass
@@ -55,6 +56,10 @@ class JudgeSpec:
     system_prompt: str = "judge_pairwise_system.txt"
     prompt: str = "judge_pairwise.txt"
     model_id: str | None = None  # our answer file in <run>/infer/model_answer/<bench>/; None: the only one there
+    # Where bare baseline names are looked up: <answers_dir>/<name>/<bench>/*.jsonl (the infer stage registers
+    # every run's answers there under its run name, and the base model's under `base`).
+    answers_dir: str | None = None
+    missing_baselines: str = "skip"  # a bare name not registered yet: skip (logged, listed in the manifest) | error
     judge_model_name: str = "gpt-4"  # written into FastChat judgment files (show_result filters on it)
     limit: int | None = None  # judge only the first N questions of every test set (CPU runs)
     temperature: float = 0.0
@@ -79,5 +84,7 @@ class JudgeSpec:
             raise ValueError(f"judge.limit must be a positive number of questions or null, got {self.limit}")
         if min(self.max_tokens, self.mt_bench_max_tokens) < 1 or self.n_boot < 1:
             raise ValueError("judge.max_tokens, judge.mt_bench_max_tokens and judge.n_boot must be >= 1")
+        if self.missing_baselines not in ("skip", "error"):
+            raise ValueError(f"judge.missing_baselines must be skip or error, not {self.missing_baselines!r}")
         if not self.judge_model_name:
             raise ValueError("judge.judge_model_name must not be empty (FastChat's show_result selects on it)")

@@ -30,10 +30,35 @@ def manifest_metrics(manifest: dict) -> dict[str, float]:
     return metrics
 
 
+MODEL_STAGES = ("train", "infer", "judge")
+
+
+def run_identity(cfg: Any, sweep_dir: str | None) -> tuple[str, str, list[str]]:
+    """(group, name, tags) of a run on the dashboard. Jobs of one sweep share a group (the sweep dir's name, or
+    logger.group); names read <run_name>-<model> when a model is trained/evaluated, else <run_name>; tags carry
+    the axes to filter on (dataset, selection, scorer, clustering, model)."""
+    from omegaconf import OmegaConf
+
+    group = OmegaConf.select(cfg, "logger.group", default=None)
+    if not group:
+        group = f"sweep-{Path(sweep_dir).parent.name}-{Path(sweep_dir).name}" if sweep_dir else str(cfg.run_name)
+    name = str(cfg.run_name)
+    if any(s in MODEL_STAGES for s in cfg.stages):
+        name = f"{name}-{cfg.model.name}"
+    axes = {k: OmegaConf.select(cfg, f"{k}.name", default=None)
+            for k in ("dataset", "selection", "scorer", "clustering", "model")}
+    tags = [f"{k}:{v}" for k, v in axes.items() if v] + [str(x) for x in (OmegaConf.select(cfg, "logger.tags") or [])]
+    return str(group), name, tags
+
+
 class NullLogger:
     """logger=none: no tracking."""
 
-    def start(self, config: dict, run_dir: Path, name: str) -> None:  # noqa: D401
+    def __init__(self, group: str | None = None) -> None:  # group: accepted so sweeps can set logger.group always
+        self.group = group
+
+    def start(self, config: dict, run_dir: Path, name: str, group: str | None = None,
+              tags: list[str] | None = None) -> None:  # noqa: D401
         pass
 
     def log_stage(self, manifest: dict, run_dir: Path) -> None:
@@ -56,14 +81,15 @@ class WandbLogger:
     def __post_init__(self) -> None:
         self._run = None
 
-    def start(self, config: dict, run_dir: Path, name: str) -> None:
+    def start(self, config: dict, run_dir: Path, name: str, group: str | None = None,
+              tags: list[str] | None = None) -> None:
         os.environ.setdefault("WANDB_MODE", self.mode)
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb  # lazy: keeps `run.py --help` fast
 
-        self._run = wandb.init(project=self.project, entity=self.entity, group=self.group, name=name,
-                               mode=self.mode, tags=list(self.tags), config=config, dir=str(run_dir),
-                               job_type="tacos")
+        self._run = wandb.init(project=self.project, entity=self.entity, group=group or self.group, name=name,
+                               mode=self.mode, tags=list(tags if tags is not None else self.tags), config=config,
+                               dir=str(run_dir), job_type="tacos")
         log.info("W&B run %s (%s mode) in %s", self._run.id, self.mode, self._run.dir)
 
     def log_stage(self, manifest: dict, run_dir: Path) -> None:

@@ -40,4 +40,10 @@ def tacos_responder(body: dict) -> str:
         return json.dumps({"better_response": "Improved answer: " + _between(user, "[response]:", "Improve")})
     if "better_instruction" in user:
         return json.dumps({"better_instruction": "Clearer: " + _between(user, "[instruction]:", "[response]")})
+    if "[Assistant 1's answer]" in user:  # pairwise judging: the longer answer wins
+        a1 = _between(user, "[Assistant 1's answer]", "[End of Assistant 1's answer]")
+        a2 = _between(user, "[Assistant 2's answer]", "[End of Assistant 2's answer]")
+        return f"{min(10, 3 + len(a1) // 40)} {min(10, 3 + len(a2) // 40)}\nThe longer answer is more helpful."
+    if "[[rating]]" in "\n".join(m.get("content", "") for m in body.get("messages", [])):  # MT-Bench grading
+        return f"A fair answer.\nRating: [[{1 + _h(user) % 10}]]"
     return "I do not know this prompt."

@@ -398,7 +398,12 @@ def test_dry_run_forecast(judged, judge_stub, tmp_path):
     out = run_cli([*_args(judge_stub, judged["tmp"], judged["run_dir"], judged["baselines"], 6), "dry_run=true"])
     assert out.returncode == 0, out.stderr[-2000:]
     plan = json.loads((judged["run_dir"] / "dry_run.json").read_text())["judge"]
-    assert plan["exact"] and plan["calls"] == 0 and plan["cache_hits"] == 42
+    assert plan["exact"] and plan["calls"] == 0 and plan["reused"]  # complete with this config: would be skipped
+    # Another limit (the fake sets have 6 questions): the stage would run again, its 42 calls all from the cache.
+    out = run_cli([*_args(judge_stub, judged["tmp"], judged["run_dir"], judged["baselines"], 7), "dry_run=true"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    plan = json.loads((judged["run_dir"] / "dry_run.json").read_text())["judge"]
+    assert plan["exact"] and plan["cache_hits"] == 42 and plan["calls"] == 0 and not plan.get("reused")
     # No infer output yet: every question assumed answered (ours), baselines as they are: vicuna 6 x 2 baselines and
     # koala_0-3 of base-a (limit 6), both orders, plus 6 MT-Bench questions x 2 turns.
     empty = tmp_path / "not_inferred"
@@ -407,3 +412,40 @@ def test_dry_run_forecast(judged, judge_stub, tmp_path):
     plan = json.loads((empty / "dry_run.json").read_text())["judge"]
     assert not plan["exact"] and plan["calls"] + plan["cache_hits"] == 2 * (6 + 6 + 4) + 12
     assert judge_stub.count == before
+
+
+def test_baselines_by_registered_name(judge_stub, tmp_path):
+    """Bare names resolve in the answers registry of the same model; names not registered yet are skipped, listed,
+    and part of the stage identity (judged once they exist)."""
+    run_dir = tmp_path / "run"
+    _fake_run(run_dir, tmp_path)
+    registry = tmp_path / "outputs" / "answers" / "tiny"
+    _answer_file(registry / "sample-random" / "vicuna" / "tiny-sample-random.jsonl", "tiny-sample-random",
+                 {q: b for q, (_, b) in VICUNA.items()})
+    args = _args(judge_stub, tmp_path, run_dir, ["sample-random", "sample-longest"], 3, "judge=pairwise",
+                 "judge.test_sets=[vicuna]")
+    out = run_cli(args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = _manifest(run_dir)
+    assert set(m["stats"]["pairwise"]) == {"tiny-sample-random"}
+    assert m["stats"]["absent_baselines"] == ["sample-longest"]
+    assert m["counts"]["pairwise_baselines"] == 1 and m["counts"]["pairwise_baselines_absent"] == 1
+    assert m["config"]["config"]["baselines"]["sample-longest"] is None
+    assert "sample-longest" in out.stdout + out.stderr and "skipped" in out.stdout + out.stderr
+
+    # The missing baseline appears: the stage runs again; only the new comparisons are new calls.
+    before = judge_stub.count
+    _answer_file(registry / "sample-longest" / "vicuna" / "tiny-sample-longest.jsonl", "tiny-sample-longest",
+                 {q: "quality=5, says longest" for q in VICUNA})
+    out = run_cli(args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = _manifest(run_dir)
+    assert set(m["stats"]["pairwise"]) == {"tiny-sample-random", "tiny-sample-longest"}
+    assert m["stats"]["absent_baselines"] == []
+    assert judge_stub.count - before == m["llm"]["calls"] == 3 * 2
+
+    # missing_baselines=error, or only unregistered names with judge=pairwise: a clear error before any call.
+    out = run_cli([*args[:-1], "judge.baselines=[nope]", "judge.missing_baselines=error"])
+    assert out.returncode != 0 and "no answers registered as 'nope'" in out.stderr
+    out = run_cli([*args[:-1], "judge.baselines=[nope]"])
+    assert out.returncode != 0 and "none of the baselines ['nope']" in out.stderr

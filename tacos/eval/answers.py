@@ -55,6 +55,7 @@ class InferSpec:
     dtype: str = "auto"  # auto: bfloat16 on a GPU that supports it (else float16), float32 on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N (transformers backend)
     vllm: dict = field(default_factory=dict)  # extra keyword arguments of vllm.LLM (tensor_parallel_size, ...)
+    base_answers: bool = False  # also answer with the model before fine-tuning (judge baseline `base`)
 
     def __post_init__(self) -> None:
         # The model id names the answer files (as export names the dataset): keep it a safe file name.

@@ -14,6 +14,7 @@ from tacos.records import iter_jsonl, write_jsonl
 from tacos.stages.common import load_pool
 
 COMPONENTS = ("clustering",)
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 
 
 @dataclass

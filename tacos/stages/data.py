@@ -7,6 +7,7 @@ from tacos.config import to_container
 from tacos.records import file_sha256, write_jsonl
 
 COMPONENTS = ("dataset",)
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 
 
 def requires(cfg) -> list[str]:

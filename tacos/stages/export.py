@@ -10,6 +10,7 @@ from tacos.config import to_container
 from tacos.records import file_sha256, iter_jsonl
 
 COMPONENTS = ()
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 _NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
              "request. ### Instruction: ")
 _WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "

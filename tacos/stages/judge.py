@@ -23,7 +23,7 @@ from tacos.data.test_sets import (MT_BENCH, TEST_SETS, data_dir, load_mt_bench, 
 from tacos.eval.judging import (NEED_REF_CATS, MTBenchItem, combine, fastchat_single_row, mt_bench_prompt_name,
                                 mt_bench_summary, mt_bench_user_prompt, pairwise_summary, parse_mt_bench_rating,
                                 parse_pairwise_scores, render, verdict)
-from tacos.pipeline import StageError, write_json_atomic
+from tacos.pipeline import StageError, read_manifest, write_json_atomic
 from tacos.records import TestQuestion, dumps, file_sha256, read_jsonl, write_jsonl
 from tacos.specs import JudgeSpec
 from tacos.stages.common import check_errors, empty_plan, prompts_hash, read_prompt
@@ -59,8 +59,12 @@ def config_slice(cfg) -> dict:
     if spec["kind"] != "mt_bench":
         out["prompt_hash"] = prompts_hash(spec["system_prompt"], spec["prompt"])
         out["test_set_files"] = {t: file_sha256(data_dir() / "test_sets" / f"{t}.jsonl") for t in spec["test_sets"]}
-        out["baselines"] = {entry: {b: file_sha256(p) for b, p in _baseline_files(entry, spec["test_sets"]).items()}
-                            for entry in spec["baselines"]}
+        judge = JudgeSpec(**{k: v for k, v in spec.items() if k != "_target_"})
+        out["baselines"] = {}
+        for entry in spec["baselines"]:
+            files = _baseline_files(entry, spec["test_sets"], judge)
+            # A registered name that is missing now is part of the identity: judge again once it exists.
+            out["baselines"][entry] = None if files is None else {b: file_sha256(p) for b, p in files.items()}
     if spec["kind"] != "pairwise":
         out["mt_bench_files"] = {name: file_sha256(data_dir() / MT_BENCH / name)
                                  for name in ("question.jsonl", "judge_prompts.jsonl", "reference_answer/gpt-4.jsonl")}
@@ -91,8 +95,10 @@ def read_answers(path: Path) -> Answers:
 
 def _our_answer_file(infer_dir: Path, spec: JudgeSpec, bench: str) -> Path | None:
     folder = infer_dir / "model_answer" / bench
-    if spec.model_id:
-        path = folder / f"{spec.model_id}.jsonl"
+    # Ours: judge.model_id, else the fine-tuned model the infer stage names (not the base model it may also answer).
+    model_id = spec.model_id or (read_manifest(infer_dir.parent, infer_dir.name) or {}).get("stats", {}).get("model_id")
+    if model_id:
+        path = folder / f"{model_id}.jsonl"
         return path if path.is_file() else None
     files = sorted(folder.glob("*.jsonl"))
     if len(files) > 1:
@@ -112,9 +118,21 @@ def _our_answers(ctx, spec: JudgeSpec, benches: list[str]) -> dict[str, Answers]
     return {b: read_answers(p) for b, p in found.items()}
 
 
-def _baseline_files(entry: str, benches: list[str]) -> dict[str, Path]:
+def _baseline_files(entry: str, benches: list[str], spec: JudgeSpec) -> dict[str, Path] | None:
     """bench -> answer file of one judge.baselines entry: an answer file <...>/<bench>/<model>.jsonl, a run dir
-    with infer/, an infer stage folder, or a model_answer folder of <bench>/ subfolders."""
+    with infer/, an infer stage folder, a model_answer folder of <bench>/ subfolders, or a bare name registered in
+    judge.answers_dir (None when that name is not registered yet)."""
+    from tacos.eval import registry
+
+    if spec.answers_dir and registry.is_name(entry):
+        folder = Path(spec.answers_dir) / entry
+        if not folder.is_dir():
+            if spec.missing_baselines == "error":
+                have = registry.names(Path(spec.answers_dir).parent, Path(spec.answers_dir).name)
+                raise StageError(f"judge.baselines: no answers registered as {entry!r} in {spec.answers_dir} "
+                                 f"(registered: {have or 'none'}). Run that experiment with the same model first.")
+            return None
+        entry = str(folder)
     path = Path(entry).expanduser()
     if path.is_file():
         bench = path.parent.name
@@ -140,14 +158,20 @@ def _baseline_files(entry: str, benches: list[str]) -> dict[str, Path]:
     return out
 
 
-def _baselines(spec: JudgeSpec) -> dict[str, dict[str, Answers]]:
-    """label (the model id of its answer files) -> bench -> answers."""
+def _baselines(spec: JudgeSpec) -> tuple[dict[str, dict[str, Answers]], list[str]]:
+    """(label (the model id of its answer files) -> bench -> answers, registered names not found)."""
     if not spec.baselines:
         raise StageError("judge.baselines is empty: pairwise judging needs at least one baseline, e.g. "
                          "'judge.baselines=[outputs/runs/.../baseline_run_dir]' (or use judge=mt_bench)")
     out: dict[str, dict[str, Answers]] = {}
+    absent: list[str] = []
     for entry in spec.baselines:
-        files = _baseline_files(entry, list(spec.test_sets))
+        files = _baseline_files(entry, list(spec.test_sets), spec)
+        if files is None:
+            log.warning("judge: baseline %r has no registered answers in %s yet: skipped (run it, then re-run "
+                        "stages=[judge,report] here: only the new comparisons are judged)", entry, spec.answers_dir)
+            absent.append(entry)
+            continue
         if not files:
             raise StageError(f"judge.baselines: {entry} has answers for none of {list(spec.test_sets)}")
         answers = {b: read_answers(p) for b, p in files.items()}
@@ -156,7 +180,7 @@ def _baselines(spec: JudgeSpec) -> dict[str, dict[str, Answers]]:
             raise StageError(f"judge.baselines: two baselines are both named {label!r} (their answer files' "
                              f"name); rename one file so the results can tell them apart")
         out[label] = answers
-    return out
+    return out, absent
 
 
 # -- pairwise ------------------------------------------------------------------------------------------------------
@@ -207,7 +231,7 @@ def _pairwise(ctx, spec: JudgeSpec) -> tuple[dict, dict]:
     from tacos.plots import win_tie_lose_bar
 
     ours = _our_answers(ctx, spec, list(spec.test_sets))
-    baselines = _baselines(spec)
+    baselines, absent = _baselines(spec)
     matches, missing, skipped = _pairwise_matches(spec, ours, baselines)
     for label, bench in skipped:
         log.warning("judge: baseline %s has no answers for %s: skipped", label, bench)
@@ -267,7 +291,10 @@ def _pairwise(ctx, spec: JudgeSpec) -> tuple[dict, dict]:
         ctx.add_plot(png)
     n_invalid = sum(r.status == "invalid" for r in results)
     counts = {"pairwise_calls": len(requests), "pairwise_questions": len(matches), "pairwise_invalid_calls": n_invalid,
-              "pairwise_missing_answers": len(missing), "pairwise_errors": n_err}
+              "pairwise_missing_answers": len(missing), "pairwise_errors": n_err,
+              "pairwise_baselines": len(baselines), "pairwise_baselines_absent": len(absent)}
+    if absent:
+        stats["_absent_baselines"] = absent
     return counts, stats
 
 
@@ -384,10 +411,12 @@ def run(ctx) -> dict:
     spec: JudgeSpec = ctx.component("judge")
     counts: dict = {}
     stats: dict = {"judge_llm": ctx.llm.identity, "judge_model_name": spec.judge_model_name}
-    if _does(spec, "pairwise"):
+    if _does(spec, "pairwise") and _pairwise_possible(spec):
         c, s = _pairwise(ctx, spec)
+        absent = s.pop("_absent_baselines", [])
         counts.update(c)
         stats["pairwise"] = s
+        stats["absent_baselines"] = absent
     if _does(spec, "mt_bench"):
         c, s = _mt_bench(ctx, spec)
         counts.update(c)
@@ -395,21 +424,42 @@ def run(ctx) -> dict:
     return {"counts": counts, "stats": stats}
 
 
+def _pairwise_possible(spec: JudgeSpec) -> bool:
+    """False when every baseline is a registered name not available yet and MT-Bench grading can still run."""
+    baselines, absent = _baselines(spec)
+    if baselines:
+        return True
+    if spec.kind == "all":
+        log.warning("judge: none of the baselines %s is registered yet: pairwise judging skipped, MT-Bench only",
+                    absent)
+        return False
+    raise StageError(f"judge: none of the baselines {absent} has registered answers in {spec.answers_dir}; run "
+                     f"those experiments with the same model first (or use judge=mt_bench)")
+
+
 def plan(ctx) -> dict:
-    """Exact when the infer stage's answers are in the run dir; otherwise every question is assumed answered (a
-    placeholder answer: the token counts are a lower bound)."""
+    """Exact when the infer stage's answers and every baseline's are there; otherwise every question is assumed
+    answered by placeholders (call counts exact, token counts a lower bound)."""
     spec: JudgeSpec = ctx.component("judge")
     infer_dir = ctx.run_dir / "infer"
-    exact = (infer_dir / "manifest.json").is_file()
+    answered = (infer_dir / "manifest.json").is_file()
+    exact = answered
     requests = []
     if _does(spec, "pairwise"):
         benches = list(spec.test_sets)
-        ours = _our_answers(ctx, spec, benches) if exact else {b: _placeholder(load_test_set(b, spec.limit))
-                                                               for b in benches}
-        matches = _pairwise_matches(spec, ours, _baselines(spec))[0]
-        requests += [_pairwise_request(spec, m, o) for m in matches for o in ORDERS]
+        baselines, absent = _baselines(spec)
+        for name in absent:
+            # Forecast as if registered: `base` is answered by this run's infer stage, other names by the runs a
+            # sweep (multirun.sh) puts before this one.
+            baselines[name] = {b: _placeholder(load_test_set(b, spec.limit), name) for b in benches}
+            exact = False
+        if baselines:
+            ours = _our_answers(ctx, spec, benches) if answered else {b: _placeholder(load_test_set(b, spec.limit))
+                                                                      for b in benches}
+            matches = _pairwise_matches(spec, ours, baselines)[0]
+            requests += [_pairwise_request(spec, m, o) for m in matches for o in ORDERS]
     if _does(spec, "mt_bench"):
-        answers = (_our_answers(ctx, spec, [MT_BENCH])[MT_BENCH] if exact
+        answers = (_our_answers(ctx, spec, [MT_BENCH])[MT_BENCH] if answered
                    else _placeholder(load_mt_bench(spec.limit)))
         requests += [req for _, _, req, _ in _mt_bench_plan(spec, answers) if req is not None]
     if not requests:
@@ -417,6 +467,7 @@ def plan(ctx) -> dict:
     return {**ctx.llm.forecast(requests), "exact": exact}
 
 
-def _placeholder(questions: list[TestQuestion]) -> Answers:
-    return Answers(model_id="(not answered yet)", path=Path("-"),
-                   turns={q.question_id: ["(answer)", "(answer)"] for q in questions})
+def _placeholder(questions: list[TestQuestion], who: str = "ours") -> Answers:
+    # Distinct per model: identical placeholder pairs would look like one cached call to the forecast.
+    return Answers(model_id=f"(not answered yet: {who})", path=Path("-"),
+                   turns={q.question_id: [f"({who} answer)", f"({who} answer)"] for q in questions})

@@ -12,6 +12,7 @@ from tacos.config import to_container
 from tacos.records import iter_jsonl, write_jsonl
 
 COMPONENTS = ()
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 
 
 def requires(cfg) -> list[str]:

@@ -12,6 +12,7 @@ from tacos.records import iter_jsonl, write_jsonl
 from tacos.stages.common import check_errors, fill, prompts_hash, read_prompt
 
 COMPONENTS = ()
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 SYSTEM, RESPONSE, INSTRUCTION = "refine_system.txt", "refine_response.txt", "refine_instruction.txt"
 
 

@@ -18,6 +18,7 @@ from tacos.stages.common import (check_errors, empty_plan, fill, instruction_tex
                                  prompts_hash, read_prompt)
 
 COMPONENTS = ("scorer",)
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 PREFERENCE_PROMPT = "score_pair_preference.txt"
 
 

@@ -11,6 +11,7 @@ from tacos.records import Record, iter_jsonl, write_jsonl
 from tacos.stages.common import load_pool
 
 COMPONENTS = ("selection",)
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 STRATEGIES = ("per_cluster", "global_top", "random", "longest", "threshold", "all", "external")
 _SCORED = ("per_cluster", "global_top", "threshold")
 

@@ -10,6 +10,7 @@ from tacos.stages.common import (check_errors, empty_plan, fill, instruction_tex
                                  prompts_hash, read_prompt)
 
 COMPONENTS = ("tagger",)
+SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
 
 
 @dataclass

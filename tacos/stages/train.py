@@ -28,8 +28,15 @@ _NOT_IDENTITY = ("master_addr", "master_port", "node_rank", "resume", "allow_cpu
 _COPIED = ("trainer_state.json", "trainer_log.jsonl", "train_results.json", "training_loss.png")
 
 
+def _source(cfg) -> str | None:
+    """The stage whose subset is trained on: the refined one when this run refines, else the export."""
+    if cfg.train.dataset:
+        return None
+    return "refine" if "refine" in cfg.stages else "export"
+
+
 def requires(cfg) -> list[str]:
-    return [] if cfg.train.dataset else ["export"]
+    return [_source(cfg)] if _source(cfg) else []
 
 
 def uses_llm(cfg) -> bool:
@@ -56,7 +63,7 @@ def run(ctx) -> dict:
 
     cfg, tcfg, spec = ctx.cfg, ctx.component("train"), ctx.component("model")
     preflight.check_train_extra()
-    data = preflight.resolve_dataset(Path(tcfg.dataset) if tcfg.dataset else ctx.input_dir("export"), tcfg.dataset_name)
+    data = preflight.resolve_dataset(Path(tcfg.dataset) if tcfg.dataset else ctx.input_dir(_source(cfg)), tcfg.dataset_name)
     gpus = preflight.visible_gpus()
     if tcfg.launch:
         preflight.check_gpus(spec, tcfg, gpus)
@@ -175,3 +182,32 @@ def _copy_outputs(ctx, output_dir: Path) -> None:
             shutil.copy2(src, ctx.out_dir / name)
             if name.endswith(".png"):
                 ctx.add_plot(ctx.out_dir / name)
+
+
+def plan(ctx) -> dict:
+    """The dry run's forecast: no LLM calls; GPU hours = 6 x params x tokens x epochs / (peak x utilisation). Tokens
+    are counted (~4 characters each) when the subset is in the run dir, else budget x train.tokens_per_row."""
+    from tacos.stages.common import empty_plan
+
+    cfg, tcfg, spec = ctx.cfg, ctx.component("train"), ctx.component("model")
+    source = Path(tcfg.dataset) if tcfg.dataset else ctx.run_dir / _source(cfg)
+    tokens, exact_rows = _subset_tokens(source, tcfg.dataset_name)
+    if tokens is None:
+        rows = OmegaConf.select(cfg, "selection.budget", default=None)
+        if not rows or OmegaConf.select(cfg, "selection.strategy", default=None) == "all":
+            rows = len(ctx.component("dataset").load(seed=int(cfg.seed)))  # the full pool is trained on
+        tokens = int(rows) * int(tcfg.tokens_per_row)
+    flops = 6.0 * float(spec.params_b or 0.0) * 1e9 * tokens * float(spec.num_train_epochs)
+    gpu_hours = flops / (float(tcfg.gpu_peak_tflops) * 1e12 * float(tcfg.gpu_utilization)) / 3600.0
+    return {**empty_plan(), "exact": True, "gpu_hours": round(gpu_hours, 3), "train_tokens": tokens,
+            "tokens_counted": exact_rows}
+
+
+def _subset_tokens(source: Path, dataset_name: str | None) -> tuple[int | None, bool]:
+    if not (source.is_file() or (source / "manifest.json").is_file()):
+        return None, False
+    from tacos.train import preflight
+
+    data = preflight.resolve_dataset(source, dataset_name)
+    chars = sum(len(json.dumps(row, ensure_ascii=False)) for row in preflight._load_rows(data.file))
+    return chars // 4, True

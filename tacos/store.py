@@ -1,0 +1,81 @@
+"""The stage store: completed outputs of shareable stages, addressed by what determines them.
+
+A stage's output is a function of (stage, config hash, input hashes, tacos version). Runs that share such a key
+share the output: the stage is computed once and copied (hard links where the filesystem allows) into every other
+run dir. Three models trained on one selection compute the selection once; a sweep that varies only the scorer
+reuses the tags. A file lock per key makes concurrent jobs (SLURM/Ray arrays) wait for the first instead of
+computing the same stage twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+def store_key(stage: str, config_hash: str, inputs: dict, version: str) -> str:
+    blob = json.dumps({"stage": stage, "config_hash": config_hash, "inputs": inputs, "version": version},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # stage outputs are only ever replaced whole, never edited in place: links are safe
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+class StageStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def folder(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def lookup(self, stage: str, key: str) -> Path | None:
+        folder = self.folder(stage, key)
+        return folder if (folder / "manifest.json").is_file() else None
+
+    @contextlib.contextmanager
+    def lock(self, stage: str, key: str) -> Iterator[None]:
+        path = self.root / stage / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("stage %s: another job is computing the same output (%s); waiting for it", stage, key)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def materialize(self, stored: Path, dest: Path) -> None:
+        """Copy a stored stage folder to `dest` (which must not exist) through a partial folder + rename."""
+        partial = dest.with_name(f".{dest.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(stored, partial, copy_function=_link_or_copy)
+        os.replace(partial, dest)
+
+    def publish(self, stage: str, key: str, done: Path) -> None:
+        """Put a completed stage folder into the store (no-op when that key is already stored)."""
+        final = self.folder(stage, key)
+        if final.exists():
+            return
+        tmp = final.with_name(f".{key}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(done, tmp, copy_function=_link_or_copy)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another job published the same key first
+            shutil.rmtree(tmp, ignore_errors=True)

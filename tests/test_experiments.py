@@ -1,0 +1,204 @@
+"""The experiment layer: paper overlays x models compose into the whole chain, stage outputs are shared between
+runs, the sweep grid forecasts (multirun.sh --dry-run), W&B names and groups."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli, stub_overrides
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tacos.pipeline import STAGE_ORDER
+from tacos.store import StageStore
+from tacos.tracking import run_identity
+
+PAPER = ["tacos_alpaca", "tacos_evol", "wo_contrastive", "wo_cluster", "refined"]
+BASELINES = ["baseline_random", "baseline_longest", "baseline_full", "baseline_alpagasus", "baseline_lima"]
+MODELS = ["llama2_7b", "llama2_13b", "mistral7b"]
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("experiment", PAPER + BASELINES)
+@pytest.mark.parametrize("model", MODELS)
+def test_paper_overlays_run_the_whole_chain(experiment, model):
+    cfg = _compose(f"experiment={experiment}", f"model={model}")
+    stages = list(cfg.stages)
+    assert stages == sorted(stages, key=STAGE_ORDER.index)
+    assert stages[-4:] == ["train", "infer", "judge", "report"] and "export" in stages
+    assert cfg.model.name == model
+    if experiment in PAPER:
+        assert cfg.judge.kind == "all" and cfg.selection.budget == 1000
+        assert list(cfg.judge.baselines) == [f"{cfg.dataset.name}-{b}" for b in ("full", "random", "longest",
+                                                                               "alpagasus")] + ["lima"]
+        assert cfg.judge.answers_dir.endswith(f"answers/{model}")
+    else:
+        assert cfg.judge.kind == "mt_bench"
+    # Baselines register their answers under the names the TACOS runs judge against.
+    names = {"baseline_random": "random", "baseline_longest": "longest", "baseline_full": "full",
+             "baseline_alpagasus": "alpagasus"}
+    if experiment in names:
+        assert cfg.run_name == f"{cfg.dataset.name}-{names[experiment]}"
+    if experiment == "refined":
+        assert stages.index("refine") < stages.index("train")
+
+
+def test_smoke_is_the_whole_chain_on_cpu():
+    cfg = _compose("experiment=smoke")
+    assert list(cfg.stages) == [s for s in STAGE_ORDER if s != "refine"]
+    assert cfg.model.name == "tiny" and cfg.selection.budget == 50 and cfg.dataset.limit > 50
+    assert cfg.infer.base_answers and list(cfg.judge.baselines) == ["base"] and cfg.judge.kind == "all"
+    assert OmegaConf.select(cfg, "llm._target_").endswith("LocalLlamaCpp")
+
+
+def test_run_identity_names_and_groups():
+    cfg = _compose("experiment=tacos_alpaca", "model=mistral7b")
+    group, name, tags = run_identity(cfg, "/x/outputs/multirun/2026-11-29/10-00-00")
+    assert group == "sweep-2026-11-29-10-00-00" and name == "alpaca-tacos-mistral7b"
+    assert {"dataset:alpaca", "selection:tacos", "scorer:contrastive", "clustering:kmeans", "model:mistral7b"} <= set(tags)
+    # A single selection-only run: grouped by its own name, no model in the name.
+    cfg = _compose("stages=[data,tag]")
+    assert run_identity(cfg, None)[:2] == (cfg.run_name, cfg.run_name)
+    cfg = _compose("logger.group=paper", "experiment=baseline_random")
+    assert run_identity(cfg, "/x/a/b")[0] == "paper"
+
+
+# -- the stage store -------------------------------------------------------------------------------------------------
+def test_store_publish_materialize_and_links(tmp_path):
+    store = StageStore(tmp_path / "store")
+    done = tmp_path / "run" / "tag"
+    done.mkdir(parents=True)
+    (done / "tags.jsonl").write_text("x\n")
+    (done / "manifest.json").write_text("{}")
+    assert store.lookup("tag", "k1") is None
+    store.publish("tag", "k1", done)
+    stored = store.lookup("tag", "k1")
+    assert stored is not None and (stored / "tags.jsonl").read_text() == "x\n"
+    dest = tmp_path / "run2" / "tag"
+    dest.parent.mkdir()
+    store.materialize(stored, dest)
+    assert (dest / "tags.jsonl").read_text() == "x\n"
+    assert os.stat(dest / "tags.jsonl").st_ino == os.stat(stored / "tags.jsonl").st_ino  # hard link, no copy
+    store.publish("tag", "k1", done)  # publishing a stored key again is a no-op
+    assert not list((tmp_path / "store" / "tag").glob(".*partial"))
+
+
+def test_store_lock_makes_a_second_job_wait(tmp_path):
+    store = StageStore(tmp_path / "store")
+    order = []
+
+    def job(name: str, hold: float) -> None:
+        with store.lock("score", "k"):
+            order.append(f"{name} in")
+            time.sleep(hold)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=job, args=("a", 0.5))
+    first.start()
+    time.sleep(0.1)
+    second = threading.Thread(target=job, args=("b", 0.0))
+    second.start()
+    first.join()
+    second.join()
+    assert order == ["a in", "a out", "b in", "b out"]
+
+
+def test_selection_is_computed_once_for_three_models(stub, tmp_path):
+    """A model sweep over the selection stages: the first job computes, the other two reuse (no backend call)."""
+    sweep = tmp_path / "sweep"
+    out = run_cli(["-m", "model=tiny,llama2_7b,mistral7b", *stub_overrides(stub, tmp_path), "dataset.limit=16",
+                   "selection.budget=4", "clustering.k=4", "scorer.n_boot=20", f"hydra.sweep.dir={sweep}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p for p in sweep.iterdir() if (p / "export" / "manifest.json").is_file())
+    assert len(runs) == 3
+    manifests = [{p.parent.name: json.loads(p.read_text()) for p in r.glob("*/manifest.json")} for r in runs]
+    first, *others = manifests
+    assert all("reused_from" not in m for m in first.values())
+    assert first["tag"]["llm"]["calls"] == 16
+    for m in others:
+        assert all(v.get("reused_from") and v["llm"] == {} for v in m.values())
+        assert m["export"]["output_hash"] == first["export"]["output_hash"]
+    assert stub.count == first["tag"]["llm"]["calls"] + first["score"]["llm"]["calls"]
+
+
+# -- forecasts -------------------------------------------------------------------------------------------------------
+def test_paper_run_dry_run_forecasts_calls_and_gpu_hours(stub, tmp_path):
+    run_dir = tmp_path / "d"
+    out = run_cli([*stub_overrides(stub, tmp_path), "experiment=tacos_alpaca", "dataset=sample", "dataset.limit=12",
+                   "model=mistral7b", "dry_run=true", f"hydra.run.dir={run_dir}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    plan = json.loads((run_dir / "dry_run.json").read_text())
+    assert stub.count == 0
+    assert plan["tag"]["calls"] == 12
+    # 6 x 7.24e9 params x (1,000 rows x 400 tokens) x 15 epochs / (312e12 FLOP/s x 0.3) / 3600 = 0.774 GPU hours
+    assert plan["train"]["gpu_hours"] == pytest.approx(0.774, abs=0.001)
+    # Pairwise judging against the 5 registered-later baselines, both orders, plus MT-Bench (80 x 2 turns).
+    n_pairwise = 2 * 5 * (180 + 252 + 218 + 80 + 300)
+    # (identical requests — a question that two test sets share — are made once: forecast as cache hits)
+    assert plan["judge"]["calls"] + plan["judge"]["cache_hits"] == n_pairwise + 160
+    assert plan["judge"]["exact"] is False
+    assert "gpu h" in out.stdout
+
+
+def test_multirun_dry_run_prints_the_grid(stub, tmp_path):
+    lima = tmp_path / "lima.json"
+    lima.write_text(json.dumps([{"conversations": [{"from": "human", "value": f"q{i}"},
+                                                   {"from": "gpt", "value": f"a{i}"}]} for i in range(3)]))
+    env = {**os.environ, "PYTHON": str(Path(os.sys.executable)), "MODELS": "tiny,mistral7b", "ABLATION_MODELS": "tiny",
+           "DATASETS": "sample", "ABLATION_DATASET": "sample", "SWEEP_ROOT": str(tmp_path / "grid"), "TACOS_LIMA_PATH": str(lima)}
+    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run", *stub_overrides(stub, tmp_path),
+                          "dataset.limit=8"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert stub.count == 0
+    rows = (tmp_path / "grid" / "plan.csv").read_text().splitlines()
+    # lima x 2 models, 4 baselines x 2, tacos x 2, 3 ablation/refined runs x 1, plus header and total
+    assert len(rows) == 2 + 8 + 2 + 3 + 2, rows
+    assert rows[0].startswith("run,llm_calls") and rows[-1].startswith("total")
+    assert "gpu h" in out.stdout and "sample_tacos/0_sample-tacos_tiny" in out.stdout
+
+
+# -- the whole chain -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_smoke_chain_with_stub_llm(stub, tmp_path):
+    """experiment=smoke end to end with the stub as LLM (fast): 56 rows -> 50 selected -> tiny SFT with DeepSpeed ->
+    answers of the fine-tuned and the base model -> pairwise (both orders) + MT-Bench judging -> report. The dry run's
+    forecast of every stage's LLM calls equals the calls made (once the tags are known, the scoring forecast is
+    exact too)."""
+    pytest.importorskip("llamafactory")
+    run_dir = tmp_path / "run"
+    args = ["experiment=smoke", *stub_overrides(stub, tmp_path), f"hydra.run.dir={run_dir}"]
+    dry = run_cli([*args, "dry_run=true"])
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    forecast = json.loads((run_dir / "dry_run.json").read_text())
+    out = run_cli([*args, "stages=[data,tag,normalize,cluster]"], timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    dry2 = run_cli([*args, "dry_run=true"])
+    assert dry2.returncode == 0, dry2.stderr[-3000:]
+    forecast2 = json.loads((run_dir / "dry_run.json").read_text())
+    assert forecast2["score"]["exact"] and forecast2["judge"]["exact"] is False  # answers unknown before infer
+    out = run_cli(args, timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("*/manifest.json")}
+    assert set(m) == set(STAGE_ORDER) - {"refine"}
+    assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 56
+    assert m["score"]["llm"]["calls"] == forecast2["score"]["calls"] > 0
+    assert m["judge"]["llm"]["calls"] == forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 2 * 2 * 2 + 2 * 2
+    assert m["select"]["counts"]["selected"] == 50
+    assert m["train"]["stats"]["launched"] and m["train"]["stats"]["deepspeed"] == "z3"
+    assert m["infer"]["stats"]["base"]["model_id"] == "tiny-base"
+    pw = m["judge"]["stats"]["pairwise"]
+    assert set(pw) == {"tiny-base"} and set(pw["tiny-base"]) == {"koala", "vicuna"}
+    assert (tmp_path / "outputs" / "answers" / "tiny" / "smoke" / "koala" / "tiny-smoke.jsonl").is_file()
+    assert (tmp_path / "outputs" / "answers" / "tiny" / "base" / "vicuna" / "tiny-base.jsonl").is_file()
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "tiny-base" in report
