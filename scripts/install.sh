@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install TACOS into a virtual environment (default .venv). Idempotent.
-#   EXTRAS=dev,eval,train (default: everything the tests exercise) | dev (selection only, 2.3 GB instead of ~7 GB)
+#   EXTRAS=dev,eval,train,sweep (default: everything the tests exercise) | dev (selection only, 2.3 GB instead of ~7 GB)
 #   VENV=.venv      PYTHON=python3.11
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-dev,eval,train}
+EXTRAS=${EXTRAS:-dev,eval,train,sweep}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 # CPU torch first: a plain `torch` requirement would pull a multi-GB CUDA build. (The train extra then moves

@@ -96,6 +96,11 @@ def test_paper_configs_validate_with_llamafactory_and_deepspeed(tmp_path, shareg
     lora = compose_cfg(["model=llama2_7b", "train.finetuning_type=lora"])
     generate(lora, sharegpt_file, tmp_path / "lora")
     jobs.append(ValidationJob(str(tmp_path / "lora" / "train.yaml"), 8, 4096, cpu=True))
+    # 2 nodes x 8 GPUs: grad-accum 8 keeps the effective batch; DeepSpeed checks train_batch_size at world size 16
+    multinode = compose_cfg(["model=llama2_13b", "train.nnodes=2", "train.nproc_per_node=8"])
+    mn_args, _ = generate(multinode, sharegpt_file, tmp_path / "multinode", world_size=16)
+    assert (mn_args["per_device_train_batch_size"], mn_args["gradient_accumulation_steps"]) == (2, 8)
+    jobs.append(ValidationJob(str(tmp_path / "multinode" / "train.yaml"), 16, 5120, cpu=True))
     qlora = compose_cfg(["model=mistral7b", "train.finetuning_type=qlora", "train.deepspeed=none"])
     generate(qlora, sharegpt_file, tmp_path / "qlora", world_size=1)
     jobs.append(ValidationJob(str(tmp_path / "qlora" / "train.yaml"), 1, 4096, cpu=True))
@@ -121,7 +126,11 @@ def test_paper_configs_validate_with_llamafactory_and_deepspeed(tmp_path, shareg
         assert (ds["zero_stage"], ds["train_batch_size"], ds["world_size"]) == (3, 256, 8)
         assert ds["offload_optimizer"] == ds["offload_param"] == "cpu" and ds["bf16"] is True
         assert ds["gather_16bit_weights_on_model_save"] is True
-    lora_rep, qlora_rep, typo_rep, badds_rep = reports[len(names):]
+    lora_rep, multinode_rep, qlora_rep, typo_rep, badds_rep = reports[len(names):]
+    assert multinode_rep["ok"], (multinode_rep.get("error"), multinode_rep.get("traceback"))
+    mds = multinode_rep["deepspeed"]
+    assert (mds["world_size"], mds["micro_batch_per_gpu"], mds["gradient_accumulation_steps"]) == (16, 2, 8)
+    assert mds["train_batch_size"] == 256 and mds["zero_stage"] == 3
     assert lora_rep["ok"] and lora_rep["llamafactory"]["finetuning_type"] == "lora", lora_rep.get("error")
     assert qlora_rep["ok"] and qlora_rep["llamafactory"]["quantization_bit"] == 4, qlora_rep.get("error")
     assert not typo_rep["ok"] and typo_rep["failed_at"] == "llamafactory"
@@ -218,3 +227,73 @@ def test_multirun_generates_and_validates_all_models_without_launching(tmp_path,
         s = m["stats"]
         assert s["launched"] is False and s["effective_batch"] == 256 and s["grad_accum"] == 16
         assert s["world_size"] == 8 and s["model_name_or_path"] == m["config"]["model"]["model_name_or_path"]
+
+
+# -- multi-node ------------------------------------------------------------------------------------------------------
+def test_multinode_settings_are_checked_before_anything_runs(tmp_path):
+    def train(**kw):
+        return instantiate(compose_cfg([f"train.{k}={v}" for k, v in kw.items()]).train)
+
+    shared = {"dataset": tmp_path / "export", "output_dir": tmp_path / "out"}
+    ok = train(nnodes=2, node_rank=1, master_addr="gpu-node-17", master_port=29500, **shared)
+    ok.validate()
+    with pytest.raises(ValueError, match="master_addr"):
+        train(nnodes=2, master_port=29500, **shared).validate()  # 127.0.0.1
+    with pytest.raises(ValueError, match="master_port"):
+        train(nnodes=2, master_addr="gpu-node-17", **shared).validate()  # a free port differs per node
+    with pytest.raises(ValueError, match="node_rank"):
+        train(nnodes=2, node_rank=2, master_addr="gpu-node-17", master_port=29500, **shared).validate()
+    for missing in ("dataset", "output_dir"):  # each node runs the stage in its own run dir
+        kw = {k: v for k, v in shared.items() if k != missing}
+        with pytest.raises(ValueError, match="train.output_dir and train.dataset"):
+            train(nnodes=2, master_addr="gpu-node-17", master_port=29500, **kw).validate()
+    # values interpolated from SLURM's environment arrive as strings (hydra/launcher=slurm_train_multinode)
+    from tacos.train import TrainConfig
+
+    env = TrainConfig(nnodes="2", node_rank="1", master_port="29500", nproc_per_node="8", master_addr="gpu-node-17",
+                      **{k: str(v) for k, v in shared.items()})
+    assert (env.nnodes, env.node_rank, env.master_port, env.nproc_per_node) == (2, 1, 29500, 8)
+    env.validate()
+
+
+def test_multinode_launch_is_a_static_torchrun_rendezvous(tmp_path, monkeypatch):
+    """The exact torchrun command `llamafactory-cli train` builds from the stage's launch environment for node 1 of
+    2 (a stand-in torchrun on PATH prints it): no hostfile, no ssh; every node runs the same command but its rank."""
+    from tacos.train import launch
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "torchrun").write_text('#!/bin/sh\necho "torchrun $*"\n', encoding="utf-8")
+    (fake / "torchrun").chmod(0o755)
+    for var in ("RDZV_ID", "MIN_NNODES", "MAX_NNODES"):  # LLaMA-Factory's elastic mode would replace node_rank
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", "3")  # stale torchrun variables of an outer launch must not leak in
+    env = launch.launch_env(nproc_per_node=8, nnodes=2, node_rank=1, master_addr="gpu-node-17", master_port=29500,
+                            cpu=False, wandb=None)
+    assert {k: env[k] for k in ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR",
+                                "MASTER_PORT")} == {"FORCE_TORCHRUN": "1", "NNODES": "2", "NODE_RANK": "1",
+                                                    "NPROC_PER_NODE": "8", "MASTER_ADDR": "gpu-node-17",
+                                                    "MASTER_PORT": "29500"}
+    assert "RANK" not in env and "DS_ACCELERATOR" not in env
+    env["PATH"] = os.pathsep.join([str(fake), env["PATH"]])
+    (tmp_path / "train.yaml").write_text("stage: sft\n", encoding="utf-8")
+    launch.train(tmp_path / "train.yaml", env=env, log_file=tmp_path / "train.log")
+    cmd = next(line for line in (tmp_path / "train.log").read_text().splitlines() if line.startswith("torchrun "))
+    assert cmd.split()[:11] == ["torchrun", "--nnodes", "2", "--node_rank", "1", "--nproc_per_node", "8",
+                                "--master_addr", "gpu-node-17", "--master_port", "29500"]
+    assert cmd.endswith("train.yaml") and "hostfile" not in cmd
+
+
+def test_multinode_stage_validates_the_planned_world_without_gpus(tmp_path, sharegpt_file):
+    """The stage on a CPU login node, as node 1 of 2 x 8 GPUs with train.launch=false (~15 s: the validation child
+    imports LLaMA-Factory and DeepSpeed)."""
+    out = run_cli(["model=llama2_13b", "stages=[train]", f"train.dataset={sharegpt_file}", "train.launch=false",
+                   "train.nnodes=2", "train.nproc_per_node=8", "train.node_rank=1", "train.master_addr=gpu-node-17",
+                   "train.master_port=29500", f"train.output_dir={tmp_path / 'out'}", "logger=none",
+                   f"paths.output_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    s = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())["stats"]
+    assert (s["nnodes"], s["nproc_per_node"], s["world_size"], s["grad_accum"], s["effective_batch"]) == (2, 8, 16, 8, 256)
+    assert s["launched"] is False and not (tmp_path / "out").exists()
+    report = json.loads((tmp_path / "run" / "train" / "validation_report.json").read_text())[0]
+    assert report["ok"] and report["deepspeed"]["train_batch_size"] == 256 and report["deepspeed"]["world_size"] == 16

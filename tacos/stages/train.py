@@ -110,9 +110,10 @@ def run(ctx) -> dict:
         log.info("train.launch=false: configs generated and validated in %s, nothing launched", ctx.out_dir)
         return {"counts": {"train_rows": data.rows}, "stats": stats}
 
-    for c in stale:
+    # Multi-node: every node sees the shared output_dir; only node 0 deletes, the others must not race it.
+    for c in stale if int(tcfg.node_rank) == 0 else []:
         log.info("removing checkpoint %s (train.resume=false or incomplete)", c)
-        shutil.rmtree(c)
+        shutil.rmtree(c, ignore_errors=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / MARKER).write_text(json.dumps({"recipe_sha256": rhash, "dataset_sha256": data_sha,
                                                  "model": model_path, "yaml": args}, indent=1, default=str) + "\n",
@@ -199,8 +200,8 @@ def plan(ctx) -> dict:
         tokens = int(rows) * int(tcfg.tokens_per_row)
     flops = 6.0 * float(spec.params_b or 0.0) * 1e9 * tokens * float(spec.num_train_epochs)
     gpu_hours = flops / (float(tcfg.gpu_peak_tflops) * 1e12 * float(tcfg.gpu_utilization)) / 3600.0
-    return {**empty_plan(), "exact": True, "gpu_hours": round(gpu_hours, 3), "train_tokens": tokens,
-            "tokens_counted": exact_rows}
+    # LLM calls: exact (none). GPU hours: always an estimate (FLOP count x assumed utilisation).
+    return {**empty_plan(), "gpu_hours": round(gpu_hours, 3), "train_tokens": tokens, "tokens_counted": exact_rows}
 
 
 def _subset_tokens(source: Path, dataset_name: str | None) -> tuple[int | None, bool]:

@@ -43,7 +43,17 @@ class TrainConfig:
     resume: bool = True                 # resume from the newest checkpoint of the same recipe in output_dir
     allow_cpu: bool = False             # experts: run a GPU-sized model although torch sees too few GPUs
     launch: bool = True                 # false: generate + validate the configs only (e.g. on a login node)
+    gpu_peak_tflops: float = 312.0      # dry-run GPU-hour forecast: peak bf16 FLOP/s of one GPU ...
+    gpu_utilization: float = 0.3        # ... and the fraction of it training reaches
+    tokens_per_row: int = 400           # tokens per row when the subset is not exported yet
     extra_args: dict[str, Any] = field(default_factory=dict)  # merged last into the LLaMA-Factory YAML
+
+    def __post_init__(self) -> None:
+        # values read from the environment (train.node_rank=${oc.env:SLURM_NODEID} on a SLURM node) arrive as strings
+        for name in ("nproc_per_node", "nnodes", "node_rank", "master_port"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().isdigit():
+                setattr(self, name, int(value))
 
     def validate(self) -> None:
         if self.deepspeed is not None and self.deepspeed not in DEEPSPEED_CHOICES:
@@ -62,6 +72,12 @@ class TrainConfig:
         if int(self.nnodes) > 1 and (self.master_port is None or self.master_addr in ("127.0.0.1", "localhost")):
             raise ValueError("multi-node training needs train.master_addr (the rank-0 node's address, reachable from "
                              "every node) and a fixed train.master_port")
+        if int(self.nnodes) > 1 and not (self.output_dir and self.dataset):
+            # every node runs the stage in its own run dir: the default <run_dir>/train_output would split the ZeRO-3
+            # checkpoint shards over the nodes (no resume), and <run_dir>/export exists on none of them
+            raise ValueError("multi-node training needs train.output_dir and train.dataset on a filesystem every node "
+                             "shares: each node runs the train stage in its own run dir, every rank writes its ZeRO-3 "
+                             "shards to output_dir and every node resumes from there")
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise ValueError(f"train.max_steps must be >= 1 or null, not {self.max_steps}")
 

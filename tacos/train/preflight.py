@@ -34,7 +34,14 @@ def visible_gpus() -> int:
 
 def processes_per_node(tcfg, gpus: int) -> int:
     """train.nproc_per_node, else one process per visible GPU (one CPU process without GPUs)."""
-    return int(tcfg.nproc_per_node) if tcfg.nproc_per_node is not None else max(1, gpus)
+    if tcfg.nproc_per_node is not None:
+        return int(tcfg.nproc_per_node)
+    if gpus == 0 and not tcfg.launch:
+        log.warning("train.launch=false without a GPU here and train.nproc_per_node unset: the recipe is planned and "
+                    "validated for 1 process per node (world size %d). Set train.nproc_per_node to the GPUs per node "
+                    "of the training machine (e.g. 8) to validate its grad-accum and DeepSpeed train_batch_size.",
+                    int(tcfg.nnodes))
+    return max(1, gpus)
 
 
 def check_gpus(spec, tcfg, gpus: int) -> None:
