@@ -26,6 +26,25 @@ for a in "$@"; do
   if [ "$a" = "--dry-run" ]; then DRY=1; EXTRA+=("dry_run=true"); else EXTRA+=("$a"); fi
 done
 
+# The pools and LIMA must exist before anything starts (a grid that fails in its 12th job wastes the first 11).
+missing=()
+need() {  # need ENV_VAR DEFAULT_PATH WHAT
+  local path=${!1:-$2}
+  [ -e "$path" ] || missing+=("$3 not found at $path: set $1=/path/to/file")
+}
+need TACOS_LIMA_PATH data/lima/fastchat_lima_1k.json "LIMA-1k (FastChat JSON)"
+for ds in $DATASETS; do
+  case $ds in
+    alpaca) need TACOS_ALPACA_PATH data/alpaca/alpaca_data.json "Alpaca-52k (alpaca_data.json)" ;;
+    evol_instruct) need TACOS_EVOL_PATH data/evol_instruct/WizardLM_evol_instruct_70k_data.json "Evol-Instruct-70k" ;;
+  esac
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "error: the grid needs these files (or pick pools with DATASETS=...):" >&2
+  printf '  %s\n' "${missing[@]}" >&2
+  exit 2
+fi
+
 sweep() {  # sweep NAME OVERRIDES...: one Hydra multirun under $ROOT/NAME
   local name=$1
   shift

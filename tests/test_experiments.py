@@ -202,3 +202,13 @@ def test_smoke_chain_with_stub_llm(stub, tmp_path):
     assert (tmp_path / "outputs" / "answers" / "tiny" / "base" / "vicuna" / "tiny-base.jsonl").is_file()
     report = (run_dir / "report" / "report.md").read_text()
     assert "tiny-base" in report
+
+
+def test_multirun_checks_the_pool_files_before_any_job(tmp_path):
+    env = {**os.environ, "DATASETS": "alpaca", "TACOS_ALPACA_PATH": str(tmp_path / "nope.json"),
+           "TACOS_LIMA_PATH": str(tmp_path / "lima.json"), "SWEEP_ROOT": str(tmp_path / "grid")}
+    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2
+    assert "TACOS_ALPACA_PATH" in out.stderr and "TACOS_LIMA_PATH" in out.stderr
+    assert not (tmp_path / "grid").exists()  # nothing started

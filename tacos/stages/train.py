@@ -194,8 +194,13 @@ def plan(ctx) -> dict:
     source = Path(tcfg.dataset) if tcfg.dataset else ctx.run_dir / _source(cfg)
     tokens, exact_rows = _subset_tokens(source, tcfg.dataset_name)
     if tokens is None:
+        from tacos.train import preflight
+
         rows = OmegaConf.select(cfg, "selection.budget", default=None)
-        if not rows or OmegaConf.select(cfg, "selection.strategy", default=None) == "all":
+        strategy = OmegaConf.select(cfg, "selection.strategy", default=None)
+        if strategy == "external":  # e.g. LIMA: the list's own rows
+            rows = len(preflight._load_rows(Path(cfg.selection.path)))
+        elif not rows or strategy == "all":
             rows = len(ctx.component("dataset").load(seed=int(cfg.seed)))  # the full pool is trained on
         tokens = int(rows) * int(tcfg.tokens_per_row)
     flops = 6.0 * float(spec.params_b or 0.0) * 1e9 * tokens * float(spec.num_train_epochs)
