@@ -227,11 +227,10 @@ def _pairwise_matches(spec: JudgeSpec, ours: dict[str, Answers], baselines: dict
     return matches, missing, skipped
 
 
-def _pairwise(ctx, spec: JudgeSpec) -> tuple[dict, dict]:
+def _pairwise(ctx, spec: JudgeSpec, baselines: dict[str, dict[str, Answers]], absent: list[str]) -> tuple[dict, dict]:
     from tacos.plots import win_tie_lose_bar
 
     ours = _our_answers(ctx, spec, list(spec.test_sets))
-    baselines, absent = _baselines(spec)
     matches, missing, skipped = _pairwise_matches(spec, ours, baselines)
     for label, bench in skipped:
         log.warning("judge: baseline %s has no answers for %s: skipped", label, bench)
@@ -293,8 +292,6 @@ def _pairwise(ctx, spec: JudgeSpec) -> tuple[dict, dict]:
     counts = {"pairwise_calls": len(requests), "pairwise_questions": len(matches), "pairwise_invalid_calls": n_invalid,
               "pairwise_missing_answers": len(missing), "pairwise_errors": n_err,
               "pairwise_baselines": len(baselines), "pairwise_baselines_absent": len(absent)}
-    if absent:
-        stats["_absent_baselines"] = absent
     return counts, stats
 
 
@@ -411,30 +408,23 @@ def run(ctx) -> dict:
     spec: JudgeSpec = ctx.component("judge")
     counts: dict = {}
     stats: dict = {"judge_llm": ctx.llm.identity, "judge_model_name": spec.judge_model_name}
-    if _does(spec, "pairwise") and _pairwise_possible(spec):
-        c, s = _pairwise(ctx, spec)
-        absent = s.pop("_absent_baselines", [])
-        counts.update(c)
-        stats["pairwise"] = s
+    if _does(spec, "pairwise"):
+        baselines, absent = _baselines(spec)
         stats["absent_baselines"] = absent
+        if baselines:
+            c, stats["pairwise"] = _pairwise(ctx, spec, baselines, absent)
+            counts.update(c)
+        elif spec.kind == "all":
+            log.warning("judge: none of the baselines %s is registered yet: pairwise judging skipped, MT-Bench only",
+                        absent)
+        else:
+            raise StageError(f"judge: none of the baselines {absent} has registered answers in {spec.answers_dir}; "
+                             f"run those experiments with the same model first (or use judge=mt_bench)")
     if _does(spec, "mt_bench"):
         c, s = _mt_bench(ctx, spec)
         counts.update(c)
         stats["mt_bench"] = s
     return {"counts": counts, "stats": stats}
-
-
-def _pairwise_possible(spec: JudgeSpec) -> bool:
-    """False when every baseline is a registered name not available yet and MT-Bench grading can still run."""
-    baselines, absent = _baselines(spec)
-    if baselines:
-        return True
-    if spec.kind == "all":
-        log.warning("judge: none of the baselines %s is registered yet: pairwise judging skipped, MT-Bench only",
-                    absent)
-        return False
-    raise StageError(f"judge: none of the baselines {absent} has registered answers in {spec.answers_dir}; run "
-                     f"those experiments with the same model first (or use judge=mt_bench)")
 
 
 def plan(ctx) -> dict:
