@@ -45,11 +45,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 2
 fi
 
+# A failed sweep (a job that failed: run.py lists them at the sweep's end) does not stop the grid: the next sweeps
+# run, and the script exits non-zero at the end with the failed sweeps listed.
+SWEEPS=0
+FAILED=()
 sweep() {  # sweep NAME OVERRIDES...: one Hydra multirun under $ROOT/NAME
   local name=$1
   shift
   echo "== $name: $*"
-  "$PY" run.py -m "$@" "hydra.sweep.dir=$ROOT/$name" "logger.group=$GROUP" "${EXTRA[@]}"
+  SWEEPS=$((SWEEPS + 1))
+  if ! "$PY" run.py -m "$@" "hydra.sweep.dir=$ROOT/$name" "logger.group=$GROUP" "${EXTRA[@]}"; then
+    FAILED+=("$name")
+    echo "== $name: failed (its failed jobs are listed above); going on with the next sweep" >&2
+  fi
 }
 
 sweep lima experiment=baseline_lima "model=$MODELS"
@@ -64,8 +72,19 @@ for ds in $DATASETS; do
   fi
 done
 
-if [ "$DRY" = 1 ]; then
-  "$PY" -m tacos.cli plan "$ROOT"
-else
-  "$PY" -m tacos.cli report "$ROOT"
+# The forecast / report covers whatever the sweeps left, failed ones included.
+summary=plan
+[ "$DRY" = 1 ] || summary=report
+summary_ok=1
+"$PY" -m tacos.cli "$summary" "$ROOT" || summary_ok=0
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "error: ${#FAILED[@]} of $SWEEPS sweeps failed (each failed job's run dir holds its error.log):" >&2
+  for name in "${FAILED[@]}"; do echo "  $name: $ROOT/$name" >&2; done
+fi
+if [ "$summary_ok" = 0 ]; then
+  echo "error: $PY -m tacos.cli $summary $ROOT failed" >&2
+fi
+if [ ${#FAILED[@]} -gt 0 ] || [ "$summary_ok" = 0 ]; then
+  exit 1
 fi

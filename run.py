@@ -21,10 +21,22 @@ import hydra
 from omegaconf import DictConfig, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
-from tacos.config import find_secrets, flatten, redact, scrub_file, to_container
+from tacos.config import (config_secrets, flatten, override_secret_strings, redact, scrub_file, secret_strings,
+                          to_container)
 
 log = logging.getLogger("tacos")
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class JobFailed(Exception):
+    """A run that ends with one clear line; an unexpected error's traceback is in error_log."""
+
+    def __init__(self, message: str, code: int = 2, error_log: Path | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.error_log = message, code, error_log
+
+    def line(self) -> str:
+        return f"{self.message}  (traceback: {self.error_log})" if self.error_log else self.message
 
 
 def _sigterm(signum, frame):  # turn SIGTERM into SystemExit so `finally` blocks stop the local server
@@ -35,66 +47,87 @@ def _sigterm(signum, frame):  # turn SIGTERM into SystemExit so `finally` blocks
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from hydra.utils import instantiate
 
-    from tacos.pipeline import Pipeline, validate
-    from tacos.tracking import NullLogger, run_identity
+    from tacos.hydra_callbacks import write_job_status
 
     signal.signal(signal.SIGTERM, _sigterm)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep_dir = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    try:
+        result = _run(cfg, run_dir, sweep_dir, overrides)
+    except JobFailed as e:
+        log.error(e.line())
+        print(f"error: {e.line()}", file=sys.stderr)
+        if sweep_dir is None or e.code == 130:  # a single run, or Ctrl-C (which ends the whole sweep)
+            sys.exit(e.code)
+        # One failed job does not end the sweep (a SystemExit would: Hydra's launchers catch Exception only);
+        # tacos.hydra_callbacks.SweepReport lists it when the sweep ends and exits non-zero.
+        write_job_status(run_dir, hydra_cfg.job.num, overrides, error=e.message, error_log=e.error_log)
+        return
+    if sweep_dir is not None:
+        write_job_status(run_dir, hydra_cfg.job.num, overrides)
+    _summary(result, run_dir, bool(cfg.dry_run))
+
+
+def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list[str]) -> dict:
+    """The job: config checks, W&B run, pipeline. Every failure is raised as JobFailed."""
+    from hydra.utils import instantiate
+
+    from tacos.hydra_callbacks import credentials_message
+    from tacos.pipeline import Pipeline
+    from tacos.tracking import NullLogger, run_identity
+
     try:
         container = to_container(cfg)
     except MissingMandatoryValue as e:
-        _fail(f"a required config value is missing: {e.full_key} (set it on the command line, e.g. "
-              f"python run.py dataset=jsonl dataset.path=FILE)")
-    secrets = find_secrets(container)
-    if secrets:
-        for f in (run_dir / ".hydra").glob("*.yaml"):
-            scrub_file(f)
-        _fail(f"config entries {secrets} hold credentials; keys are read from environment variables only "
-              f"(e.g. OPENAI_API_KEY, named by llm.api_key_env). Nothing was run.")
+        raise JobFailed(f"a required config value is missing: {e.full_key} (set it on the command line, e.g. "
+                        f"python run.py dataset=jsonl dataset.path=FILE)") from None
+    secrets = config_secrets(container, overrides)
+    if secrets:  # hydra.callbacks' RefuseSecrets stops these before Hydra writes; if it was bypassed, scrub
+        found = secret_strings(container) + override_secret_strings(overrides)
+        for f in [*(run_dir / ".hydra").glob("*.yaml"), *([sweep_dir / "multirun.yaml"] if sweep_dir else [])]:
+            scrub_file(f, found)
+        raise JobFailed(credentials_message(secrets))
     if cfg.offline:
         for var in OFFLINE_VARS:
             os.environ.setdefault(var, "1")
 
-    hydra_cfg = HydraConfig.get()
-    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
-    group, name, tags = run_identity(cfg, sweep_dir)
-    if "group" in cfg.logger:
-        with open_dict(cfg):  # the train stage's own W&B run joins the same group
-            cfg.logger.group = group
-    logger = NullLogger() if cfg.dry_run else instantiate(cfg.logger)
+    logger = NullLogger()
     ok = False
     try:
-        validate(cfg)
+        group, name, tags = run_identity(cfg, str(sweep_dir) if sweep_dir else None)
+        if "group" in cfg.logger:
+            with open_dict(cfg):  # the train stage's own W&B run joins the same group
+                cfg.logger.group = group
+        logger = NullLogger() if cfg.dry_run else instantiate(cfg.logger)
+        pipeline = Pipeline(cfg, run_dir, logger)  # validates every component before anything starts
         logger.start(config=flatten(redact(container)), run_dir=run_dir, name=name, group=group, tags=tags)
-        result = Pipeline(cfg, run_dir, logger).run()
+        result = pipeline.run()
         ok = True
+        return result
     except KeyboardInterrupt:
-        _fail("interrupted; finished stages and answered LLM calls are kept (re-run to resume)", code=130)
+        raise JobFailed("interrupted; finished stages and answered LLM calls are kept (re-run to resume)",
+                        code=130) from None
     except Exception as e:  # one clean line for expected errors; the traceback goes to <run_dir>/error.log
         import traceback
 
-        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        error_log = run_dir / "error.log"
+        error_log.write_text(traceback.format_exc(), encoding="utf-8")
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _expected(e):
             log.exception("run failed")
-        _fail(f"{type(e).__name__}: {e}  (traceback: {run_dir / 'error.log'})")
+        raise JobFailed(f"{type(e).__name__}: {e}", error_log=error_log) from None
     finally:
         logger.finish(ok=ok)
-    _summary(result, run_dir, bool(cfg.dry_run))
 
 
 def _expected(e: Exception) -> bool:
-    from tacos.pipeline import StageError
+    from tacos.stage import StageError
 
-    names = {"DataError", "BudgetExceeded", "StageError", "FileNotFoundError", "ValueError", "RuntimeError"}
+    names = {"DataError", "BudgetExceeded", "StageError", "FileNotFoundError", "ValueError", "RuntimeError",
+             "LLMUnavailable", "LLMCallsFailed"}
     return isinstance(e, StageError) or type(e).__name__ in names
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    log.error(msg)
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(code)
 
 
 def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:

@@ -24,7 +24,8 @@ import openai
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tacos.llm.cache import CallCache  # noqa: E402
-from tacos.llm.client import LLMClient, LLMRequest  # noqa: E402
+from tacos.llm.client import LLMClient  # noqa: E402
+from tacos.llm.types import LLMRequest  # noqa: E402
 from tacos.llm.endpoint import Endpoint  # noqa: E402
 
 

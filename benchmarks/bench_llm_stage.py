@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tacos.data import PoolSource  # noqa: E402
 from tacos.llm.cache import CallCache  # noqa: E402
-from tacos.llm.client import LLMClient, _response_format  # noqa: E402
+from tacos.llm.client import LLMClient  # noqa: E402
+from tacos.llm.wire import response_format as _response_format  # noqa: E402
 from tacos.llm.endpoints import LocalLlamaCpp  # noqa: E402
 from tacos.stages.tag import OpenTagger  # noqa: E402
 

@@ -89,7 +89,7 @@ def stand_in_selection(members: dict[int, list[str]], score: dict[str, float], q
 def run_size(n_records: int, n_raw: int, k: int, seed: int) -> dict:
     from tacos.method.clustering import (cluster_embeddings, cluster_members, dedup_by_label_set, embed_texts,
                                          label_sets, tag_labels)
-    from tacos.method.normalize import effective_alpha, normalize_tags, surface_forms
+    from tacos.method.tag_normalization import effective_alpha, normalize_tags, surface_forms
 
     steps: dict[str, dict] = {}
     clock = time.perf_counter()

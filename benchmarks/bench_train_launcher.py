@@ -5,7 +5,7 @@
 
 Both sides run the YAML the stage generates for model=tiny (DeepSpeed ZeRO-3 on the CPU accelerator), with the
 environment the stage builds (FORCE_TORCHRUN, NPROC_PER_NODE, DS_ACCELERATOR, PATH). Direct: subprocess.run with
-stdout to a file. Launcher: tacos.train.launch.train (own process group, line streaming to train.log and our logger,
+stdout to a file. Launcher: tacos.sft.launch.train (own process group, line streaming to train.log and our logger,
 tqdm throttling). Runs alternate (direct, launcher, direct, ...) and medians are compared; the target is <= 5 %.
 The stage's pre-launch validation (a child process importing LLaMA-Factory) is timed separately: it is a fixed cost
 paid once per stage, not part of the launch.
@@ -31,9 +31,10 @@ sys.path.insert(0, str(REPO))
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from tacos.stages.export import alpaca_one_line  # noqa: E402
-from tacos.train import TrainConfig, launch, preflight, recipe  # noqa: E402
-from tacos.train.validate import ValidationJob, validate_recipe  # noqa: E402
+from tacos.data.formats import wrap_alpaca_one_line as alpaca_one_line  # noqa: E402
+from tacos.sft import launch, preflight, recipe  # noqa: E402
+from tacos.sft.spec import TrainConfig  # noqa: E402
+from tacos.sft.validate import ValidationJob, validate_recipe  # noqa: E402
 
 
 def subset(path: Path, n: int) -> Path:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from tacos.data.loaders import data_dir, unwrap_alpaca_one_line  # noqa: E402
+from tacos.data.formats import unwrap_alpaca_one_line  # noqa: E402
+from tacos.paths import BUNDLED_DATA_DIR  # noqa: E402
 from tacos.data.test_sets import EXPECTED_SIZES  # noqa: E402
 from tacos.records import TestQuestion, dumps, file_sha256, record_id, write_jsonl  # noqa: E402
 
@@ -150,7 +151,7 @@ def copy_mt_bench(reference: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", type=Path, default=Path("/work/shared/data/reference"))
-    ap.add_argument("--out", type=Path, default=data_dir())
+    ap.add_argument("--out", type=Path, default=BUNDLED_DATA_DIR)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

@@ -1,24 +1,20 @@
-"""The stage runner: validate the config, run the selected stages in order, write manifests, resume.
+"""The runner: validate the config, run the selected stages in order, skip what is done, share what is shared,
+forecast on a dry run. What a stage is and what it writes is defined in tacos.stage.
 
-A stage is a module under tacos/stages with:
-    requires(cfg) -> list[str]        stages whose output it reads (must be complete in the run dir)
-    config_slice(cfg) -> dict          the config that determines its output (hashed into the manifest)
-    run(ctx) -> dict                   writes into ctx.out_dir, returns {"counts": {...}, "stats": {...}}
-    plan(ctx) -> dict   (optional)     dry-run forecast of LLM calls
-    USES_LLM: bool
 A stage writes into <run_dir>/.<stage>.partial/; when it returns, manifest.json is written there and the folder is
-renamed to <run_dir>/<stage>/ — so a folder with a manifest is always complete, and a killed stage leaves nothing
-that looks finished. A stage whose manifest has the same config hash and input hashes is skipped.
+published as <run_dir>/<stage>/ (tacos.rundir: flushed to disk, renamed), so a folder with a manifest is always
+complete and a killed stage leaves nothing that looks finished. A stage is skipped when its manifest has the same
+config hash, code version and input hashes, no failed LLM call, and its files still hash to its output hash.
 """
 from __future__ import annotations
 
-import importlib
+import hashlib
+import inspect
 import json
 import logging
-import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,284 +23,218 @@ from omegaconf import DictConfig
 
 from tacos import __version__
 from tacos.config import config_hash, to_container
-from tacos.records import file_sha256
+from tacos.rundir import intact, publish_folder, run_dir_lock
+from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component, empty_plan,
+                         outputs_hash, read_manifest, write_json_atomic)
+from tacos.stages import STAGE_ORDER, get_stage
 
 log = logging.getLogger(__name__)
-
-STAGES: dict[str, str] = {
-    "data": "tacos.stages.data",
-    "tag": "tacos.stages.tag",
-    "normalize": "tacos.stages.normalize",
-    "cluster": "tacos.stages.cluster",
-    "score": "tacos.stages.score",
-    "select": "tacos.stages.select",
-    "export": "tacos.stages.export",
-    "refine": "tacos.stages.refine",
-    "train": "tacos.stages.train",
-    "infer": "tacos.stages.infer",
-    "judge": "tacos.stages.judge",
-    "report": "tacos.stages.report",
-}
-STAGE_ORDER = list(STAGES)
-# Files that do not define a stage's output identity (plots are derived views).
-_UNHASHED_SUFFIXES = (".png", ".log")
-
-
-class StageError(RuntimeError):
-    """A stage cannot run (missing input, invalid config) or failed; the message says what to do."""
-
-
-def stage_module(name: str):
-    if name not in STAGES:
-        raise StageError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_ORDER)}")
-    return importlib.import_module(STAGES[name])
-
-
-@dataclass
-class StageContext:
-    cfg: DictConfig
-    run_dir: Path
-    out_dir: Path
-    name: str
-    session: Any = None  # LLMSession, created lazily by the runner
-    plots: list[str] = field(default_factory=list)
-    tables: dict[str, dict] = field(default_factory=dict)
-    _components: dict[str, Any] = field(default_factory=dict)
-
-    def input_dir(self, stage: str) -> Path:
-        d = self.run_dir / stage
-        if not (d / "manifest.json").is_file():
-            raise StageError(f"stage {self.name!r} needs the output of stage {stage!r}, which is not complete in "
-                             f"{self.run_dir}. Run it first (e.g. stages=[{stage},{self.name}]) or point "
-                             f"hydra.run.dir at a run that has it.")
-        return d
-
-    def component(self, group: str) -> Any:
-        """The instantiated object of a config group (dataset, tagger, clustering, scorer, selection, ...)."""
-        if group not in self._components:
-            from hydra.utils import instantiate
-
-            self._components[group] = instantiate(self.cfg[group], _convert_="all")
-        return self._components[group]
-
-    @property
-    def llm(self):
-        if self.session is None:
-            raise StageError(f"stage {self.name!r} needs an LLM but none is configured")
-        return self.session
-
-    def add_plot(self, path: Path) -> None:
-        self.plots.append(str(Path(path).relative_to(self.out_dir)))
-
-    def add_table(self, name: str, columns: list[str], data: list[list]) -> None:
-        self.tables[name] = {"columns": columns, "data": data}
-
-
-def outputs_hash(folder: Path) -> str:
-    """One hash over a stage's data files (names + contents), excluding the manifest and plots."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name != "manifest.json" and not p.name.endswith(_UNHASHED_SUFFIXES):
-            h.update(str(p.relative_to(folder)).encode())
-            h.update(file_sha256(p).encode())
-    return h.hexdigest()
-
-
-def read_manifest(run_dir: Path, stage: str) -> dict | None:
-    p = run_dir / stage / "manifest.json"
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+_METHOD_DIR = Path(__file__).resolve().parent / "method"
+_FORECAST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd", "gpu_hours")
 
 
 def validate(cfg: DictConfig) -> list[str]:
-    """Check the stage list and instantiate every component a stage will use, before any work starts."""
-    from hydra.utils import instantiate
-
+    """Check the stage list and build (and validate) every component a stage will use, before any work starts."""
     stages = list(cfg.stages)
-    unknown = [s for s in stages if s not in STAGES]
+    unknown = [s for s in stages if s not in STAGE_ORDER]
     if unknown:
         raise StageError(f"unknown stage(s) {unknown}; stages are: {', '.join(STAGE_ORDER)}")
     if len(set(stages)) != len(stages):
         raise StageError(f"stages lists a stage twice: {stages}")
-    order = [STAGE_ORDER.index(s) for s in stages]
-    if order != sorted(order):
-        raise StageError(f"stages must follow the pipeline order {STAGE_ORDER}; got {stages}")
-    for s in stages:
-        mod = stage_module(s)
-        for group in getattr(mod, "COMPONENTS", ()):
+    if [STAGE_ORDER.index(s) for s in stages] != sorted(STAGE_ORDER.index(s) for s in stages):
+        raise StageError(f"stages must follow the pipeline order {list(STAGE_ORDER)}; got {stages}")
+    for name in stages:
+        for group in get_stage(name).components:
             try:
-                obj = instantiate(cfg[group], _convert_="all")
+                obj = component(cfg, group)
             except Exception as e:  # surface the config path in the message
-                raise StageError(f"config group {group!r} (used by stage {s!r}) is invalid: {e}") from e
-            check = getattr(obj, "validate", None)
-            if check is not None:
-                check()
+                raise StageError(f"config group {group!r} (used by stage {name!r}) is invalid: {e}") from e
+            if hasattr(obj, "validate"):
+                obj.validate()
     return stages
 
 
+def code_version(stage: Stage, cfg: DictConfig) -> str:
+    """A hash of the source that computes the stage's output: its module, the modules of its components' classes
+    and tacos/method. Any change there makes earlier outputs stale (LLM answers stay cached: only work is redone)."""
+    files = {Path(inspect.getfile(type(stage)))} | set(_METHOD_DIR.glob("*.py"))
+    for group in stage.components:
+        files.add(Path(inspect.getfile(type(component(cfg, group)))))
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted(files):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a stage's output is a function of."""
+
+    config: dict  # the config slice (+ the LLM identity for LLM stages)
+    config_hash: str
+    code_version: str
+    inputs: dict[str, str]  # required stage -> its output hash
+
+    def matches(self, manifest: dict | None) -> bool:
+        return bool(manifest) and manifest.get("status") == "complete" and \
+            manifest.get("config_hash") == self.config_hash and manifest.get("inputs") == self.inputs and \
+            manifest.get("code_version") == self.code_version
+
+    def store_key(self, stage: str) -> str:
+        blob = json.dumps({"stage": stage, "config_hash": self.config_hash, "inputs": self.inputs,
+                           "code_version": self.code_version}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def failed_calls(manifest: dict) -> int:
+    """LLM calls of this stage that ended in transport errors (allowed by client.max_error_rate, never cached)."""
+    return int((manifest.get("llm") or {}).get("errors", 0) or 0)
+
+
 class Pipeline:
+    """`Pipeline(cfg, run_dir)` validates the config (nothing runs on an invalid one); `.run()` does the work."""
+
     def __init__(self, cfg: DictConfig, run_dir: Path, logger: Any = None):
+        self.stages = validate(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.session = None
         self.manifests: dict[str, dict] = {}
 
-    # -- LLM session ---------------------------------------------------------------------------------------------
-    def _needs_llm(self, stages: list[str]) -> bool:
-        return any(getattr(stage_module(s), "uses_llm", lambda cfg: False)(self.cfg) for s in stages)
-
-    def _open_session(self):
-        from hydra.utils import instantiate
-
+    # -- shared by the real run and the dry run ------------------------------------------------------------------
+    def _open_session(self, stages: list[str]) -> None:
+        if not any(get_stage(s).uses_llm(self.cfg) for s in stages):
+            return
         from tacos.llm.session import LLMSession
 
-        provider = instantiate(self.cfg.llm, _convert_="all")
-        client_cfg = to_container(self.cfg.client)
-        self.session = LLMSession(provider, self.cfg.paths.cache_dir, client_cfg,
-                                  self.cfg.budget.max_usd, log_dir=self.run_dir)
-        return self.session
+        self.session = LLMSession(component(self.cfg, "llm"), component(self.cfg, "paths").cache_dir,
+                                  to_container(self.cfg.client), self.cfg.budget.max_usd, log_dir=self.run_dir)
 
-    def llm_identity(self) -> str | None:
-        from hydra.utils import instantiate
-
-        return instantiate(self.cfg.llm, _convert_="all").identity
-
-    # -- stage identity --------------------------------------------------------------------------------------------
-    def _identity(self, name: str, mod) -> tuple[dict, str, dict]:
-        slice_ = to_container(mod.config_slice(self.cfg))
-        if getattr(mod, "uses_llm", lambda cfg: False)(self.cfg):
-            slice_ = {"config": slice_, "llm": self.llm_identity()}
+    def _identity(self, stage: Stage) -> Identity:
+        slice_ = to_container(stage.config_slice(self.cfg))
+        if stage.uses_llm(self.cfg):
+            slice_ = {"config": slice_, "llm": component(self.cfg, "llm").identity}
         inputs = {}
-        for dep in mod.requires(self.cfg):
+        for dep in stage.requires(self.cfg):
             m = read_manifest(self.run_dir, dep)
             if m is None:
-                raise StageError(f"stage {name!r} needs the output of stage {dep!r}, which is not complete in "
-                                 f"{self.run_dir}. Add it to stages (stages=[{dep},{name}]) or point "
+                raise StageError(f"stage {stage.name!r} needs the output of stage {dep!r}, which is not complete in "
+                                 f"{self.run_dir}. Add it to stages (stages=[{dep},{stage.name}]) or point "
                                  f"hydra.run.dir at a run that has it.")
             inputs[dep] = m["output_hash"]
-        return slice_, config_hash(slice_), inputs
+        return Identity(slice_, config_hash(slice_), code_version(stage, self.cfg), inputs)
 
-    # -- running -------------------------------------------------------------------------------------------------
-    def run(self) -> dict[str, dict]:
-        stages = validate(self.cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.cfg.dry_run:
-            return {"dry_run": self.dry_run(stages)}
-        try:
-            if self._needs_llm(stages):
-                self._open_session()
-            for name in stages:
-                self.manifests[name] = self._run_stage(name)
-        finally:
-            if self.session is not None:
-                self.session.close()
-        return self.manifests
-
-    def _store(self, mod):
+    def _store(self, stage: Stage):
         """The stage store when this stage's output may be shared between runs (share_outputs), else None."""
         from tacos.store import StageStore
 
-        if getattr(mod, "SHAREABLE", False) and self.cfg.get("share_outputs", False):
-            return StageStore(self.cfg.paths.store_dir)
+        if stage.shareable and self.cfg.get("share_outputs", False):
+            return StageStore(component(self.cfg, "paths").store_dir)
         return None
 
-    def _run_stage(self, name: str) -> dict:
-        mod = stage_module(name)
-        slice_, chash, inputs = self._identity(name, mod)
-        old = read_manifest(self.run_dir, name)
-        if old and old.get("status") == "complete" and old.get("config_hash") == chash and old.get("inputs") == inputs:
-            log.info("stage %s: complete with identical config and inputs, skipped (%s)", name, self.run_dir / name)
-            return self._done(old)
-        store = self._store(mod)
-        if store is None:
-            return self._compute(name, mod, slice_, chash, inputs)
-        from tacos.store import store_key
+    def _done_here(self, stage: Stage, ident: Identity) -> dict | None:
+        """The manifest of this stage in the run dir when it is complete, current and intact."""
+        old = read_manifest(self.run_dir, stage.name)
+        if not ident.matches(old):
+            return None
+        if failed_calls(old):
+            log.info("stage %s: %d LLM call(s) failed last time (client.max_error_rate allowed it); computing it "
+                     "again: only those calls are made", stage.name, failed_calls(old))
+            return None
+        if not intact(self.run_dir / stage.name):
+            log.warning("stage %s: files in %s changed since it completed; computing it again", stage.name,
+                        self.run_dir / stage.name)
+            return None
+        return old
 
-        key = store_key(name, chash, inputs, __version__)
-        with store.lock(name, key):
-            manifest = self._reuse(store, name, key) or self._compute(name, mod, slice_, chash, inputs)
-            store.publish(name, key, self.run_dir / name)
-        return manifest
-
-    def _reuse(self, store, name: str, key: str) -> dict | None:
-        stored = store.lookup(name, key)
+    def _copy_from_store(self, stage: Stage, ident: Identity) -> Path | None:
+        """Copy the stored output of this identity into the run dir (None when there is none, or it is damaged)."""
+        store = self._store(stage)
+        stored = store.lookup(stage.name, ident.store_key(stage.name)) if store else None
         if stored is None:
             return None
-        final = self.run_dir / name
-        shutil.rmtree(final, ignore_errors=True)  # an outdated version of this stage (different config)
-        store.materialize(stored, final)
-        manifest = read_manifest(self.run_dir, name)
-        log.info("stage %s: identical output already computed by another run, reused (%s)", name, stored)
+        if not intact(stored):
+            log.warning("stage %s: stored output %s does not match its manifest; ignoring it", stage.name, stored)
+            return None
+        shutil.rmtree(self.run_dir / stage.name, ignore_errors=True)  # an outdated version of this stage
+        store.materialize(stored, self.run_dir / stage.name)
+        return stored
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, dict]:
+        stages = self.stages
+        with run_dir_lock(self.run_dir):
+            if self.cfg.dry_run:
+                return {"dry_run": self.dry_run(stages)}
+            try:
+                self._open_session(stages)
+                for name in stages:
+                    self.manifests[name] = self._run_stage(get_stage(name))
+            finally:
+                if self.session is not None:
+                    self.session.close()
+        return self.manifests
+
+    def _run_stage(self, stage: Stage) -> dict:
+        ident = self._identity(stage)
+        done = self._done_here(stage, ident)
+        if done is not None:
+            log.info("stage %s: complete with identical config and inputs, skipped (%s)", stage.name,
+                     self.run_dir / stage.name)
+            return self._finish(stage, done)
+        store = self._store(stage)
+        if store is None:
+            return self._compute(stage, ident)
+        key = ident.store_key(stage.name)
+        with store.lock(stage.name, key):
+            stored = self._copy_from_store(stage, ident)
+            manifest = self._reused(stage, stored) if stored else self._compute(stage, ident)
+            if not failed_calls(manifest):  # an output missing failed calls is not shared: a later run retries them
+                store.publish(stage.name, key, self.run_dir / stage.name)
+        return manifest
+
+    def _reused(self, stage: Stage, stored: Path) -> dict:
+        manifest = read_manifest(self.run_dir, stage.name)
+        log.info("stage %s: identical output already computed by another run, reused (%s)", stage.name, stored)
         # This run's own cost of the stage is nothing; what computing it cost is kept for the record.
         manifest.update({"reused_from": str(stored), "computed": {"llm": manifest.get("llm", {}),
                          "seconds": manifest.get("seconds"), "started_at": manifest.get("started_at")},
                          "llm": {}, "seconds": 0.0})
-        write_json_atomic(final / "manifest.json", manifest)  # a new file: the store's hard link is untouched
-        return self._done(manifest)
+        write_json_atomic(self.run_dir / stage.name / MANIFEST, manifest)  # a new file: the store's link is untouched
+        return self._finish(stage, manifest)
 
-    def _done(self, manifest: dict) -> dict:
-        """After a stage is complete in the run dir (computed, resumed or reused): stage hooks, then tracking."""
-        hook = getattr(stage_module(manifest["stage"]), "publish", None)
-        if hook is not None:
-            hook(self.cfg, self.run_dir / manifest["stage"], manifest)
+    def _finish(self, stage: Stage, manifest: dict) -> dict:
+        """After a stage is complete in the run dir (computed, skipped or reused): its publish hook, then tracking."""
+        stage.publish(self.cfg, self.run_dir / stage.name, manifest)
         if self.logger:
             self.logger.log_stage(manifest, self.run_dir)
         return manifest
 
-    def _compute(self, name: str, mod, slice_: dict, chash: str, inputs: dict) -> dict:
-        partial = self.run_dir / f".{name}.partial"
+    def _compute(self, stage: Stage, ident: Identity) -> dict:
+        partial = self.run_dir / f".{stage.name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        ctx = StageContext(cfg=self.cfg, run_dir=self.run_dir, out_dir=partial, name=name, session=self.session)
+        ctx = StageContext(cfg=self.cfg, run_dir=self.run_dir, out_dir=partial, name=stage.name, session=self.session)
         before = self.session.stats if self.session is not None else None
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        log.info("stage %s: running", name)
-        result = mod.run(ctx) or {}
+        log.info("stage %s: running", stage.name)
+        result = stage.run(ctx) or StageResult()
         seconds = time.perf_counter() - t0
         manifest = {
-            "stage": name,
-            "status": "complete",
-            "tacos_version": __version__,
-            "seed": int(self.cfg.seed),
-            "config_hash": chash,
-            "config": slice_,
-            "inputs": inputs,
-            "output_hash": outputs_hash(partial),
+            "stage": stage.name, "status": "complete", "tacos_version": __version__,
+            "code_version": ident.code_version, "seed": int(self.cfg.seed), "config_hash": ident.config_hash,
+            "config": ident.config, "inputs": ident.inputs, "output_hash": outputs_hash(partial),
             "outputs": sorted(str(p.relative_to(partial)) for p in partial.rglob("*") if p.is_file()),
-            "counts": result.get("counts", {}),
-            "stats": result.get("stats", {}),
-            "llm": self._llm_delta(before),
-            "plots": ctx.plots,
-            "tables": ctx.tables,
-            "seconds": round(seconds, 3),
-            "started_at": started.isoformat(timespec="seconds"),
+            "counts": result.counts, "stats": result.stats, "llm": self._llm_delta(before), "plots": ctx.plots,
+            "tables": ctx.tables, "seconds": round(seconds, 3), "started_at": started.isoformat(timespec="seconds"),
         }
-        write_json_atomic(partial / "manifest.json", manifest)
-        final = self.run_dir / name
-        if final.exists():
-            trash = self.run_dir / f".{name}.old"
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(final, trash)
-            os.replace(partial, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(partial, final)
-        log.info("stage %s: done in %.1f s %s", name, seconds, json.dumps(manifest["counts"]))
-        return self._done(manifest)
+        write_json_atomic(partial / MANIFEST, manifest)
+        publish_folder(partial, self.run_dir / stage.name)
+        log.info("stage %s: done in %.1f s %s", stage.name, seconds, json.dumps(manifest["counts"], default=str))
+        return self._finish(stage, manifest)
 
     def _llm_delta(self, before) -> dict:
         from tacos.llm.session import stats_dict
@@ -317,56 +247,33 @@ class Pipeline:
         return d
 
     # -- dry run -------------------------------------------------------------------------------------------------
-    def _reusable(self, name: str, mod) -> bool:
-        """Dry run: is this stage already complete here or in the store? A stored output is copied in (as the real
-        run would do first), so the forecasts of later stages read real inputs and are exact."""
-        from tacos.store import store_key
-
-        try:
-            _, chash, inputs = self._identity(name, mod)
-        except StageError:  # an input is not computed yet
-            return False
-        old = read_manifest(self.run_dir, name)
-        if old and old.get("status") == "complete" and old.get("config_hash") == chash and old.get("inputs") == inputs:
-            return True
-        store = self._store(mod)
-        stored = store.lookup(name, store_key(name, chash, inputs, __version__)) if store else None
-        if stored is None:
-            return False
-        shutil.rmtree(self.run_dir / name, ignore_errors=True)
-        store.materialize(stored, self.run_dir / name)
-        return True
-
     def dry_run(self, stages: list[str]) -> dict:
-        """Forecast LLM calls, tokens and cost per stage without calling any LLM (nothing is started)."""
-        from tacos.llm.session import LLMSession
-
-        provider = None
-        if self._needs_llm(stages):
-            from hydra.utils import instantiate
-
-            provider = instantiate(self.cfg.llm, _convert_="all")
-            self.session = LLMSession(provider, self.cfg.paths.cache_dir, to_container(self.cfg.client),
-                                      self.cfg.budget.max_usd, log_dir=self.run_dir)
+        """Forecast LLM calls, tokens, cost (and GPU hours) per stage without calling any LLM or starting a server.
+        A stage already complete here or in the store is copied in first (as the real run would), so the forecasts
+        of later stages read real inputs and are exact."""
+        self._open_session(stages)
         report: dict[str, dict] = {}
         try:
             for name in stages:
-                mod = stage_module(name)
-                if self._reusable(name, mod):
-                    report[name] = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                    "usd": 0.0, "exact": True, "reused": True}
+                stage = get_stage(name)
+                if self._reusable(stage):
+                    report[name] = {**empty_plan(), "reused": True}
                     continue
-                plan = getattr(mod, "plan", None)
                 ctx = StageContext(cfg=self.cfg, run_dir=self.run_dir, out_dir=self.run_dir, name=name,
                                    session=self.session)
-                report[name] = plan(ctx) if plan else {"calls": 0, "cache_hits": 0, "prompt_tokens": 0,
-                                                        "completion_tokens": 0, "usd": 0.0, "exact": True}
+                report[name] = stage.plan(ctx)
         finally:
             if self.session is not None:
                 self.session.cache.close()
-        total = {k: sum(r.get(k, 0) for r in report.values())
-                 for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd", "gpu_hours")}
+        total = {k: sum(r.get(k, 0) for r in report.values()) for k in _FORECAST_KEYS}
         total["exact"] = all(r.get("exact", True) for r in report.values())
         report["total"] = total
         write_json_atomic(self.run_dir / "dry_run.json", report)
         return report
+
+    def _reusable(self, stage: Stage) -> bool:
+        try:
+            ident = self._identity(stage)
+        except StageError:  # an input is not computed yet
+            return False
+        return self._done_here(stage, ident) is not None or self._copy_from_store(stage, ident) is not None

@@ -171,3 +171,23 @@ def win_tie_lose_bar(results: Mapping[str, tuple[int, int, int]], path: str | Pa
     ax.set_xlabel("fraction of questions")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3)
     return _save(fig, path)
+
+
+def mt_bench_radar(per_category: Mapping[str, float | None], path: str | Path, title: str = "") -> Path:
+    """Per-category MT-Bench means (1-10) on a polar plot; categories without a complete mean are left out."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    values = {c: v for c, v in per_category.items() if v is not None}
+    fig = Figure(figsize=(5.5, 5.5), layout="constrained")
+    ax = fig.add_subplot(projection="polar")
+    ax.set_title(title or "MT-Bench per category")
+    if values:
+        angles = np.linspace(0, 2 * np.pi, len(values), endpoint=False).tolist()
+        ax.plot(angles + angles[:1], list(values.values()) + [next(iter(values.values()))], color="tab:blue")
+        ax.fill(angles, list(values.values()), color="tab:blue", alpha=0.25)
+        ax.set_xticks(angles, list(values))
+    else:
+        ax.text(0.5, 0.5, "no complete category", ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_ylim(0, 10)
+    return _save(fig, path)

@@ -1,30 +1,24 @@
 """The stage store: completed outputs of shareable stages, addressed by what determines them.
 
-A stage's output is a function of (stage, config hash, input hashes, tacos version). Runs that share such a key
-share the output: the stage is computed once and copied (hard links where the filesystem allows) into every other
+A stage's output is a function of (stage, config hash, input hashes, code version): `tacos.pipeline.Identity`
+makes the key. Runs that share such a key share the output: the stage is computed once and copied (hard links where the filesystem allows) into every other
 run dir. Three models trained on one selection compute the selection once; a sweep that varies only the scorer
 reuses the tags. A file lock per key makes concurrent jobs (SLURM/Ray arrays) wait for the first instead of
-computing the same stage twice.
+computing the same stage twice; a job that waits longer than `lock_timeout_s` computes it itself (publishing is
+atomic, so two computations of one key are harmless, only wasteful).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Iterator
 
 log = logging.getLogger(__name__)
-
-
-def store_key(stage: str, config_hash: str, inputs: dict, version: str) -> str:
-    blob = json.dumps({"stage": stage, "config_hash": config_hash, "inputs": inputs, "version": version},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -35,8 +29,9 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 class StageStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, lock_timeout_s: float = 3600.0):
         self.root = Path(root)
+        self.lock_timeout_s = lock_timeout_s
 
     def folder(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -47,18 +42,38 @@ class StageStore:
 
     @contextlib.contextmanager
     def lock(self, stage: str, key: str) -> Iterator[None]:
+        """Hold the key's lock while computing, so concurrent jobs wait for the first one's output."""
         path = self.root / stage / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("stage %s: another job is computing the same output (%s); waiting for it", stage, key)
-                fcntl.flock(fh, fcntl.LOCK_EX)
+            held = self._acquire(fh, stage, key)
             try:
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                if held:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _acquire(self, fh, stage: str, key: str) -> bool:
+        deadline = time.monotonic() + self.lock_timeout_s
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if not waiting:
+                    log.info("stage %s: another job is computing the same output (%s); waiting up to %.0f s",
+                             stage, key, self.lock_timeout_s)
+                    waiting = True
+                if time.monotonic() > deadline:
+                    log.warning("stage %s: waited %.0f s for another job's %s; computing it here", stage,
+                                self.lock_timeout_s, key)
+                    return False
+                time.sleep(1.0)
+            except OSError as e:  # e.g. a network filesystem without flock
+                log.warning("stage store %s cannot lock (%s): concurrent jobs may compute the same stage twice",
+                            self.root, e)
+                return False
 
     def materialize(self, stored: Path, dest: Path) -> None:
         """Copy a stored stage folder to `dest` (which must not exist) through a partial folder + rename."""

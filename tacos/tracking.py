@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tacos.config import redact_overrides
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +90,15 @@ class WandbLogger:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb  # lazy: keeps `run.py --help` fast
 
-        self._run = wandb.init(project=self.project, entity=self.entity, group=group or self.group, name=name,
-                               mode=self.mode, tags=list(tags if tags is not None else self.tags), config=config,
-                               dir=str(run_dir), job_type="tacos")
+        # W&B records the command line (sys.argv) in the run's metadata: it gets one without credentials.
+        argv = sys.argv
+        sys.argv = [argv[0], *redact_overrides(argv[1:])]
+        try:
+            self._run = wandb.init(project=self.project, entity=self.entity, group=group or self.group, name=name,
+                                   mode=self.mode, tags=list(tags if tags is not None else self.tags), config=config,
+                                   dir=str(run_dir), job_type="tacos")
+        finally:
+            sys.argv = argv
         log.info("W&B run %s (%s mode) in %s", self._run.id, self.mode, self._run.dir)
 
     def log_stage(self, manifest: dict, run_dir: Path) -> None:

@@ -1,19 +1,28 @@
-"""Process-lifecycle test helpers, and the owner process those tests start and then interrupt or kill.
+"""Process-lifecycle test helpers, the owner process those tests start and then interrupt or kill, and a fake server.
 
-    python tests/_server_child.py dummy|llama sleep|raise LOG_DIR
+    python tests/_server_child.py dummy|llama|native sleep|raise LOG_DIR
 
 starts a server, prints `READY <server pid>`, then sleeps or raises. `dummy` is a `sleep 60` child through
-ServerProcess (no model; atexit / PDEATHSIG must clean up); `llama` is LocalLlamaCpp in a `with` block.
+ServerProcess (no model; atexit / PDEATHSIG must clean up); `llama` is LocalLlamaCpp (llama-cpp-python) and `native`
+LocalLlamaServer (llama.cpp's server through xllamacpp), each in a `with` block.
+
+    python tests/_server_child.py fake-openai PORT MODEL_ID
+
+is a tiny OpenAI-shaped server on 127.0.0.1:PORT (GET /v1/models lists MODEL_ID; POST /v1/chat/completions answers
+"pong"); it exits with 98 when the port is taken, like tacos.llm.llama_server_child.
 """
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from tacos.llm.endpoints import LocalLlamaCpp
+from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer
 from tacos.llm.process import ServerProcess
 
 
@@ -52,6 +61,58 @@ def spawn_owner(log_dir: Path, kind: str = "dummy", action: str = "sleep") -> tu
     return owner, int(line.split()[1])
 
 
+class FakeOpenAI(http.server.BaseHTTPRequestHandler):
+    """GET /v1/models lists `model_id`; POST /v1/chat/completions answers "pong". Counts requests per path."""
+
+    model_id = "fake"
+    seen: list[str] = []
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.seen.append(f"GET {self.path}")
+        if self.path.rstrip("/") == "/v1/models":
+            self._json(200, {"object": "list", "data": [{"id": self.model_id, "object": "model"}]})
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):  # noqa: N802
+        self.seen.append(f"POST {self.path}")
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": self.model_id,
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": "pong"}}],
+                         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+
+    def log_message(self, *args):
+        pass
+
+
+def fake_openai_server(model_id: str, port: int = 0) -> tuple[http.server.ThreadingHTTPServer, list[str]]:
+    """A FakeOpenAI server in a daemon thread of this process (call .shutdown(); .server_close() when done)."""
+    handler = type("Handler", (FakeOpenAI,), {"model_id": model_id, "seen": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, handler.seen
+
+
+def _serve_fake(port: int, model_id: str) -> None:
+    try:
+        httpd, _ = fake_openai_server(model_id, port)
+    except OSError as e:
+        print(f"fake-openai: cannot bind 127.0.0.1:{port}: {e}", flush=True)
+        sys.exit(98)
+    print(f"fake-openai: serving {model_id} on port {port}", flush=True)
+    while True:
+        time.sleep(3600)
+
+
 def _then(action: str) -> None:
     if action == "raise":
         raise RuntimeError("boom inside the server's lifetime")
@@ -65,11 +126,14 @@ def main(kind: str, action: str, log_dir: Path) -> None:
         print(f"READY {server.pid}", flush=True)
         _then(action)
     else:
-        provider = LocalLlamaCpp(n_ctx=512)
+        provider = LocalLlamaCpp(n_ctx=512) if kind == "llama" else LocalLlamaServer(n_ctx=512)
         with provider:
             print(f"READY {provider.pid}", flush=True)
             _then(action)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]))
+    if sys.argv[1] == "fake-openai":
+        _serve_fake(int(sys.argv[2]), sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2], Path(sys.argv[3]))

@@ -49,6 +49,19 @@ def test_every_group_file_instantiates(group, option):
         validate()
 
 
+@pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_no_shipped_config_holds_a_credential(group, option):
+    """What hydra.callbacks' RefuseSecrets checks before every run (the hydra node included): no shipped option may
+    trip it, while API keys stay in environment variables (`api_key_env` names one)."""
+    from tacos.hydra_callbacks import RefuseSecrets
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="run"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=[f"{group}={option}", *REQUIRED.get((group, option), [])])
+    assert set(cfg.hydra.callbacks) == {"refuse_secrets", "sweep_report"}
+    RefuseSecrets().on_run_start(cfg)  # exits on a credential
+
+
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_overlay_composes(experiment, monkeypatch):
     monkeypatch.setenv("TACOS_LIMA_PATH", str(CONF.parent / "data" / "sample" / "alpaca_tiny.json"))

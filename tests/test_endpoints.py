@@ -6,10 +6,13 @@ import http.server
 import importlib.util
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -17,15 +20,17 @@ from hydra.utils import instantiate
 
 from tacos.llm import endpoints, local_models, process
 from tacos.llm.endpoint import Endpoint
-from tacos.llm.endpoints import LocalLlamaCpp, OpenAICompatible, OpenAIEndpoint, VLLMServer
-from tacos.llm.process import ServerProcess, free_port
+from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer, OpenAICompatible, OpenAIEndpoint, VLLMServer
+from tacos.llm.process import PortTaken, ServerProcess, free_port
 
-from _server_child import gone, spawn_owner  # tests/ is on sys.path under pytest
+from _server_child import fake_openai_server, gone, spawn_owner  # tests/ is on sys.path under pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_LLM = REPO / "conf" / "llm"
 QWEN05_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+SERVER_CHILD = REPO / "tests" / "_server_child.py"
+PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 
 # ---------------------------------------------------------------- identity, keys, reachability
@@ -33,6 +38,7 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 def test_identity_needs_no_start(tmp_path):
     assert LocalLlamaCpp().identity == f"llama_cpp:qwen2.5-coder-0.5b:{QWEN05_SHA}"
     assert LocalLlamaCpp(model="qwen2.5-coder-1.5b").identity.startswith("llama_cpp:qwen2.5-coder-1.5b:cc324af0")
+    assert LocalLlamaServer().identity.startswith(f"llama_server:qwen2.5-coder-0.5b:{QWEN05_SHA}:")
     assert OpenAIEndpoint().identity == "openai:gpt-4o-mini"
     compat = OpenAICompatible(base_url="http://10.1.2.3:8000/v1", model="qwen-7b")
     assert compat.identity == "openai_compatible:qwen-7b"
@@ -53,6 +59,33 @@ def test_identity_of_a_gguf_path_is_name_plus_hash_cached(tmp_path, monkeypatch)
 def test_unknown_local_model_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="qwen2.5-coder-0.5b"):
         LocalLlamaCpp(model="no-such-model").identity
+    with pytest.raises(ValueError, match="qwen2.5-coder-0.5b"):
+        LocalLlamaServer(model="no-such-model").identity
+
+
+def test_llama_server_identity_follows_what_changes_answers(tmp_path):
+    base = LocalLlamaServer().identity
+    name, model, sha, settings = base.split(":")
+    assert (name, model, sha) == ("llama_server", "qwen2.5-coder-0.5b", QWEN05_SHA) and len(settings) == 16
+    assert LocalLlamaServer().identity == base  # stable
+    # threads, slots, timeouts and where the GGUF is cached do not change an answer: same identity
+    assert LocalLlamaServer(n_threads=7, max_concurrency=3, startup_timeout_s=5, cache_dir=str(tmp_path)).identity \
+        == base
+    # the model, the context size and any llama.cpp parameter may: new identity
+    changed = {LocalLlamaServer(n_ctx=2048).identity, LocalLlamaServer(params={"sampling.top_k": 1}).identity,
+               LocalLlamaServer(params={"n_batch": 256}).identity, LocalLlamaServer(model="qwen2.5-coder-1.5b").identity}
+    assert len(changed) == 4 and base not in changed
+    assert LocalLlamaServer(params={"n_batch": 256, "sampling.top_k": 1}).identity == \
+        LocalLlamaServer(params={"sampling.top_k": 1, "n_batch": 256}).identity  # order does not matter
+    assert "127.0.0.1" not in base and not list(tmp_path.iterdir())
+
+
+def test_llama_server_rejects_params_it_sets_itself():
+    for key in ("hostnames", "port", "model_alias", "reuse_port", "n_ctx", "cpuparams.n_threads"):
+        with pytest.raises(ValueError, match=key):
+            LocalLlamaServer(params={key: 1})
+    with pytest.raises(ValueError, match="max_concurrency"):
+        LocalLlamaServer(max_concurrency=0)
 
 
 def test_openai_without_key_fails_at_start(monkeypatch):
@@ -128,6 +161,35 @@ def test_llama_cpp_missing_says_how_to_install(monkeypatch):
         LocalLlamaCpp().start()
 
 
+def test_xllamacpp_missing_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xllamacpp" else real(name, *a))
+    with pytest.raises(RuntimeError, match=rf'(?s)pip install "xllamacpp=={endpoints.XLLAMACPP_VERSION}".*local_llama_cpp'):
+        LocalLlamaServer().start()
+
+
+def test_xllamacpp_pin_matches_pyproject():
+    assert f'"xllamacpp=={endpoints.XLLAMACPP_VERSION}"' in (REPO / "pyproject.toml").read_text()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None, reason="xllamacpp is not installed")
+def test_server_child_reports_bad_params_and_a_taken_port(tmp_path):
+    """The child's exit codes, without a model: 2 bad params, 98 port taken, 3 any other start failure."""
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf")
+    child = [sys.executable, "-m", "tacos.llm.llama_server_child", "--model", str(bogus), "--alias", "a"]
+    run = lambda *extra: subprocess.run([*child, *extra], capture_output=True, text=True, timeout=60, cwd=REPO)  # noqa
+    bad = run("--port", str(free_port()), "--params", '{"no_such_field": 1}')
+    assert bad.returncode == 2 and "no_such_field" in bad.stderr
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = run("--port", str(holder.getsockname()[1]))
+    assert taken.returncode == 98 and "already in use" in taken.stderr
+    broken = run("--port", str(free_port()))
+    assert broken.returncode == 3 and "did not start" in broken.stderr
+
+
 # ---------------------------------------------------------------- process helpers
 
 def test_free_port_is_bindable():
@@ -190,6 +252,120 @@ def test_parent_sigterm_or_ctrl_c_stops_the_child(tmp_path, sig):
     # SIGTERM became SystemExit(143), so finally blocks and atexit ran; Ctrl-C exits through KeyboardInterrupt.
     assert code == (143 if sig == signal.SIGTERM else -signal.SIGINT)
     assert gone(child)
+
+
+# ---------------------------------------------------------------- whose server answers, and port races
+
+class FakeManaged(endpoints._ManagedServer):
+    """A managed server without a model: tests/_server_child.py fake-openai, launched like the real ones."""
+
+    identity = "fake:1"
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        def command(port: int, served: str) -> list[str]:
+            return [sys.executable, str(SERVER_CHILD), "fake-openai", str(port), served]
+
+        port, served = self._launch(command, "fake-model", log_dir, "fake_server", 30)
+        self._endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity)
+        return self._endpoint
+
+
+@pytest.fixture
+def foreign():
+    """Somebody else's OpenAI-shaped server on a loopback port, serving another model."""
+    httpd, seen = fake_openai_server("someone-elses-model")
+    yield httpd.server_port, seen
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _ports_from(monkeypatch, first: list[int]) -> list[int]:
+    """free_port() hands out `first` (ports another process holds), then real free ports; returns what it gave."""
+    given, queue = [], list(first)
+
+    def fake_free_port() -> int:
+        given.append(queue.pop(0) if queue else free_port())
+        return given[-1]
+
+    monkeypatch.setattr(endpoints, "free_port", fake_free_port)
+    return given
+
+
+def test_readiness_rejects_a_server_that_is_not_ours(tmp_path, foreign):
+    port, seen = foreign
+    server = ServerProcess(SLEEPER, tmp_path / "s.log", name="mine").spawn()
+    t0 = time.monotonic()
+    with pytest.raises(PortTaken, match=r"not mine.*someone-elses-model"):
+        server.wait_ready(f"http://127.0.0.1:{port}/v1/models", 30, expect_model="mine-1234", port=port)
+    assert time.monotonic() - t0 < 5 and "GET /v1/models" in seen
+    assert gone(server.pid)  # our child is stopped, not left behind
+
+
+def test_readiness_waits_for_ours_and_accepts_exactly_our_id(tmp_path):
+    port = free_port()
+    server = ServerProcess([sys.executable, str(SERVER_CHILD), "fake-openai", str(port), "mine-1234"],
+                           tmp_path / "s.log").spawn()
+    try:
+        assert server.wait_ready(f"http://127.0.0.1:{port}/v1/models", 30, expect_model="mine-1234", port=port) < 30
+    finally:
+        server.stop()
+
+
+def test_start_moves_to_another_port_when_a_foreign_server_holds_it(tmp_path, monkeypatch, foreign):
+    port, seen = foreign
+    given = _ports_from(monkeypatch, [port])
+    provider = FakeManaged()
+    try:
+        endpoint = provider.start(tmp_path)
+        assert urlparse(endpoint.base_url).port == given[-1] != port and len(given) == 2
+        assert endpoint.model.startswith("fake-model-") and len(endpoint.model) > len("fake-model-") + 8
+        assert "GET /v1/models" in seen  # the foreign server answered, and was not taken for ours
+    finally:
+        provider.stop()
+
+
+def test_start_moves_on_when_the_port_is_taken_by_a_silent_socket(tmp_path, monkeypatch):
+    with socket.socket() as holder:  # bound and listening, but never answers: only our child's exit tells
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        given = _ports_from(monkeypatch, [port])
+        provider = FakeManaged()
+        try:
+            endpoint = provider.start(tmp_path)
+            assert urlparse(endpoint.base_url).port == given[-1] != port
+        finally:
+            provider.stop()
+
+
+def test_start_gives_up_after_the_port_attempts(tmp_path, monkeypatch, foreign):
+    port, _ = foreign
+    monkeypatch.setattr(endpoints, "free_port", lambda: port)
+    pids = []
+    real_spawn = ServerProcess.spawn
+    monkeypatch.setattr(ServerProcess, "spawn", lambda self: pids.append(real_spawn(self).pid) or self)
+    with pytest.raises(RuntimeError, match=rf"could not get a loopback port of its own in {endpoints.PORT_ATTEMPTS}"):
+        FakeManaged().start(tmp_path)
+    assert len(pids) == endpoints.PORT_ATTEMPTS and all(gone(pid) for pid in pids)
+
+
+def test_start_and_calls_ignore_http_proxy(tmp_path, monkeypatch):
+    """A proxy in the environment cannot reach our 127.0.0.1: readiness and the client must go direct."""
+    for var in PROXY_VARS:
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    from tacos.llm.cache import CallCache
+    from tacos.llm.client import LLMClient, LLMRequest
+
+    provider = FakeManaged()
+    try:
+        endpoint = provider.start(tmp_path)
+        with LLMClient(endpoint, CallCache(tmp_path / "cache"), max_retries=0, progress=False) as client:
+            (result,) = client.run([LLMRequest(messages=(("user", "ping"),), prompt_hash="h")], str, desc="t")
+        assert result.status == "ok" and result.raw == "pong", result.error
+    finally:
+        provider.stop()
 
 
 def test_stop_all_stops_every_live_server(tmp_path):
@@ -304,11 +480,21 @@ def test_every_llm_config_instantiates(name):
         cfg = compose(overrides=[f"+llm={name}", *REQUIRED.get(name, [])])
     provider = instantiate(cfg.llm)
     assert isinstance(provider, endpoints.EndpointProvider)
-    assert provider.identity.split(":")[0] in {"llama_cpp", "openai", "openai_compatible", "vllm"}
+    assert provider.identity.split(":")[0] in {"llama_server", "llama_cpp", "openai", "openai_compatible", "vllm"}
     in_price, out_price = provider.prices()
     assert in_price >= 0 and out_price >= 0
     text = (CONF_LLM / f"{name}.yaml").read_text()
     assert "sk-" not in text and "api_key:" not in text  # only env var *names* in configs
+
+
+def test_local_is_llama_cpps_own_server_and_llama_cpp_python_stays_available():
+    with initialize_config_dir(version_base=None, config_dir=str(REPO / "conf")):
+        configs = {name: instantiate(compose(overrides=[f"+llm={name}"]).llm)
+                   for name in ("local", "local_large", "local_llama_cpp_python")}
+    assert type(configs["local"]) is LocalLlamaServer and type(configs["local_large"]) is LocalLlamaServer
+    assert type(configs["local_llama_cpp_python"]) is LocalLlamaCpp
+    assert configs["local"].model == configs["local_llama_cpp_python"].model == "qwen2.5-coder-0.5b"
+    assert configs["local_large"].model == "qwen2.5-coder-1.5b"
 
 
 def test_endpoint_contract_is_what_providers_return(monkeypatch):

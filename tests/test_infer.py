@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, run_cli, stub_overrides
 from tacos.data.test_sets import load_mt_bench, load_test_set
 from tacos.eval.answers import AnswerJob, InferSpec, WorkFile, make_jobs, question_seed
-from tacos.stages.export import alpaca_one_line
+from tacos.data.formats import wrap_alpaca_one_line as alpaca_one_line
 
 # conf/config.yaml lists `- infer: default` once the lead adds it; until then the group is appended here.
 INFER = "infer=default" if re.search(r"^\s*-\s*infer:", (REPO / "conf" / "config.yaml").read_text(), re.M) \
@@ -28,7 +28,7 @@ LLAMA2_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'us
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
     """(the tiny Llama folder, a chat template file): the untrained model has no template of its own."""
-    from tacos.train.tiny_model import ensure_tiny_llama
+    from tacos.sft.tiny_model import ensure_tiny_llama
 
     root = tmp_path_factory.mktemp("tiny")
     template = root / "llama2.jinja"
@@ -174,3 +174,42 @@ def test_clear_errors(tmp_path):
         InferSpec(test_sets=["koala", "nope"]).validate()
     out = run_cli([INFER, "stages=[infer]", "logger=none", f"hydra.run.dir={tmp_path / 'r'}"])
     assert out.returncode != 0 and "train" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_registry_keeps_every_seed(tmp_path):
+    """The publish hook registers answers by run name and seed: the seeds of one run name do not replace each other
+    (seed 0 keeps the bare run name), and judge.baselines names each of them."""
+    from omegaconf import OmegaConf
+
+    from tacos.eval.baselines import baseline_files
+    from tacos.eval.registry import entry_name, names
+    from tacos.stages.infer import STAGE
+
+    assert (entry_name("sample-random", 0), entry_name("sample-random", 2)) == ("sample-random", "sample-random-seed2")
+    answers_dir = tmp_path / "answers"
+    for seed in (0, 1, 2):
+        stage_dir = tmp_path / f"run{seed}" / "infer"
+        rel = {"vicuna": "model_answer/vicuna/tiny-sample-random.jsonl",
+               "mt_bench": "model_answer/mt_bench/tiny-sample-random.jsonl"}
+        for bench, path in rel.items():
+            (stage_dir / path).parent.mkdir(parents=True, exist_ok=True)
+            (stage_dir / path).write_text(json.dumps({"seed": seed, "bench": bench}) + "\n")
+        base = "model_answer/vicuna/tiny-base.jsonl"
+        (stage_dir / base).write_text(json.dumps({"seed": seed, "base": True}) + "\n")
+        manifest = {"output_hash": f"h{seed}",
+                    "stats": {"answer_files": rel, "base": {"answer_files": {"vicuna": base}}}}
+        cfg = OmegaConf.create({"paths": {"answers_dir": str(answers_dir)}, "model": {"name": "tiny"},
+                                "run_name": "sample-random", "seed": seed})
+        STAGE.publish(cfg, stage_dir, manifest)
+    model_dir = answers_dir / "tiny"
+    assert names(model_dir) == ["base", "base-seed1", "base-seed2", "sample-random", "sample-random-seed1",
+                                "sample-random-seed2"]
+    for seed in (0, 1, 2):
+        entry = entry_name("sample-random", seed)
+        files = baseline_files(entry, ["vicuna", "koala"], str(model_dir))
+        assert list(files) == ["vicuna"] and json.loads(files["vicuna"].read_text())["seed"] == seed
+        source = json.loads((model_dir / entry / "source.json").read_text())
+        assert source["output_hash"] == f"h{seed}" and source["run_dir"] == str((tmp_path / f"run{seed}").resolve())
+        base = baseline_files(entry_name("base", seed), ["vicuna"], str(model_dir))["vicuna"]
+        assert json.loads(base.read_text()) == {"seed": seed, "base": True}
+    assert baseline_files("sample-random-seed3", ["vicuna"], str(model_dir)) is None  # not registered (yet)

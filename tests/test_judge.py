@@ -88,6 +88,32 @@ def test_parsing_judge_outputs(raw, pair, rating):
         assert parse_mt_bench_rating(raw) == rating
 
 
+@pytest.mark.parametrize("identity,name", [
+    ("llama_cpp:qwen2.5-coder-0.5b:" + "a" * 64, "llama_cpp-qwen2.5-coder-0.5b"),
+    ("llama_server:qwen2.5-coder-0.5b:" + "b" * 64 + ":" + "c" * 16, "llama_server-qwen2.5-coder-0.5b"),
+    ("openai:gpt-4-0613", "openai-gpt-4-0613"),
+    ("openai_compatible:stub-judge", "openai_compatible-stub-judge"),
+    ("vllm:meta-llama/Llama-3-8B", "vllm-meta-llama_Llama-3-8B"),
+])
+def test_judge_name_is_the_judging_llm(identity, name):
+    """FastChat judgment files are named after the LLM that judged, unless judge.judge_model_name says otherwise."""
+    from tacos.eval.judge import JudgeSpec, judge_name_from_identity
+
+    assert judge_name_from_identity(identity) == name
+    assert JudgeSpec(name="mt_bench", kind="mt_bench").judge_name(identity) == name
+    assert JudgeSpec(name="mt_bench", kind="mt_bench", judge_model_name="gpt-4").judge_name(identity) == "gpt-4"
+    with pytest.raises(ValueError, match="judge_model_name"):
+        JudgeSpec(name="mt_bench", kind="mt_bench", judge_model_name=" ").validate()
+
+
+def test_mt_bench_radar_writes_a_png(tmp_path):
+    from tacos.plots import mt_bench_radar
+
+    for per_category in ({"writing": 7.5, "roleplay": 6.0, "math": None, "coding": 3.0}, {"writing": None}):
+        out = mt_bench_radar(per_category, tmp_path / "sub" / "radar.png", "MT-Bench: m")
+        assert out == tmp_path / "sub" / "radar.png" and out.read_bytes().startswith(b"\x89PNG")
+
+
 def test_render_is_single_pass():
     out = render("Q: {question}\nA1: {answer_1}\n{literal}", question="use {answer_1} here", answer_1="x {question}")
     assert out == "Q: use {answer_1} here\nA1: x {question}\n{literal}"
@@ -124,14 +150,14 @@ def test_mt_bench_prompts_are_fastchats(monkeypatch):
                                 {"role": "user", "content": ours}]
 
 
-def _show_result(judgment_file: Path, workdir: Path) -> str:
-    """FastChat's show_result, run where it expects its file: data/mt_bench/model_judgment/gpt-4_single.jsonl."""
+def _show_result(judgment_file: Path, workdir: Path, judge: str = "gpt-4") -> str:
+    """FastChat's show_result, run where it expects its file: data/mt_bench/model_judgment/<judge>_single.jsonl."""
     pytest.importorskip("fastchat.llm_judge.show_result", reason="the eval extra (fschat) is not installed")
-    target = workdir / "data" / "mt_bench" / "model_judgment" / "gpt-4_single.jsonl"
+    target = workdir / "data" / "mt_bench" / "model_judgment" / f"{judge}_single.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(judgment_file.read_bytes())
     out = subprocess.run([sys.executable, "-m", "fastchat.llm_judge.show_result", "--bench-name", "mt_bench",
-                          "--judge-model", "gpt-4", "--mode", "single"], cwd=workdir, capture_output=True, text=True,
+                          "--judge-model", judge, "--mode", "single"], cwd=workdir, capture_output=True, text=True,
                          timeout=120, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -179,13 +205,14 @@ def test_completeness_guard():
 
 
 def test_mt_bench_plan_uses_references_for_60_judgments():
-    from tacos.specs import JudgeSpec
-    from tacos.stages.judge import Answers, _mt_bench_plan
-
     from tacos.data import load_mt_bench
+    from tacos.eval.answer_files import Answers
+    from tacos.eval.judge import JudgeSpec
+    from tacos.eval.mt_bench import mt_bench_plan
+    from tacos.paths import BUNDLED_DATA_DIR
 
     answers = Answers("m", Path("-"), {q.question_id: ["a1", "a2"] for q in load_mt_bench()})
-    plan = _mt_bench_plan(JudgeSpec(name="mt_bench", kind="mt_bench"), answers)
+    plan = mt_bench_plan(JudgeSpec(name="mt_bench", kind="mt_bench"), answers, BUNDLED_DATA_DIR)
     assert len(plan) == 160 and all(req is not None for _, _, req, _ in plan)
     names = [mt_bench_prompt_name(q.category, t) for q, t, _, _ in plan]
     assert sum(n.startswith("single-math-v1") for n in names) == 60
@@ -197,6 +224,7 @@ def test_mt_bench_plan_uses_references_for_60_judgments():
 # Fake answers carry their "quality" (the score the stub judge gives) and an optional bias towards the answer shown
 # first; "garbage" makes the judge answer without any score.
 OURS = "ours-7b"
+STUB_JUDGE = "openai_compatible-stub-judge"  # the judge's name derived from the stub LLM (llm.model=stub-judge)
 VICUNA = {  # question_id: (ours, base-a)
     "1": ("quality=8", "quality=5"),            # win, win   -> win
     "2": ("quality=5", "quality=5"),            # tie, tie   -> tie
@@ -337,14 +365,17 @@ def test_mt_bench_through_the_stage_and_show_result(judged):
     assert mt["per_category"] == {"writing": None}
     small = judged["small"]["stats"]["mt_bench"]  # the first 3 questions only: q82 turn 2 is in there too
     assert small["n_expected"] == 6 and small["overall"] is None
-    judgment_file = run_dir / "judge" / "model_judgment" / "gpt-4_single.jsonl"
+    # Named after the judge that judged (judge.judge_model_name: null), as FastChat names it after its judge model.
+    assert m["stats"]["judge_model_name"] == mt["judge_model_name"] == STUB_JUDGE
+    judgment_file = run_dir / "judge" / "model_judgment" / f"{STUB_JUDGE}_single.jsonl"
+    assert [p.name for p in judgment_file.parent.iterdir()] == [judgment_file.name]
     rows = [json.loads(x) for x in judgment_file.read_text().splitlines()]
     assert len(rows) == 12 and set(rows[0]) == {"question_id", "model", "judge", "user_prompt", "judgment", "score",
                                                 "turn", "tstamp"}
-    assert rows[0]["question_id"] == 81 and rows[0]["judge"] == ["gpt-4", "single-v1"] and rows[0]["score"] == 8
+    assert rows[0]["question_id"] == 81 and rows[0]["judge"] == [STUB_JUDGE, "single-v1"] and rows[0]["score"] == 8
     bad = next(r for r in rows if r["question_id"] == 82 and r["turn"] == 2)
     assert bad["score"] == -1 and bad["judge"][1] == "single-v1-multi-turn" and bad["judgment"] == "No rating today."
-    out = _show_result(judgment_file, judged["tmp"] / "fastchat_cwd")
+    out = _show_result(judgment_file, judged["tmp"] / "fastchat_cwd", judge=STUB_JUDGE)
     # FastChat averages the valid rows only: turn 1 35/6, turn 2 (6 + 5 + 9 + 3 + 5) / 5.
     assert re.search(rf"{OURS}\s+1\s+5\.833", out) and re.search(rf"{OURS}\s+2\s+5\.6\b", out), out
 
@@ -378,8 +409,27 @@ def test_rerun_makes_no_judge_calls(judged, judge_stub):
     counts = judged["full"]["counts"]
     assert m2["llm"]["calls"] == 0 and m2["llm"]["cache_hits"] == counts["pairwise_calls"] + counts["mt_bench_calls"]
     assert m2["stats"]["pairwise"] == judged["full"]["stats"]["pairwise"]
-    for f in ("model_judgment/gpt-4_single.jsonl", "pairwise/verdicts.jsonl"):
+    for f in (f"model_judgment/{STUB_JUDGE}_single.jsonl", "pairwise/verdicts.jsonl"):
         assert (run2 / "judge" / f).read_bytes() == (run_dir / "judge" / f).read_bytes()
+
+
+def test_explicit_judge_model_name(judged, judge_stub):
+    """judge.judge_model_name=gpt-4 names the file and its rows as FastChat's default judge (calls from the cache)."""
+    tmp, before = judged["tmp"], judge_stub.count
+    run3 = tmp / "run3"
+    _fake_run(run3, tmp / "other3")
+    out = run_cli([*_args(judge_stub, tmp, run3, judged["baselines"], 6), "judge=mt_bench",
+                   "judge.judge_model_name=gpt-4"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert judge_stub.count == before
+    m = _manifest(run3)
+    assert m["stats"]["judge_model_name"] == "gpt-4" and m["stats"]["judge_llm"] == "openai_compatible:stub-judge"
+    judgment_file = run3 / "judge" / "model_judgment" / "gpt-4_single.jsonl"
+    rows = [json.loads(x) for x in judgment_file.read_text().splitlines()]
+    ours = [json.loads(x) for x in (judged["run_dir"] / "judge" / "model_judgment" /
+                                    f"{STUB_JUDGE}_single.jsonl").read_text().splitlines()]
+    assert rows == [{**r, "judge": ["gpt-4", r["judge"][1]]} for r in ours]
+    assert re.search(rf"{OURS}\s+1\s+5\.833", _show_result(judgment_file, tmp / "fastchat_cwd3"))
 
 
 def test_clear_errors(judged, judge_stub, tmp_path):

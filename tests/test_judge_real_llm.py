@@ -57,13 +57,15 @@ def test_judge_stage_with_real_local_llm(tmp_path):
     mt = m["stats"]["mt_bench"]
     assert mt["n_expected"] == 4 and 0 <= mt["n_valid"] <= 4
     assert (mt["overall"] is not None) == mt["complete"] == (mt["n_valid"] == 4)
-    judgment_file = run_dir / "judge" / "model_judgment" / "gpt-4_single.jsonl"
+    judge_name = m["stats"]["judge_model_name"]  # derived from the local model: llama_..-<model name>
+    assert judge_name.startswith("llama") and judge_name == mt["judge_model_name"]
+    judgment_file = run_dir / "judge" / "model_judgment" / f"{judge_name}_single.jsonl"
     rows = [json.loads(x) for x in judgment_file.read_text().splitlines()]
     assert sorted((r["question_id"], r["turn"]) for r in rows) == [(81, 1), (81, 2), (82, 1), (82, 2)]
     assert all(r["score"] == -1 or 1 <= r["score"] <= 10 for r in rows)
     assert {r["judge"][1] for r in rows} == {"single-v1", "single-v1-multi-turn"}
     if any(r["score"] != -1 for r in rows):
-        assert "ours" in _show_result(judgment_file, tmp_path / "fastchat_cwd")
+        assert "ours" in _show_result(judgment_file, tmp_path / "fastchat_cwd", judge=judge_name)
     print(f"\nreal judge run: {elapsed:.0f} s (server start {m['llm']['server_start_seconds']:.0f} s); pairwise "
           f"{stats}; MT-Bench valid {mt['n_valid']}/4: {[r['score'] for r in rows]}; first raw answers: "
           f"{[c['raw'][:60] for c in calls[:2]]}")

@@ -13,8 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from stub_server import MALFORMED_TEXT, StubServer, default_responder  # noqa: E402
 
 from tacos.llm.cache import CallCache  # noqa: E402
-from tacos.llm.client import (RETRY_MIN_TEMPERATURE, BudgetExceeded, CallStats, LLMClient,  # noqa: E402
-                              LLMRequest, LLMResult)
+from tacos.llm.client import LLMClient  # noqa: E402
+from tacos.llm.ledger import BudgetExceeded  # noqa: E402
+from tacos.llm.types import CallStats, LLMRequest, LLMResult  # noqa: E402
+from tacos.llm.wire import RETRY_MIN_TEMPERATURE  # noqa: E402
 from tacos.llm.endpoint import Endpoint  # noqa: E402
 from tacos.llm.ledger import CostLedger  # noqa: E402
 from tacos.llm.parsing import ParseError, extract_json  # noqa: E402

@@ -16,7 +16,9 @@ from stub_server import StubServer, default_responder
 from tacos_responder import tacos_responder
 
 from tacos.llm.cache import CallCache
-from tacos.llm.client import LLMClient, LLMRequest, _split
+from tacos.llm.client import LLMClient
+from tacos.llm.dispatch import split_concurrency as _split
+from tacos.llm.types import LLMRequest
 from tacos.llm.endpoint import Endpoint
 from tacos.llm.endpoints import EndpointPool, OpenAICompatible
 from tacos.llm.parsing import extract_json

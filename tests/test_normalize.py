@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tacos.method.normalize import TagMapEntry, effective_alpha, normalize_tags, rule_normalize, surface_forms
+from tacos.method.tag_normalization import TagMapEntry, effective_alpha, normalize_tags, rule_normalize, surface_forms
 
 
 @pytest.mark.parametrize("tag, expected", [

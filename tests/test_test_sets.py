@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tacos.paths import BUNDLED_DATA_DIR
 from tacos.data import (
     EXPECTED_SIZES,
     TEST_SETS,
     DataError,
     alpaca_prompt,
-    data_dir,
     load_mt_bench,
     load_test_set,
     mt_bench_judge_prompts,
@@ -26,8 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path("/work/shared/data/reference")
 
 
+def data_dir():
+    return BUNDLED_DATA_DIR
+
+
 def test_data_dir_is_repo_data():
-    assert data_dir() == REPO / "data"
+    assert BUNDLED_DATA_DIR == REPO / "data"
 
 
 @pytest.mark.parametrize("name", TEST_SETS)
@@ -126,8 +130,8 @@ def test_rebuild_is_byte_identical(tmp_path):
     spec.loader.exec_module(build)
     build.main(["--reference", str(REFERENCE), "--out", str(tmp_path)])
     built = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    # reference_sets/ comes from scripts/build_reference_ids.py, not from this script
-    assert built == sorted(k for k in _readme_sums() if not k.startswith("reference_sets/"))
+    # reference_sets/ and judge_eval/ come from scripts/build_reference_ids.py and build_judge_eval_suites.py
+    assert built == sorted(k for k in _readme_sums() if not k.startswith(("reference_sets/", "judge_eval/")))
     for rel in built:
         new, old = (tmp_path / rel).read_bytes(), (data_dir() / rel).read_bytes()
         if rel.endswith(".gz"):

@@ -117,3 +117,47 @@ def test_killed_training_is_not_complete_and_resumes(export_run, tmp_path):
     assert s["global_step"] == 52 and s["logged_steps"] == 52  # the log history survives the resume
     assert "resuming from" in out.stdout
     print(f"killed, then resumed from {Path(s['resumed_from']).name} to step {s['global_step']}")
+
+
+def test_kill_9_of_run_py_leaves_no_training_process_and_the_rerun_resumes(export_run, tmp_path):
+    """kill -9 of run.py (no handler, no atexit can run): the kernel's parent-death signal reaches the guard that
+    llamafactory-cli runs under (tacos/sft/guard.py), and it kills llamafactory-cli, torchrun and torchrun's worker
+    (which runs in a session of its own); the re-run resumes from the last complete checkpoint."""
+    import psutil
+
+    run_dir, outputs = export_run
+    args = ["stages=[train]", "model=tiny", "model.num_train_epochs=4", "logger=none",
+            f"train.dataset={run_dir / 'export'}", "train.save_strategy=steps", "+train.extra_args.save_steps=4",
+            f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.Popen(cli(args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    ckpt_dir = tmp_path / "run" / "train_output"
+    deadline = time.monotonic() + 400
+    while not list(ckpt_dir.glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.1)
+    tree = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.is_running()]
+    cmdlines = {p.pid: " ".join(p.cmdline()) for p in tree}
+    assert any("llamafactory-cli" in c for c in cmdlines.values()), cmdlines
+    assert any("torchrun" in c for c in cmdlines.values()), cmdlines
+    groups = {os.getpgid(p.pid) for p in tree}
+    proc.kill()
+    proc.wait()
+    _, alive = psutil.wait_procs(tree, timeout=15)
+    assert not alive, f"training processes survived the kill -9 of run.py: {[cmdlines[p.pid] for p in alive]}"
+    assert not [p.pid for p in psutil.process_iter() if _pgid(p.pid) in groups], "a process of the group survived"
+    assert not (tmp_path / "run" / "train" / "manifest.json").exists()
+
+    out = run(args)
+    assert out.returncode == 0, out.stderr[-4000:]
+    s = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())["stats"]
+    assert s["resumed_from"] and Path(s["resumed_from"]).name.startswith("checkpoint-")
+    assert s["global_step"] == 52
+    print(f"kill -9, then resumed from {Path(s['resumed_from']).name} to step {s['global_step']}")
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

@@ -20,24 +20,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from tacos.data.formats import unwrap_alpaca_one_line
+from tacos.paths import REPO_ROOT, BUNDLED_DATA_DIR
 from tacos.records import Record, record_id
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "alpaca", "evol_instruct", "sharegpt")
 ON_DUPLICATE = ("error", "drop")
-
-# The one-line wrapper of the released TACOS/long-is-more sets (method_spec.md §9): single spaces,
-# no newlines, no trailing "### Response:".
-ALPACA_ONE_LINE_PREFIX = (
-    "Below is an instruction that describes a task. "
-    "Write a response that appropriately completes the request. ### Instruction: "
-)
-ALPACA_ONE_LINE_PREFIX_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request. ### Instruction: "
-)
-ALPACA_ONE_LINE_INPUT_SEP = " ### Input: "
 
 # ShareGPT speaker names -> our two roles; "system" turns are not exchanges and are skipped.
 _ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "chatgpt": "gpt",
@@ -48,34 +38,8 @@ class DataError(ValueError):
     """Unusable input data. The message names the file (or HF dataset), the row and what to do."""
 
 
-def data_dir() -> Path:
-    """The repository's `data/` folder (bundled sample pool, test sets, MT-Bench)."""
-    return Path(__file__).resolve().parents[2] / "data"
-
-
 def sample_pool_path() -> Path:
-    return data_dir() / "sample" / "alpaca_sample.jsonl.gz"
-
-
-def wrap_alpaca_one_line(instruction: str, input: str = "") -> str:
-    """The human turn of the released sets (§9) for one Alpaca row."""
-    if input:
-        return ALPACA_ONE_LINE_PREFIX_INPUT + instruction + ALPACA_ONE_LINE_INPUT_SEP + input
-    return ALPACA_ONE_LINE_PREFIX + instruction
-
-
-def unwrap_alpaca_one_line(text: str) -> tuple[str, str] | None:
-    """(instruction, input) from a wrapped human turn, or None when `text` is not wrapped.
-
-    With the input variant the first " ### Input: " separates instruction from input; a text that
-    has the input prefix but no separator is not split (None), so nothing is guessed.
-    """
-    if text.startswith(ALPACA_ONE_LINE_PREFIX_INPUT):
-        instruction, sep, input = text[len(ALPACA_ONE_LINE_PREFIX_INPUT):].partition(ALPACA_ONE_LINE_INPUT_SEP)
-        return (instruction, input) if sep else None
-    if text.startswith(ALPACA_ONE_LINE_PREFIX):
-        return text[len(ALPACA_ONE_LINE_PREFIX):], ""
-    return None
+    return BUNDLED_DATA_DIR / "sample" / "alpaca_sample.jsonl.gz"
 
 
 @dataclass
@@ -111,7 +75,7 @@ def load_records(path: str | Path, format: str = "auto", *, name: str = "", limi
                  unwrap_alpaca_prompt: bool = True) -> list[Record]:
     """Records of a local .json/.jsonl(.gz) file; `index` = 0-based row in the file, `source` = name."""
     _check_options(format, limit, on_duplicate, max_row_bytes, where=str(path))
-    file = _resolve(path)
+    file = resolve_path(path)
     rows = _read_rows(file, max_row_bytes)
     return _to_records(rows, format, source=name or file.name.split(".")[0], where=str(file), limit=limit,
                        seed=seed, on_duplicate=on_duplicate, unwrap=unwrap_alpaca_prompt)
@@ -158,11 +122,11 @@ def _check_options(format: str, limit: int | None, on_duplicate: str, max_row_by
         raise DataError(f"{where}: dataset.max_row_bytes must be positive, got {max_row_bytes}.")
 
 
-def _resolve(path: str | Path) -> Path:
+def resolve_path(path: str | Path) -> Path:
     """Relative paths: from the working directory, else from the repo root (Hydra may change the cwd)."""
     p = Path(path).expanduser()
-    if not p.is_absolute() and not p.exists() and (data_dir().parent / p).exists():
-        p = data_dir().parent / p
+    if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
+        p = REPO_ROOT / p
     p = p.absolute()
     if not p.exists():
         raise DataError(f"{p}: file not found. Set dataset.path to an existing .json/.jsonl(.gz) file "

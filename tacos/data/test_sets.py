@@ -3,55 +3,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tacos.data.loaders import DataError, data_dir
+from tacos.data.loaders import DataError
+from tacos.paths import BUNDLED_DATA_DIR
 from tacos.records import TestQuestion, read_jsonl
 
 TEST_SETS = ("koala", "sinstruct", "wizardlm", "vicuna", "lima")
 EXPECTED_SIZES = {"koala": 180, "sinstruct": 252, "wizardlm": 218, "vicuna": 80, "lima": 300}
 MT_BENCH = "mt_bench"
 
-__all__ = ["TEST_SETS", "EXPECTED_SIZES", "MT_BENCH", "data_dir", "load_test_set", "load_mt_bench",
-           "mt_bench_reference_answers", "mt_bench_judge_prompts", "alpaca_prompt"]
+__all__ = ["TEST_SETS", "EXPECTED_SIZES", "MT_BENCH", "load_test_set", "load_mt_bench", "test_set_file",
+           "mt_bench_file", "mt_bench_reference_answers", "mt_bench_judge_prompts"]
 
 _REBUILD = "rebuild data/ with `python scripts/build_sample_data.py`"
 
 
-def alpaca_prompt(instruction: str, input: str = "") -> str:
-    """The inference prompt of the five test sets (method_spec.md §2.9) with "\\n" line ends, not "\\r\\n"."""
-    if input:
-        return ("Below is an instruction that describes a task, paired with an input that provides further "
-                "context. Write a response that appropriately completes the request.\n\n"
-                f"### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:")
-    return ("Below is an instruction that describes a task. Write a response that appropriately completes "
-            f"the request.\n\n### Instruction:\n{instruction}\n\n### Response:")
-
-
-def load_test_set(name: str, limit: int | None = None) -> list[TestQuestion]:
-    """One of TEST_SETS (or "mt_bench"), in file order; `limit` keeps the first rows."""
-    if name == MT_BENCH:
-        return load_mt_bench(limit)
+def test_set_file(name: str, data_dir: str | Path = BUNDLED_DATA_DIR) -> Path:
     if name not in TEST_SETS:
         raise DataError(f"unknown test set {name!r}; valid: {', '.join(TEST_SETS)} or {MT_BENCH}.")
-    return _head(read_jsonl(_existing(data_dir() / "test_sets" / f"{name}.jsonl"), TestQuestion), limit, name)
+    return Path(data_dir) / "test_sets" / f"{name}.jsonl"
 
 
-def load_mt_bench(limit: int | None = None) -> list[TestQuestion]:
+def mt_bench_file(name: str, data_dir: str | Path = BUNDLED_DATA_DIR) -> Path:
+    """question.jsonl, judge_prompts.jsonl or reference_answer/gpt-4.jsonl of the bundled MT-Bench."""
+    return Path(data_dir) / MT_BENCH / name
+
+
+def load_test_set(name: str, limit: int | None = None, data_dir: str | Path = BUNDLED_DATA_DIR) -> list[TestQuestion]:
+    """One of TEST_SETS (or "mt_bench"), in file order; `limit` keeps the first rows."""
+    if name == MT_BENCH:
+        return load_mt_bench(limit, data_dir)
+    return _head(read_jsonl(_existing(test_set_file(name, data_dir)), TestQuestion), limit, name)
+
+
+def load_mt_bench(limit: int | None = None, data_dir: str | Path = BUNDLED_DATA_DIR) -> list[TestQuestion]:
     """The 80 MT-Bench questions, two user turns each; `instruction` is the first turn."""
-    rows = read_jsonl(_existing(data_dir() / "mt_bench" / "question.jsonl"))
+    rows = read_jsonl(_existing(mt_bench_file("question.jsonl", data_dir)))
     questions = [TestQuestion(question_id=str(q["question_id"]), test_set=MT_BENCH, instruction=q["turns"][0],
                               category=q["category"], turns=list(q["turns"])) for q in rows]
     return _head(questions, limit, MT_BENCH)
 
 
-def mt_bench_reference_answers() -> dict[str, list[str]]:
+def mt_bench_reference_answers(data_dir: str | Path = BUNDLED_DATA_DIR) -> dict[str, list[str]]:
     """question_id -> GPT-4 reference turns (math, reasoning and coding questions only)."""
-    rows = read_jsonl(_existing(data_dir() / "mt_bench" / "reference_answer" / "gpt-4.jsonl"))
+    rows = read_jsonl(_existing(mt_bench_file("reference_answer/gpt-4.jsonl", data_dir)))
     return {str(r["question_id"]): list(r["choices"][0]["turns"]) for r in rows}
 
 
-def mt_bench_judge_prompts() -> dict[str, dict]:
+def mt_bench_judge_prompts(data_dir: str | Path = BUNDLED_DATA_DIR) -> dict[str, dict]:
     """Upstream FastChat judge prompts by name ("single-v1", "pair-v2", ...)."""
-    return {row["name"]: row for row in read_jsonl(_existing(data_dir() / "mt_bench" / "judge_prompts.jsonl"))}
+    return {row["name"]: row for row in read_jsonl(_existing(mt_bench_file("judge_prompts.jsonl", data_dir)))}
 
 
 def _existing(path: Path) -> Path:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tacos.data.test_sets import MT_BENCH, TEST_SETS, load_test_set
+from tacos.paths import BUNDLED_DATA_DIR
 from tacos.records import TestQuestion, dumps
-from tacos.stages.export import human_turn
+from tacos.data.formats import human_turn
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ class InferSpec:
                              "against a running vLLM server, or infer.backend=transformers")
         if self.backend != "openai" and self.model_path is not None:
             checkpoint_dir(self.model_path)
+
+    def uses_train_stage(self) -> bool:
+        """A local backend without infer.model_path answers with this run's train-stage checkpoint."""
+        return self.backend != "openai" and self.model_path is None
+
+    def uses_llm(self) -> bool:
+        """The openai backend answers through the run's `llm` endpoint (and its cache)."""
+        return self.backend == "openai"
 
     def benches(self) -> list[str]:
         return list(self.test_sets) + ([MT_BENCH] if self.mt_bench else [])
@@ -155,8 +164,9 @@ def make_jobs(spec: InferSpec, bench: str, questions: list[TestQuestion], seed: 
     return jobs
 
 
-def load_jobs(spec: InferSpec, seed: int) -> dict[str, list[AnswerJob]]:
-    return {bench: make_jobs(spec, bench, load_test_set(bench, spec.limit), seed) for bench in spec.benches()}
+def load_jobs(spec: InferSpec, seed: int, data_dir: str | Path = BUNDLED_DATA_DIR) -> dict[str, list[AnswerJob]]:
+    return {bench: make_jobs(spec, bench, load_test_set(bench, spec.limit, data_dir), seed)
+            for bench in spec.benches()}
 
 
 class WorkFile:

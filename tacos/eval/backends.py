@@ -111,6 +111,7 @@ class TransformersBackend:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
             else self.tokenizer.eos_token_id
         self.new_tokens = 0
+        self.errors: list[str] = []  # questions it could not answer (a local model answers every one)
         self._torch = torch
 
     def _generate(self, ids: list[int], job: AnswerJob) -> str:
@@ -159,6 +160,7 @@ class VllmBackend:
         self.tokenizer = load_tokenizer(model_path, chat_template)
         self.prompt_ids = PromptIds(self.tokenizer, options.get("max_model_len") or _context_length(model_path))
         self.new_tokens = 0
+        self.errors: list[str] = []  # questions it could not answer (a local model answers every one)
 
     def generate(self, jobs: Sequence[AnswerJob]) -> Iterator[tuple[AnswerJob, list[str], float | None]]:
         bar = tqdm(total=len(jobs), desc="infer (vllm)", unit="question", dynamic_ncols=True)
@@ -190,11 +192,11 @@ class OpenAIBackend:
 
     def __init__(self, session):
         self.session = session
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # questions left unanswered after the client's retries (not cached)
         self.calls = 0
 
     def generate(self, jobs: Sequence[AnswerJob]) -> Iterator[tuple[AnswerJob, list[str], float | None]]:
-        from tacos.llm.client import LLMRequest
+        from tacos.llm.types import LLMRequest
 
         answers: dict[AnswerJob, list[str]] = {j: [] for j in jobs}
         last_key: dict[AnswerJob, str] = {}

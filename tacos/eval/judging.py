@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from tacos.llm.parsing import ParseError, parse_rating_brackets, parse_two_scores_line
+from tacos.prompts import render  # re-exported: the one template function, used for the pairwise prompt
 
 __all__ = ["VERDICTS", "NEED_REF_CATS", "MT_BENCH_CATEGORIES", "ParseError", "verdict", "combine",
            "pairwise_summary", "bootstrap_score_ci", "parse_pairwise_scores", "parse_mt_bench_rating", "render",
@@ -89,15 +90,6 @@ def pairwise_summary(orders: Sequence[tuple[str | None, str | None]], n_boot: in
 def parse_pairwise_scores(raw: str) -> tuple[float, float]:
     """The judge's first line: two 1-10 scores, Assistant 1's then Assistant 2's ("8 7" or "8, 7")."""
     return parse_two_scores_line(raw, 1, 10)
-
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def render(template: str, **values: str) -> str:
-    """Fill {name} placeholders in one pass, so braces inside a question or an answer are never expanded;
-    unknown {words} (literal braces in the template) are left as they are."""
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 # -- MT-Bench single-answer grading (FastChat llm_judge) ------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""The answers registry: paths.answers_dir/<model>/<name>/<bench>/<model_id>.jsonl.
+"""The answers registry: paths.answers_dir/<model>/<entry>/<bench>/<model_id>.jsonl.
 
-The infer stage registers every run's answers under its run name (and the base model's under `base`); the judge
-stage resolves a bare baseline name (judge.baselines=[baseline_random]) to that folder for the same model. This is
-how a TACOS run is judged against baselines trained in other runs of a sweep, in whatever order they finished.
+The infer stage registers every run's answers under an entry named after the run (`entry_name`: the run name, plus
+`-seed<k>` for seeds other than 0, so the runs of a seed sweep do not replace each other), and the base model's
+under `base` (`base-seed<k>`); the judge stage resolves a bare baseline name (judge.baselines=[baseline_random],
+[baseline_random-seed1]) to that folder for the same model. This is how a TACOS run is judged against baselines
+trained in other runs of a sweep, in whatever order they finished.
 """
 from __future__ import annotations
 
@@ -12,6 +14,23 @@ import shutil
 from pathlib import Path
 
 SOURCE_FILE = "source.json"
+BASE_MODEL = "base"  # the entry of the model before fine-tuning (infer.base_answers)
+
+
+def entry_name(run_name: str, seed: int) -> str:
+    """The registry entry of a run: `<run_name>` for seed 0 (as before seeds were told apart), else
+    `<run_name>-seed<seed>`."""
+    return str(run_name) if int(seed) == 0 else f"{run_name}-seed{int(seed)}"
+
+
+def register_run(model_dir: Path, run_name: str, seed: int, stage_dir: Path, manifest: dict) -> None:
+    """Register an infer stage's answers (its manifest's `answer_files`, and the base model's under `base`) in
+    model_dir = <answers_dir>/<model>."""
+    stats = manifest.get("stats", {})
+    register_answers(stage_dir, stats.get("answer_files", {}), Path(model_dir) / entry_name(run_name, seed), manifest)
+    if stats.get("base"):
+        register_answers(stage_dir, stats["base"]["answer_files"], Path(model_dir) / entry_name(BASE_MODEL, seed),
+                         manifest)
 
 
 def register_answers(stage_dir: Path, answer_files: dict[str, str], dest: Path, manifest: dict) -> None:
@@ -27,7 +46,7 @@ def register_answers(stage_dir: Path, answer_files: dict[str, str], dest: Path, 
                                                "output_hash": manifest.get("output_hash")}, indent=2) + "\n")
     old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
     if dest.exists():
-        os.replace(dest, old)  # the newest run of a name replaces the previous one as a whole
+        os.replace(dest, old)  # the newest run of an entry replaces the previous one as a whole
     os.replace(tmp, dest)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -37,11 +56,12 @@ def is_name(entry: str) -> bool:
     return "/" not in entry and os.sep not in entry and not Path(entry).exists()
 
 
-def registered(answers_dir: str | Path, model: str, name: str) -> Path | None:
-    folder = Path(answers_dir) / model / name
+def registered(model_dir: str | Path, name: str) -> Path | None:
+    """The folder of entry `name` in model_dir = <answers_dir>/<model>, or None when it is not registered."""
+    folder = Path(model_dir) / name
     return folder if folder.is_dir() else None
 
 
-def names(answers_dir: str | Path, model: str) -> list[str]:
-    root = Path(answers_dir) / model
+def names(model_dir: str | Path) -> list[str]:
+    root = Path(model_dir)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []

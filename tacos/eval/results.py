@@ -1,8 +1,9 @@
 """Collect the results of one run dir or of a whole sweep dir into the paper's table.
 
-A run dir is any folder holding stage folders with manifests (<run>/<stage>/manifest.json). From each:
+A run dir is any folder holding stage folders: <run>/<stage>/manifest.json whose "stage" names that folder (the
+report's own folder aside). From each:
   * judge manifest stats: "pairwise" = {baseline: {test_set: {win, tie, lose, n, score, ...}}} and
-    "mt_bench" = {turn1, turn2, overall, model, ...} (tacos/stages/judge.py);
+    "mt_bench" = {turn1, turn2, overall, model, ...} (tacos.eval.judge, evaluate/README.md);
   * names from <run>/.hydra/config.yaml (run_name, selection.name, model.name), else from the folder and manifests;
   * selection facts from the select/export manifests and LLM calls and cost summed over every stage.
 Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run.
@@ -16,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tacos.data.test_sets import TEST_SETS
-from tacos.pipeline import STAGE_ORDER
 
-# The stage folders that make a folder a run dir (the report's own folder does not).
-STAGE_DIRS = tuple(s for s in STAGE_ORDER if s != "report")
+# The report stage's own folder: it does not make a folder a run dir (a sweep dir with its report is not a run).
+REPORT_DIR = "report"
 MT_COLUMNS = ["mt_bench_turn1", "mt_bench_turn2", "mt_bench"]
 WTL = ("win", "tie", "lose", "score")
 RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
@@ -56,15 +56,24 @@ def find_runs(root: Path) -> list[RunInfo]:
     runs = []
     for folder, dirs, _ in os.walk(root):
         here = Path(folder)
-        found = {d: here / d / "manifest.json" for d in dirs if d in STAGE_DIRS and (here / d / "manifest.json").is_file()}
+        found = {d: m for d in dirs if d != REPORT_DIR and (m := _stage_manifest(here / d)) is not None}
         # Never descend into stage folders (answers, judgments), hidden folders (.hydra, .infer_work) or W&B logs.
-        dirs[:] = sorted(d for d in dirs if d not in STAGE_DIRS and not d.startswith(".") and d != "wandb")
+        dirs[:] = sorted(d for d in dirs if d not in found and d != REPORT_DIR and not d.startswith(".")
+                         and d != "wandb")
         if found:
             rel = here.relative_to(root).as_posix()
-            info = RunInfo(path=here, label=rel if rel != "." else here.name,
-                           manifests={s: _read_json(p) for s, p in found.items()}, config=_hydra_config(here))
-            runs.append(info)
+            runs.append(RunInfo(path=here, label=rel if rel != "." else here.name, manifests=found,
+                                config=_hydra_config(here)))
     return sorted(runs, key=lambda r: r.label)
+
+
+def _stage_manifest(folder: Path) -> dict | None:
+    """The manifest of a complete stage folder (one that names this folder as its stage), else None."""
+    p = folder / "manifest.json"
+    if not p.is_file():
+        return None
+    manifest = _read_json(p)
+    return manifest if isinstance(manifest, dict) and manifest.get("stage") == folder.name else None
 
 
 def _read_json(path: Path) -> dict:

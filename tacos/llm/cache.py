@@ -29,11 +29,12 @@ CREATE TABLE IF NOT EXISTS calls (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     logprobs TEXT,                  -- JSON list of generated tokens with their top_logprobs, or NULL
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    finish_reason TEXT              -- of the last generation: stop | length (cut at max_tokens) | NULL
 )
 """
 _COLUMNS = ("key", "identity", "prompt_hash", "request", "raw", "parsed", "status", "error", "attempts",
-            "prompt_tokens", "completion_tokens", "logprobs", "created_at")
+            "prompt_tokens", "completion_tokens", "logprobs", "created_at", "finish_reason")
 _JSON_COLUMNS = ("request", "parsed", "logprobs")
 
 
@@ -54,6 +55,9 @@ class CallCache:
             # NORMAL is durable against a killed process in WAL mode (only power loss can drop the last commits).
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
+            if "finish_reason" not in columns:  # a cache written before finish_reason was recorded
+                self._conn.execute("ALTER TABLE calls ADD COLUMN finish_reason TEXT")
             self._conn.commit()
 
     def get(self, key: str) -> dict | None:
@@ -68,12 +72,12 @@ class CallCache:
 
     def put(self, key: str, *, identity: str, prompt_hash: str, request: dict, raw: str | None, parsed: Any,
             status: str, error: str | None, attempts: int, prompt_tokens: int, completion_tokens: int,
-            logprobs: list | None) -> None:
+            logprobs: list | None, finish_reason: str | None = None) -> None:
         if status not in ("ok", "invalid"):
             raise ValueError(f"only answered calls are cached (status ok|invalid), got {status!r}")
         row = (key, identity, prompt_hash, _dumps(request), raw, None if parsed is None else _dumps(parsed),
                status, error, attempts, prompt_tokens, completion_tokens,
-               None if logprobs is None else _dumps(logprobs), time.time())
+               None if logprobs is None else _dumps(logprobs), time.time(), finish_reason)
         with self._lock:
             self._conn.execute(f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}) "
                                f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)

@@ -1,31 +1,30 @@
 """The one LLM client every stage uses: cache first, bounded concurrency, retries, structured output, budget.
 
     client = LLMClient(endpoint, CallCache(cache_dir), CostLedger(max_usd=5.0))
-    results = client.run(requests, parser=parse_score_pair_0_100, desc="score")   # input order
+    results = client.run(requests, parser=parse_score_pair, desc="score")   # input order
 
-Several endpoints (replicas of ONE model, same `identity`, so the same cache keys):
-    client = LLMClient([endpoint_a, endpoint_b], cache, ledger)
-Each endpoint has its own `max_concurrency` slots and its own HTTP client. Every request goes to the endpoint
-with the most free slots (ties: round robin), so a slow replica gets fewer calls; an endpoint whose last request
-failed is used only when no healthy one has a free slot, and a transport retry goes to another endpoint than the
-one(s) that already failed for this call when there is one. Requests and failures are counted per endpoint
-(`calls_per_endpoint`, `failures_per_endpoint`, keyed by base_url).
+Several endpoints (replicas of ONE model, same `identity`, so the same cache keys) share the calls through
+`tacos.llm.dispatch` (least-loaded endpoint, retries elsewhere); requests and transport failures are counted per
+endpoint (`calls_per_endpoint`, `failures_per_endpoint`, keyed by base_url).
 
-Retries, two kinds:
-  * transport: 408/409/429, 5xx, timeouts, connection errors and unusable bodies (not JSON, truncated,
-    no choices) are retried with exponential backoff and jitter, up to `max_retries` times; other 4xx fail
-    at once. A call that still fails is status "error" and is NOT cached, so a re-run retries it.
-  * parse: when `parser(raw)` raises ParseError the call is regenerated up to `parse_retries` more times.
-    Greedy decoding would repeat the same answer, so generation g > 0 uses seed + g and a temperature of
-    at least RETRY_MIN_TEMPERATURE. Still unparsable: status "invalid", raw kept, parsed None, cached as
-    invalid (re-issued only with retry_invalid=True). Never a silent default value.
-
-`parsed` is always the JSON round trip of the parser's value (tuples become lists), so a result served
-from the cache equals the fresh one.
+What can happen to a call:
+  * transport trouble (408/409/429, 5xx, timeouts, connection errors, bodies that are not a completion) is retried
+    with exponential backoff and jitter (at least the server's Retry-After), up to `max_retries` times; still
+    failing: status "error", NOT cached, so a re-run retries it.
+  * the prompt does not fit the model's context (a 400 saying so): status "invalid" with the reason, cached, so a
+    stage goes on without that row and a re-run does not ask again.
+  * the endpoint refuses everything (401/403/404): `LLMUnavailable` at once, pending calls cancelled.
+  * the answer does not parse (`parser(raw)` raises ParseError): regenerated up to `parse_retries` more times with
+    seed + g and a temperature >= RETRY_MIN_TEMPERATURE; still unparsable: status "invalid", raw kept, cached.
+    A reply cut at max_tokens says so in the error (finish_reason "length"), so truncation never hides as a
+    parse error. Never a silent default value.
+  * Ctrl-C or an exception: nothing new starts, retry waits end at once, in-flight calls are abandoned (answered
+    ones are already in the cache).
+`parsed` is always the JSON round trip of the parser's value (tuples become lists): a cached result equals the
+fresh one.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -33,161 +32,38 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import openai
 from tqdm.auto import tqdm
 
 from tacos.llm.cache import CallCache
+from tacos.llm.dispatch import Slots, split_concurrency
 from tacos.llm.endpoint import Endpoint
-from tacos.llm.ledger import BudgetExceeded, CostLedger, usd
+from tacos.llm.ledger import CostLedger, usd
 from tacos.llm.parsing import ParseError
-
-__all__ = ["BudgetExceeded", "CallStats", "LLMClient", "LLMRequest", "LLMResult", "ParseError",
-           "RETRY_MIN_TEMPERATURE"]
+from tacos.llm.types import CallStats, LLMRequest, LLMResult, LLMUnavailable
+from tacos.llm.wire import (MalformedResponse, Reply, context_exceeded, is_loopback, read_reply, request_body,
+                            response_format, retry_after_seconds)
 
 log = logging.getLogger(__name__)
 
-RETRY_MIN_TEMPERATURE = 0.7
 _RETRY_STATUS = {408, 409, 429}  # plus every 5xx; the same set the openai SDK itself retries
+_FATAL_STATUS = {401, 403, 404}  # wrong key, no permission, wrong model or URL: no call can succeed
 _STATUS_COUNTER = {"ok": "ok", "invalid": "invalid", "error": "errors"}  # LLMResult.status -> CallStats field
 
 
-@dataclass(frozen=True)
-class LLMRequest:
-    """One chat call. Everything but `label` goes into the cache key."""
-
-    messages: tuple[tuple[str, str], ...]  # ((role, content), ...)
-    prompt_hash: str  # sha256 of the prompt file(s) used, so editing a prompt invalidates its calls
-    temperature: float = 0.0
-    max_tokens: int = 512
-    top_p: float = 1.0
-    seed: int | None = 0
-    schema: dict | None = None  # JSON schema for constrained output
-    logprobs: int = 0  # >0: ask for top_logprobs=N when the endpoint supports logprobs
-    label: str = ""  # free text for logs
-
-    def __post_init__(self) -> None:
-        messages = tuple(tuple(m) for m in self.messages)  # accept lists (e.g. from JSON)
-        for m in messages:
-            if len(m) != 2 or not all(isinstance(part, str) for part in m):
-                raise ValueError(f"each message must be a (role, content) pair of strings, got {m!r}")
-        if not messages:
-            raise ValueError("LLMRequest needs at least one message")
-        if not self.prompt_hash:
-            raise ValueError("LLMRequest.prompt_hash is required: the sha256 of the prompt file(s) used")
-        object.__setattr__(self, "messages", messages)
-
-    def params(self) -> dict:
-        # float()/int() so that 0 and 0.0 give the same key
-        return {"temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
-                "top_p": float(self.top_p), "seed": self.seed}
-
-    def to_json(self) -> dict:
-        return {"messages": [list(m) for m in self.messages], "prompt_hash": self.prompt_hash, **self.params(),
-                "schema": self.schema, "logprobs": self.logprobs, "label": self.label}
-
-    def key(self, identity: str) -> str:
-        payload = {"identity": identity, "prompt_hash": self.prompt_hash,
-                   "messages": [list(m) for m in self.messages], "params": self.params(),
-                   "schema": self.schema, "logprobs": int(self.logprobs)}
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class LLMResult:
-    key: str
-    status: str  # "ok" | "invalid" (parse failed after retries; raw kept) | "error" (transport failed after retries)
-    raw: str | None
-    parsed: Any
-    attempts: int  # HTTP requests sent for this call (transport and parse retries included)
-    prompt_tokens: int  # summed over every response received for this call (what was billed)
-    completion_tokens: int
-    cached: bool
-    error: str | None = None
-    logprobs: list | None = None  # per generated token: {"token", "logprob", "top_logprobs": [{"token", "logprob"}]}
-
-
-@dataclass
-class CallStats:
-    """Counters. ok/invalid/errors/cache_hits count every result returned (cached or not); calls,
-    backend_requests, retries, tokens, cost and seconds count fresh work only. Snapshot with
-    `dataclasses.replace(client.stats)` and subtract to get a stage's own share."""
-
-    calls: int = 0  # logical calls not served by cache
-    backend_requests: int = 0  # HTTP requests actually sent (incl. retries)
-    cache_hits: int = 0
-    ok: int = 0
-    invalid: int = 0
-    errors: int = 0
-    retries: int = 0  # backend_requests beyond the first of each call
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    seconds: float = 0.0
-
-    def _combine(self, other: "CallStats", sign: int) -> "CallStats":
-        return CallStats(**{f.name: getattr(self, f.name) + sign * getattr(other, f.name) for f in fields(self)})
-
-    def __add__(self, other: "CallStats") -> "CallStats":
-        return self._combine(other, 1)
-
-    def __sub__(self, other: "CallStats") -> "CallStats":
-        return self._combine(other, -1)
-
-
-@dataclass
-class _Reply:
-    text: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    logprobs: list | None
-
-
-class _MalformedResponse(Exception):
-    """HTTP 200 but not a usable chat completion (not JSON, no choices): retried like a transport error."""
-
-
 class _CallFailed(Exception):
-    def __init__(self, message: str, sent: int):
+    def __init__(self, message: str, sent: int, too_long: bool = False):
         super().__init__(message)
         self.message = message
         self.sent = sent  # HTTP requests sent before giving up
+        self.too_long = too_long  # the prompt does not fit: an answer about the input, cached as invalid
 
 
-def _response_format(mode: str, schema: dict) -> dict | None:
-    if mode == "llama_cpp":
-        return {"type": "json_object", "schema": schema}
-    if mode == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": False}}
-    if mode == "json_object":
-        return {"type": "json_object"}
-    if mode == "none":
-        return None
-    raise ValueError(f"unknown structured_output mode {mode!r} (llama_cpp | json_schema | json_object | none)")
-
-
-def _read_reply(resp: Any) -> _Reply:
-    if isinstance(resp, str):  # the SDK hands back the text when the body is not JSON
-        raise _MalformedResponse(f"response body is not JSON: {resp[:120]!r}")
-    choices = getattr(resp, "choices", None)
-    if not choices or getattr(choices[0], "message", None) is None:
-        raise _MalformedResponse("response has no choices[0].message")
-    text = choices[0].message.content
-    if text is not None and not isinstance(text, str):
-        raise _MalformedResponse(f"message content is {type(text).__name__}, not text")
-    usage = getattr(resp, "usage", None)
-    lp = getattr(choices[0], "logprobs", None)
-    logprobs = None
-    if lp is not None and getattr(lp, "content", None) is not None:
-        logprobs = [{"token": t.token, "logprob": t.logprob,
-                     "top_logprobs": [{"token": a.token, "logprob": a.logprob} for a in (t.top_logprobs or [])]}
-                    for t in lp.content]
-    return _Reply(text=text or "", logprobs=logprobs,
-                  prompt_tokens=getattr(usage, "prompt_tokens", None),
-                  completion_tokens=getattr(usage, "completion_tokens", None))
+class _Cancelled(Exception):
+    """The run was interrupted: this call stops before its next request."""
 
 
 def _json_roundtrip(value: Any) -> Any:
@@ -195,59 +71,6 @@ def _json_roundtrip(value: Any) -> Any:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise TypeError(f"the parser must return a JSON-serialisable value (it is cached), got {value!r}: {e}") from e
-
-
-def _split(total: int, weights: Sequence[int]) -> list[int]:
-    """`total` slots over endpoints in proportion to `weights` (largest remainder), at least 1 each."""
-    weights = [max(1, w) for w in weights]
-    if total <= len(weights):
-        return [1] * len(weights)
-    shares = [total * w / sum(weights) for w in weights]
-    out = [max(1, int(s)) for s in shares]
-    by_remainder = sorted(range(len(weights)), key=lambda i: (out[i] - shares[i], i))
-    i = 0
-    while sum(out) < total:
-        out[by_remainder[i % len(out)]] += 1
-        i += 1
-    while sum(out) > total:  # only when the max(1, .) floor pushed it over
-        j = max((k for k in range(len(out)) if out[k] > 1), key=lambda k: (out[k] - shares[k], out[k]))
-        out[j] -= 1
-    return out
-
-
-class _Slots:
-    """Per-endpoint concurrency: acquire() blocks until the best allowed endpoint has a free slot."""
-
-    def __init__(self, limits: list[int]):
-        self.limits = limits
-        self.in_flight = [0] * len(limits)
-        self.failing = [False] * len(limits)  # the last request to it failed in transport
-        self._next = 0  # round-robin pointer for ties
-        self._cond = threading.Condition()
-
-    def acquire(self, avoid: set[int]) -> int:
-        """A slot on the endpoint with the most free slots, skipping `avoid` (endpoints that already failed for
-        this call) unless every endpoint is in it; failing endpoints only when no healthy one has a free slot."""
-        n = len(self.limits)
-        allowed = [i for i in range(n) if i not in avoid] or list(range(n))
-        with self._cond:
-            while True:
-                free = {i: self.limits[i] - self.in_flight[i] for i in allowed if self.in_flight[i] < self.limits[i]}
-                if free:
-                    healthy = {i: f for i, f in free.items() if not self.failing[i]} or free
-                    best = max(healthy.values())
-                    # ties: the first candidate at or after the round-robin pointer
-                    chosen = min((i for i, f in healthy.items() if f == best), key=lambda i: (i - self._next) % n)
-                    self._next = (chosen + 1) % n
-                    self.in_flight[chosen] += 1
-                    return chosen
-                self._cond.wait()
-
-    def release(self, index: int, failed: bool) -> None:
-        with self._cond:
-            self.in_flight[index] -= 1
-            self.failing[index] = failed
-            self._cond.notify_all()
 
 
 class LLMClient:
@@ -264,20 +87,20 @@ class LLMClient:
                 f"all endpoints of one LLMClient must serve the same model (one identity, so one set of cache "
                 f"keys); got identities {identities} from {[ep.base_url for ep in endpoints]}")
         for ep in endpoints:
-            _response_format(ep.structured_output, {})  # fail fast on an unknown mode
+            response_format(ep.structured_output, {})  # fail fast on an unknown mode
         self.endpoints = endpoints
         self.endpoint = endpoints[0]  # identity, prices and cost estimates: the same for every endpoint
         self.cache = cache
         self.ledger = ledger if ledger is not None else CostLedger()
         own_limits = [max(1, ep.max_concurrency) for ep in endpoints]
         if max_concurrency:
-            limits = _split(max(1, max_concurrency), own_limits)
+            limits = split_concurrency(max(1, max_concurrency), own_limits)
             self.max_concurrency = max(1, min(max_concurrency, sum(limits)))
         else:
             limits = own_limits
             self.max_concurrency = sum(limits)
         self.endpoint_limits = limits
-        self._slots = _Slots(limits)
+        self._slots = Slots(limits)
         self.calls_per_endpoint: dict[str, int] = {ep.base_url: 0 for ep in endpoints}  # HTTP requests sent
         self.failures_per_endpoint: dict[str, int] = {ep.base_url: 0 for ep in endpoints}  # transport failures
         self.max_retries = max_retries
@@ -288,18 +111,23 @@ class LLMClient:
         self.progress = progress
         self.stats = CallStats()
         self._stats_lock = threading.Lock()
+        self._stop = threading.Event()  # set when a run is aborted: retry waits and new requests end at once
         self._warned_logprobs = False
         # max_retries=0: the SDK must not retry behind our back; retries, backoff and counting are ours.
-        self._apis = [openai.OpenAI(base_url=ep.base_url, api_key=ep.api_key(), max_retries=0, timeout=timeout)
+        # Loopback servers are reached directly, whatever http(s)_proxy says.
+        self._apis = [openai.OpenAI(base_url=ep.base_url, api_key=ep.api_key(), max_retries=0, timeout=timeout,
+                                    http_client=openai.DefaultHttpxClient(trust_env=False)
+                                    if is_loopback(ep.base_url) else None)
                       for ep in endpoints]
-        self._api = self._apis[0]
 
     # ---- public -------------------------------------------------------------------------------------
 
     def run(self, requests: Sequence[LLMRequest], parser: Callable[[str], Any], desc: str = "llm") -> list[LLMResult]:
         """Answer every request (cache first), results in input order. Raises BudgetExceeded before a call
-        that would exceed the ledger's budget, after cancelling pending calls (answered ones stay cached)."""
+        that would exceed the ledger's budget and LLMUnavailable when the endpoint refuses calls, after
+        cancelling pending calls (answered ones stay cached)."""
         started = time.monotonic()
+        self._stop.clear()
         keys = [r.key(self.endpoint.identity) for r in requests]
         occurrences = Counter(keys)
         results: dict[str, LLMResult] = {}
@@ -319,17 +147,7 @@ class LLMClient:
                    unit="call", disable=not self.progress, dynamic_ncols=True)
         try:
             if todo:
-                with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="llm") as pool:
-                    futures = [pool.submit(self._call, request, key, parser) for key, request in todo.items()]
-                    try:
-                        for future in as_completed(futures):
-                            result = future.result()
-                            results[result.key] = result
-                            bar.update(occurrences[result.key])
-                    except BaseException:
-                        # Budget reached, a bug, or Ctrl-C: start nothing new, let in-flight calls land in the cache.
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        raise
+                self._answer(todo, parser, results, occurrences, bar)
         finally:
             bar.close()
             with self._stats_lock:
@@ -350,6 +168,25 @@ class LLMClient:
                      self.failures_per_endpoint)
         return ordered
 
+    def _answer(self, todo: dict[str, LLMRequest], parser, results: dict, occurrences: Counter, bar) -> None:
+        pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="llm")
+        interrupted = False
+        try:
+            futures = [pool.submit(self._call, request, key, parser) for key, request in todo.items()]
+            for future in as_completed(futures):
+                result = future.result()
+                results[result.key] = result
+                bar.update(occurrences[result.key])
+        except BaseException as e:
+            # Budget reached, endpoint refused, a bug, or Ctrl-C: start nothing new, end retry waits now.
+            self._stop.set()
+            interrupted = isinstance(e, KeyboardInterrupt)
+            raise
+        finally:
+            # On Ctrl-C nobody waits for in-flight HTTP requests (they may take minutes); otherwise they land in
+            # the cache before we return.
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+
     def forecast(self, requests: Sequence[LLMRequest]) -> dict:
         """What `run(requests)` would cost now, from the cache and the ledger's estimate; no backend call."""
         seen: set[str] = set()
@@ -368,6 +205,7 @@ class LLMClient:
         return out
 
     def close(self) -> None:
+        self._stop.set()
         for api in self._apis:
             api.close()
 
@@ -382,88 +220,86 @@ class LLMClient:
     def _call(self, request: LLMRequest, key: str, parser: Callable[[str], Any]) -> LLMResult:
         estimate = self.ledger.estimate(self.endpoint, request)
         sent = prompt_tokens = completion_tokens = 0
-        raw = logprobs = parsed = error = None
+        raw = logprobs = parsed = error = finish = None
         status = "invalid"
         for generation in range(self.parse_retries + 1):
             try:
                 reply, n = self._send(request, generation, estimate)
             except _CallFailed as failure:
                 sent += failure.sent
+                if failure.too_long:  # an answer about this input: cached, so no re-run asks again
+                    self._count(too_long=1)
+                    error = f"input too long: {failure.message}"
+                    break
                 self._count(calls=1, errors=1, retries=sent - 1)
                 log.warning("LLM call %s failed: %s", request.label or key[:12], failure.message)
                 return LLMResult(key, "error", raw, None, sent, prompt_tokens, completion_tokens, cached=False,
-                                 error=failure.message, logprobs=logprobs)
+                                 error=failure.message, logprobs=logprobs, finish_reason=finish)
             sent += n
             prompt_tokens += reply.prompt_tokens or 0
             completion_tokens += reply.completion_tokens or 0
-            raw, logprobs = reply.text, reply.logprobs
+            raw, logprobs, finish = reply.text, reply.logprobs, reply.finish_reason
             try:
                 parsed, status, error = _json_roundtrip(parser(raw)), "ok", None
                 break
             except ParseError as e:
-                error = f"ParseError: {e}"
-                log.info("unparsable answer for %s (generation %d/%d): %s", request.label or key[:12],
-                         generation + 1, self.parse_retries + 1, e)
+                cut = f" (cut at max_tokens={request.max_tokens}: finish_reason=length)" if finish == "length" else ""
+                error = f"ParseError{cut}: {e}"
+                log.info("unparsable answer for %s (generation %d/%d)%s: %s", request.label or key[:12],
+                         generation + 1, self.parse_retries + 1, cut, e)
         self.cache.put(key, identity=self.endpoint.identity, prompt_hash=request.prompt_hash,
                        request=request.to_json(), raw=raw, parsed=parsed, status=status, error=error, attempts=sent,
-                       prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, logprobs=logprobs)
-        self._count(calls=1, retries=sent - 1, **{_STATUS_COUNTER[status]: 1})
+                       prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, logprobs=logprobs,
+                       finish_reason=finish)
+        self._count(calls=1, retries=max(0, sent - 1), **{_STATUS_COUNTER[status]: 1})
         return LLMResult(key, status, raw, parsed, sent, prompt_tokens, completion_tokens, cached=False,
-                         error=error, logprobs=logprobs)
+                         error=error, logprobs=logprobs, finish_reason=finish)
 
-    def _request_kwargs(self, request: LLMRequest, generation: int, endpoint: Endpoint | None = None) -> dict:
-        endpoint = endpoint or self.endpoint
-        kwargs: dict[str, Any] = {
-            "model": endpoint.model,
-            "messages": [{"role": role, "content": content} for role, content in request.messages],
-            "temperature": request.temperature if generation == 0 else max(request.temperature,
-                                                                            RETRY_MIN_TEMPERATURE),
-            "max_tokens": request.max_tokens,
-            "top_p": request.top_p,
-        }
-        if request.seed is not None:
-            kwargs["seed"] = request.seed + generation
-        if request.schema is not None:
-            response_format = _response_format(endpoint.structured_output, request.schema)
-            if response_format is not None:
-                kwargs["response_format"] = response_format
-        if request.logprobs > 0 and endpoint.supports_logprobs:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = request.logprobs
-        if endpoint.extra_body:
-            kwargs["extra_body"] = dict(endpoint.extra_body)
-        return kwargs
-
-    def _send(self, request: LLMRequest, generation: int, estimate: tuple[int, int, float]) -> tuple[_Reply, int]:
+    def _send(self, request: LLMRequest, generation: int, estimate: tuple[int, int, float]) -> tuple[Reply, int]:
         """One generation with transport retries: (reply, HTTP requests sent). Raises _CallFailed."""
         est_prompt, est_completion, est_usd = estimate
         last_error = ""
         failed_here: set[int] = set()  # endpoints this generation already failed on: retries go elsewhere
         for attempt in range(self.max_retries + 1):
+            if self._stop.is_set():
+                raise _Cancelled()
             self.ledger.reserve(est_usd)  # BudgetExceeded propagates to run()
             # A request that may have been processed (timeout, cut body) may be billed: charge the estimate.
             actual_usd, prompt_tokens, completion_tokens = est_usd, 0, 0
             index = self._slots.acquire(failed_here)
             endpoint = self.endpoints[index]
             transport_failed = False
+            wait = None
             self._count(backend_requests=1)
             with self._stats_lock:
                 self.calls_per_endpoint[endpoint.base_url] += 1
             try:
-                reply = _read_reply(self._apis[index].chat.completions.create(
-                    **self._request_kwargs(request, generation, endpoint)))
+                reply = read_reply(self._apis[index].chat.completions.create(**request_body(
+                    request, generation, endpoint.model, endpoint.structured_output, endpoint.supports_logprobs,
+                    endpoint.extra_body)))
                 prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else est_prompt
                 completion_tokens = (reply.completion_tokens if reply.completion_tokens is not None
                                      else est_completion)
                 actual_usd = usd(endpoint, prompt_tokens, completion_tokens)
+                if reply.finish_reason == "length":
+                    self._count(truncated=1)
                 return reply, attempt + 1
             except openai.APIStatusError as e:
                 actual_usd = 0.0  # an HTTP error status is not billed
                 last_error = f"HTTP {e.status_code} from {endpoint.base_url}: {e.message}"
+                if e.status_code in _FATAL_STATUS:
+                    raise LLMUnavailable(
+                        f"{last_error}. The endpoint refuses calls: check the API key variable "
+                        f"({endpoint.api_key_env or 'none set'}), llm.model ({endpoint.model}) and llm.base_url. "
+                        f"Nothing else was sent.") from e
+                if context_exceeded(e.status_code, e.message):
+                    raise _CallFailed(last_error, attempt + 1, too_long=True) from e
                 if e.status_code not in _RETRY_STATUS and e.status_code < 500:
                     raise _CallFailed(last_error, attempt + 1) from e
                 transport_failed = True
-            except (openai.APIConnectionError, openai.APIResponseValidationError, _MalformedResponse,
+                wait = retry_after_seconds(e.response.headers if e.response is not None else None,
+                                           cap=max(self.backoff_max, 120.0))
+            except (openai.APIConnectionError, openai.APIResponseValidationError, MalformedResponse,
                     json.JSONDecodeError) as e:  # APITimeoutError is an APIConnectionError
                 last_error = f"{type(e).__name__} from {endpoint.base_url}: {e}"
                 transport_failed = True
@@ -477,8 +313,10 @@ class LLMClient:
                 self._count(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=actual_usd)
             if attempt < self.max_retries:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** attempt) * random.uniform(0.5, 1.0)
+                delay = max(delay, wait or 0.0)
                 log.info("retry %d/%d in %.2fs after %s", attempt + 1, self.max_retries, delay, last_error)
-                time.sleep(delay)
+                if self._stop.wait(delay):
+                    raise _Cancelled()
         raise _CallFailed(f"gave up after {self.max_retries + 1} requests: {last_error}", self.max_retries + 1)
 
     # ---- helpers -------------------------------------------------------------------------------------
@@ -491,7 +329,7 @@ class LLMClient:
     def _from_cache(key: str, entry: dict) -> LLMResult:
         return LLMResult(key, entry["status"], entry["raw"], entry["parsed"], entry["attempts"],
                          entry["prompt_tokens"], entry["completion_tokens"], cached=True, error=entry["error"],
-                         logprobs=entry["logprobs"])
+                         logprobs=entry["logprobs"], finish_reason=entry.get("finish_reason"))
 
     def _count(self, **deltas: float) -> None:
         with self._stats_lock:

@@ -3,25 +3,32 @@
 
 `identity` never starts anything (cache keys and dry runs need it up front) and never contains a URL or port, so
 moving a server does not invalidate the call cache while changing the model always does.
+
+The embedded default (`llm=local`) is `LocalLlamaServer`: llama.cpp's own C++ server (through the xllamacpp wheel) in
+a child process. `LocalLlamaCpp` (`llm=local_llama_cpp_python`) runs llama-cpp-python's Python server instead; it is
+slower (logits of every prompt token, Python-side logprobs and grammar sampling) and has no `json_schema`.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tacos.llm import local_models
 from tacos.llm.endpoint import Endpoint, StructuredOutput
-from tacos.llm.process import ServerProcess, free_port, http_ok
+from tacos.llm.process import PortTaken, ServerProcess, free_port, http_ok
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,9 @@ _LLAMA_CPP_INSTALL = (
     'pip install "llama-cpp-python[server]==0.3.36"  (PyPI has only the source: the build takes about 6 min on '
     '2 cores; set CMAKE_BUILD_PARALLEL_LEVEL to your core count)')
 _LLAMA_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+XLLAMACPP_VERSION = "2026.10.11549"  # the pin in pyproject.toml: llama.cpp's server, prebuilt (AVX2) CPU wheel
+_XLLAMACPP_INSTALL = f'pip install "xllamacpp=={XLLAMACPP_VERSION}"  (a prebuilt 34 MB wheel, no compile)'
+PORT_ATTEMPTS = 4  # the first try and up to 3 retries on a new port when another process took ours
 
 
 def _log_path(log_dir: Path | str | None, stem: str, port: int) -> Path:
@@ -68,7 +78,13 @@ class EndpointProvider:
 
 
 class _ManagedServer(EndpointProvider):
-    """Shared lifecycle of servers we spawn on a free loopback port."""
+    """Shared lifecycle of servers we spawn on a free loopback port.
+
+    Every start serves the model under `<alias>-<random nonce>` and is ready only when GET /v1/models lists exactly
+    that id, so a server someone else runs on the same port is never mistaken for ours. free_port() releases the
+    port before the child binds it; when another process wins it (our child exits with the port taken, or a foreign
+    server answers) the start is retried on a new port, PORT_ATTEMPTS tries in all.
+    """
 
     _endpoint: Endpoint | None = None
     _server: ServerProcess | None = None
@@ -78,11 +94,27 @@ class _ManagedServer(EndpointProvider):
     def pid(self) -> int | None:
         return self._server.pid if self._server else None
 
-    def _launch(self, cmd: list[str], port: int, log_dir: Path | None, name: str, timeout_s: float,
-                env: dict[str, str] | None = None) -> None:
-        self._server = ServerProcess(cmd, _log_path(log_dir, name, port), name=name, env=env).spawn()
-        waited = self._server.wait_ready(f"http://127.0.0.1:{port}/v1/models", timeout_s)
-        log.info("%s ready on port %d after %.1f s (log: %s)", name, port, waited, self._server.log_path)
+    def _launch(self, command: Callable[[int, str], list[str]], alias: str, log_dir: Path | None, name: str,
+                timeout_s: float, env: dict[str, str] | None = None, nonce: bool = True) -> tuple[int, str]:
+        """Spawn `command(port, served_alias)` until one answers as ours; returns (port, served_alias)."""
+        last: PortTaken | None = None
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = free_port()
+            served = f"{alias}-{secrets.token_hex(6)}" if nonce else alias
+            server = ServerProcess(command(port, served), _log_path(log_dir, name, port), name=name, env=env).spawn()
+            try:
+                waited = server.wait_ready(f"http://127.0.0.1:{port}/v1/models", timeout_s, expect_model=served,
+                                           port=port)
+            except PortTaken as e:
+                last = e
+                log.warning("%s: lost port %d to another process (try %d of %d): %s", name, port, attempt,
+                            PORT_ATTEMPTS, str(e).splitlines()[0])
+                continue
+            self._server = server
+            log.info("%s ready on port %d after %.1f s (log: %s)", name, port, waited, server.log_path)
+            return port, served
+        raise RuntimeError(f"{name} could not get a loopback port of its own in {PORT_ATTEMPTS} tries; the last "
+                           f"failure: {last}")
 
     def stop(self) -> None:
         if self._server is not None:
@@ -120,16 +152,100 @@ class LocalLlamaCpp(_ManagedServer):
                 f"Install it with:\n  {_LLAMA_CPP_INSTALL}")
         t0 = time.monotonic()
         gguf = local_models.gguf_path(self.model, self.cache_dir)
-        alias = local_models.model_display_name(self.model)
-        port = free_port()
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-               "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(self.n_threads),
-               "--n_threads_batch", str(self.n_threads), "--n_ctx", str(self.n_ctx), *self.extra_args]
-        self._launch(cmd, port, log_dir, "llama_cpp_server", self.startup_timeout_s)
+
+        def command(port: int, served: str) -> list[str]:
+            return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", served,
+                    "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(self.n_threads),
+                    "--n_threads_batch", str(self.n_threads), "--n_ctx", str(self.n_ctx), *self.extra_args]
+
+        port, served = self._launch(command, local_models.model_display_name(self.model), log_dir,
+                                    "llama_cpp_server", self.startup_timeout_s)
         self.last_start_s = time.monotonic() - t0
         self._endpoint = Endpoint(
-            base_url=f"http://127.0.0.1:{port}/v1", model=alias, identity=self.identity, api_key_env=None,
+            base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity, api_key_env=None,
             structured_output="llama_cpp", supports_logprobs=True, max_concurrency=self.max_concurrency)
+        return self._endpoint
+
+
+class LocalLlamaServer(_ManagedServer):
+    """llama.cpp's own C++ server (the xllamacpp wheel) on a bundled Qwen GGUF (or any .gguf path), CPU, loopback.
+
+    It runs in a child process (`python -m tacos.llm.llama_server_child`), so it gets every guarantee of
+    tacos.llm.process: stopped on exit, error, Ctrl-C and SIGTERM, SIGKILLed by the kernel if we are kill -9ed.
+    `max_concurrency` is also its number of parallel slots (continuous batching); each slot has `n_ctx` tokens.
+    `params` sets further xllamacpp.CommonParams fields (dotted for nested ones, e.g. `sampling.top_k`).
+
+    identity = llama_server:<name>:<model sha256>:<hash of the engine version, n_ctx and params>: everything that
+    can change an answer, and nothing that cannot (port, threads, slots).
+    """
+
+    def __init__(self, model: str = "qwen2.5-coder-0.5b", n_ctx: int = 4096, n_threads: int | None = None,
+                 startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1,
+                 params: Mapping[str, Any] | None = None):
+        self.model = str(model)
+        self.n_ctx = int(n_ctx)
+        self.n_threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.cache_dir = cache_dir
+        self.max_concurrency = int(max_concurrency)
+        if self.max_concurrency < 1 or self.n_ctx < 1:
+            raise ValueError(f"llm.max_concurrency and llm.n_ctx must be >= 1, got {self.max_concurrency} and "
+                             f"{self.n_ctx}")
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(params, DictConfig):  # from Hydra: plain values, so that they hash and travel as JSON
+            params = OmegaConf.to_container(params, resolve=True)
+        self.params = {str(k): v for k, v in dict(params or {}).items()}
+        from tacos.llm.llama_server_child import RESERVED
+
+        reserved = sorted(set(self.params) & RESERVED)
+        if reserved:
+            raise ValueError(f"llm.params {reserved} are set by tacos (loopback host, port, alias, threads); use "
+                             f"llm.n_ctx, llm.n_threads and llm.max_concurrency instead")
+        try:
+            json.dumps(self.params)
+        except TypeError as e:
+            raise ValueError(f"llm.params must be plain values (numbers, strings, booleans, lists): {e}") from e
+
+    @staticmethod
+    def engine_version() -> str:
+        try:
+            return importlib.metadata.version("xllamacpp")
+        except importlib.metadata.PackageNotFoundError:
+            return "not-installed"
+
+    @property
+    def identity(self) -> str:
+        sha = local_models.model_sha256(self.model, self.cache_dir)
+        settings = json.dumps({"engine": f"xllamacpp=={self.engine_version()}", "n_ctx": self.n_ctx,
+                               "params": self.params}, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:16]
+        return f"llama_server:{local_models.model_display_name(self.model)}:{sha}:{digest}"
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        if self._endpoint is not None:
+            return self._endpoint
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise RuntimeError(f"llm=local needs xllamacpp (llama.cpp's server as a wheel), which is not installed. "
+                               f"Install it with:\n  {_XLLAMACPP_INSTALL}\nor use llm=local_llama_cpp_python")
+        t0 = time.monotonic()
+        gguf = local_models.gguf_path(self.model, self.cache_dir)
+        slots = self.max_concurrency
+        # -m, not the file's path: as a script its folder would shadow the standard library (tacos/llm/types.py).
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+
+        def command(port: int, served: str) -> list[str]:
+            return [sys.executable, "-m", "tacos.llm.llama_server_child", "--model", str(gguf), "--port", str(port),
+                    "--alias", served, "--n-ctx", str(self.n_ctx * slots), "--threads", str(self.n_threads),
+                    "--parallel", str(slots), "--params", json.dumps(self.params, sort_keys=True)]
+
+        port, served = self._launch(command, local_models.model_display_name(self.model), log_dir, "llama_server",
+                                    self.startup_timeout_s, env=env)
+        self.last_start_s = time.monotonic() - t0
+        self._endpoint = Endpoint(
+            base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity, api_key_env=None,
+            structured_output="json_schema", supports_logprobs=True, max_concurrency=self.max_concurrency)
         return self._endpoint
 
 
@@ -339,11 +455,16 @@ class VLLMServer(_ManagedServer):
         if self._endpoint is not None:
             return self._endpoint
         t0 = time.monotonic()
-        port = free_port()
-        cmd = [*_vllm_command(), self.model, "--host", "127.0.0.1", "--port", str(port),
-               "--served-model-name", self.served_model_name, *self.extra_args]
+        launcher = _vllm_command()
+
+        def command(port: int, served: str) -> list[str]:
+            return [*launcher, self.model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", served,
+                    *self.extra_args]
+
         env = {**({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.offline else {}), **self.env}
-        self._launch(cmd, port, log_dir, "vllm_server", self.startup_timeout_s, env=env)
+        # No nonce: requests name the configured served_model_name; readiness still checks the server lists it.
+        self._launch(command, self.served_model_name, log_dir, "vllm_server", self.startup_timeout_s, env=env,
+                     nonce=False)
         self.last_start_s = time.monotonic() - t0
         self._endpoint = Endpoint(
             base_url=f"http://127.0.0.1:{port}/v1", model=self.served_model_name, identity=self.identity,

@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tacos.llm.client import LLMRequest
+    from tacos.llm.types import LLMRequest
     from tacos.llm.endpoint import Endpoint
 
 # Rough token count of the chat template around each message (role markers, separators).

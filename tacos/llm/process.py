@@ -6,11 +6,19 @@ Three layers make sure a server we start is gone when we are:
   * `stop()` signals the child's whole process group (it runs in its own session, so a terminal's Ctrl-C does not
     hit it half-way through our own shutdown), SIGTERM first, SIGKILL after a grace period;
   * kill -9 of our process: the kernel sends the child SIGKILL (PR_SET_PDEATHSIG).
+
+Readiness is checked on 127.0.0.1 without any http(s)_proxy, and, given `expect_model`, only a server that lists
+exactly that model id counts as ours (callers put a random nonce into the alias they serve). `free_port()` releases
+its port before the child binds it, so another process can win the port in between: `wait_ready` then raises
+`PortTaken` (our child exited while someone else holds the port, or a server that is not ours answers there) and the
+caller retries on a new port.
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
+import json
 import logging
 import os
 import signal
@@ -26,6 +34,7 @@ from typing import Sequence
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+EXIT_PORT_TAKEN = 98  # errno EADDRINUSE: what tacos.llm.llama_server_child exits with when its port was taken
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded in the parent: the forked child must only make the call
 _LIVE: set["ServerProcess"] = set()
 _LIVE_LOCK = threading.Lock()
@@ -36,6 +45,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_taken(port: int) -> bool:
+    """True if another socket is listening on (or bound to) 127.0.0.1:port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers of our own probes don't count
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+
+
+class PortTaken(RuntimeError):
+    """Another process holds the port we gave our server (we lost the race after free_port()): retry elsewhere."""
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -78,15 +102,35 @@ def tail(path: Path, n_lines: int = 40) -> str:
         return "(no log)"
 
 
+def _opener(use_proxy: bool) -> urllib.request.OpenerDirector:
+    # An explicit empty ProxyHandler replaces the default one, which would read http(s)_proxy from the environment.
+    return urllib.request.build_opener(*([] if use_proxy else [urllib.request.ProxyHandler({})]))
+
+
 def http_ok(url: str, timeout_s: float, headers: dict[str, str] | None = None, use_proxy: bool = False) -> bool:
     """True if GET url answers 2xx within timeout_s."""
-    handlers = [] if use_proxy else [urllib.request.ProxyHandler({})]
     try:
-        with urllib.request.build_opener(*handlers).open(
-                urllib.request.Request(url, headers=headers or {}), timeout=timeout_s) as r:
+        with _opener(use_proxy).open(urllib.request.Request(url, headers=headers or {}), timeout=timeout_s) as r:
             return 200 <= r.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def served_models(url: str, timeout_s: float) -> list[str] | None:
+    """The model ids a GET of an OpenAI `/v1/models` url lists (never through a proxy); None while it does not
+    answer 2xx (not up yet, still loading: 503), [] for a 2xx body that is no model list."""
+    try:
+        with _opener(False).open(urllib.request.Request(url), timeout=timeout_s) as r:
+            if not 200 <= r.status < 300:
+                return None
+            body = r.read(1 << 20)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    try:
+        data = json.loads(body).get("data")
+        return [str(m.get("id")) for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+    except (ValueError, AttributeError):
+        return []
 
 
 class ServerProcess:
@@ -125,18 +169,35 @@ class ServerProcess:
             _LIVE.add(self)
         return self
 
-    def wait_ready(self, ready_url: str, timeout_s: float, poll_s: float = 0.2) -> float:
-        """Poll `ready_url` until it answers 2xx; returns seconds waited. Stops the child and raises on failure."""
+    def wait_ready(self, ready_url: str, timeout_s: float, poll_s: float = 0.2, expect_model: str | None = None,
+                   port: int | None = None) -> float:
+        """Poll `ready_url` until it answers 2xx; returns seconds waited. Stops the child and raises on failure.
+
+        With `expect_model` (`ready_url` is then a /v1/models URL) the answer must list exactly that model id, so a
+        server that is not ours is never taken for ours. PortTaken (after stopping the child) when another process
+        holds `port`: our child exited while the port is taken, or a server with other models answers."""
         t0 = time.monotonic()
+        probe_s = min(2.0, max(0.1, timeout_s))
         while True:
             if self._proc is None or self._proc.poll() is not None:
                 code = self._proc.returncode if self._proc else None
                 self.stop()
-                raise RuntimeError(
-                    f"{self.name} exited with code {code} before it was ready. Last lines of {self.log_path}:\n"
-                    f"{tail(self.log_path)}")
-            if http_ok(ready_url, timeout_s=min(2.0, max(0.1, timeout_s))):
-                return time.monotonic() - t0
+                message = (f"{self.name} exited with code {code} before it was ready. Last lines of "
+                           f"{self.log_path}:\n{tail(self.log_path)}")
+                if port is not None and (code == EXIT_PORT_TAKEN or port_taken(port)):
+                    raise PortTaken(f"port {port} is taken by another process; {message}")
+                raise RuntimeError(message)
+            if expect_model is None:
+                if http_ok(ready_url, timeout_s=probe_s):
+                    return time.monotonic() - t0
+            else:
+                models = served_models(ready_url, timeout_s=probe_s)
+                if models == [expect_model]:
+                    return time.monotonic() - t0
+                if models is not None:
+                    self.stop()
+                    raise PortTaken(f"a server that is not {self.name} (pid {self.pid}) answers {ready_url}: it "
+                                    f"lists the models {models}, not exactly [{expect_model!r}]")
             if time.monotonic() - t0 > timeout_s:
                 self.stop()
                 raise TimeoutError(

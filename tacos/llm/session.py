@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tacos.llm.endpoint import Endpoint
+from tacos.llm.types import LLMCallsFailed
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ class LLMSession:
     def __init__(self, provider: Any, cache_dir: str | Path, client_cfg: dict, max_usd: float | None,
                  log_dir: Path | None = None):
         from tacos.llm.cache import CallCache
-        from tacos.llm.client import CallStats
+        from tacos.llm.types import CallStats
         from tacos.llm.ledger import CostLedger
 
         self.provider = provider
@@ -26,6 +27,7 @@ class LLMSession:
         self.cache = CallCache(cache_dir)
         self.ledger = CostLedger(max_usd)
         self.client_cfg = {k: v for k, v in client_cfg.items() if k != "max_error_rate"}
+        self.max_error_rate = float(client_cfg.get("max_error_rate", 0.0))
         self.log_dir = log_dir
         self._endpoint: Endpoint | list[Endpoint] | None = None  # a list from a pool provider (llm=pool)
         self._client = None
@@ -69,11 +71,19 @@ class LLMSession:
         return self._cache_only_client().forecast(requests)
 
     def run(self, requests: Sequence, parser: Callable[[str], Any], desc: str) -> list:
+        """Answer `requests` (see LLMClient.run). Raises LLMCallsFailed when more than `client.max_error_rate` of
+        them still failed in transport after every retry: those are not cached, so a re-run asks only them."""
         if not requests:
             return []
         fc = self.forecast(requests)
         client = self._cache_only_client() if fc["calls"] == 0 else self._live_client()
-        return client.run(requests, parser, desc=desc)
+        results = client.run(requests, parser, desc=desc)
+        failed = [r for r in results if r.status == "error"]
+        if failed and len(failed) / len(results) > self.max_error_rate:
+            raise LLMCallsFailed(
+                f"{desc}: {len(failed)}/{len(results)} LLM calls failed after retries (first error: {failed[0].error}). "
+                f"Answered calls are cached; re-run to retry only the failed ones (or raise client.max_error_rate).")
+        return results
 
     @property
     def stats(self):

@@ -1,39 +1,30 @@
 """Stage `data`: load and validate the pool; every record gets a stable content id and keeps its row index."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from tacos.config import to_container
 from tacos.records import file_sha256, write_jsonl
-
-COMPONENTS = ("dataset",)
-SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
+from tacos.stage import StageBase, StageResult
 
 
-def requires(cfg) -> list[str]:
-    return []
+class DataStage(StageBase):
+    name, shareable, components = "data", True, ("dataset",)
+
+    def config_slice(self, cfg) -> dict:
+        from tacos.data.loaders import resolve_path
+
+        ds = to_container(cfg.dataset)
+        path = ds.pop("path", None)
+        # The file's content, not its location, identifies the pool; the path is resolved exactly as the loader
+        # resolves it (~, the working directory, then the repository root), so an edited file is never stale.
+        ds["file_sha256"] = file_sha256(resolve_path(path)) if path else None
+        return {"dataset": ds, "seed": int(cfg.seed)}
+
+    def run(self, ctx) -> StageResult:
+        records = ctx.component("dataset").load(seed=ctx.seed)
+        write_jsonl(ctx.out_dir / "records.jsonl", records)
+        lengths = [len(r.output) for r in records]
+        return StageResult(counts={"records": len(records), "with_input": sum(1 for r in records if r.input)},
+                           stats={"mean_output_chars": round(sum(lengths) / max(1, len(lengths)), 1)})
 
 
-def uses_llm(cfg) -> bool:
-    return False
-
-
-def config_slice(cfg) -> dict:
-    ds = to_container(cfg.dataset)
-    path = ds.pop("path", None)
-    # The file's content, not its location, identifies the pool.
-    ds["file_sha256"] = file_sha256(path) if path and Path(path).is_file() else path
-    return {"dataset": ds, "seed": int(cfg.seed)}
-
-
-def run(ctx) -> dict:
-    source = ctx.component("dataset")
-    records = source.load(seed=int(ctx.cfg.seed))
-    write_jsonl(ctx.out_dir / "records.jsonl", records)
-    lengths = [len(r.output) for r in records]
-    return {
-        "counts": {"records": len(records), "with_input": sum(1 for r in records if r.input)},
-        "stats": {"mean_output_chars": round(sum(lengths) / max(1, len(lengths)), 1)},
-    }
-
-
+STAGE = DataStage()

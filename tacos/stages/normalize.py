@@ -1,6 +1,7 @@
 """Stage `normalize`: frequency filter, rule aggregation (stem every word), association aggregation.
 
-tag_map.jsonl lists every raw tag with its canonical tag (or null when dropped) and the reason, so every merge is auditable.
+tag_map.jsonl lists every raw tag with its canonical tag (or null when dropped) and the reason, so every merge is
+auditable.
 """
 from __future__ import annotations
 
@@ -10,58 +11,56 @@ from dataclasses import asdict
 
 from tacos.config import to_container
 from tacos.records import iter_jsonl, write_jsonl
-
-COMPONENTS = ()
-SHAREABLE = True  # output depends only on config + inputs: computed once across runs (tacos.store)
+from tacos.stage import StageBase, StageResult
 
 
-def requires(cfg) -> list[str]:
-    return ["tag"]
+class NormalizeStage(StageBase):
+    name, shareable = "normalize", True
+
+    def requires(self, cfg) -> list[str]:
+        return ["tag"]
+
+    def config_slice(self, cfg) -> dict:
+        return to_container(cfg.normalize)
+
+    def run(self, ctx) -> StageResult:
+        from tacos.method.tag_normalization import effective_alpha, normalize_tags, surface_forms
+        from tacos.plots import tag_frequency_histogram
+
+        ncfg = ctx.cfg.normalize
+        raw: dict[str, list[str]] = {}
+        for row in iter_jsonl(ctx.input_dir("tag") / "tags.jsonl"):
+            if row["status"] == "ok" and row["tags"]:
+                raw[row["id"]] = [t["tag"] for t in row["tags"]]
+        alpha = int(ncfg.alpha)
+        assoc = ncfg.association
+        support = int(assoc.min_support)
+        if ncfg.scale_alpha:  # both thresholds were tuned on 52k rows; small pools need proportionally smaller ones
+            alpha = effective_alpha(alpha, len(raw))
+            support = effective_alpha(support, len(raw), min_alpha=min(3, support))
+        canonical, tag_map, stats = normalize_tags(
+            raw, alpha=alpha, order=str(ncfg.order), association=bool(assoc.enabled),
+            min_support=support, min_confidence=float(assoc.min_confidence))
+        write_jsonl(ctx.out_dir / "record_tags.jsonl", ({"id": k, "tags": v} for k, v in canonical.items()))
+        write_jsonl(ctx.out_dir / "tag_map.jsonl", (asdict(e) for e in tag_map))
+        # Stemmed forms embed badly ("creativ write"): the cluster stage embeds each canonical tag's most frequent
+        # raw form.
+        (ctx.out_dir / "surface_forms.json").write_text(
+            json.dumps(surface_forms(tag_map), indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        raw_counts = Counter(t for tags in raw.values() for t in tags)
+        canon_counts = Counter(t for tags in canonical.values() for t in tags)
+        tag_frequency_histogram(raw_counts, ctx.out_dir / "raw_tag_frequency.png", title="Raw tags")
+        tag_frequency_histogram(canon_counts, ctx.out_dir / "tag_frequency.png",
+                                title="Canonical tags after normalization")
+        ctx.add_plot(ctx.out_dir / "raw_tag_frequency.png")
+        ctx.add_plot(ctx.out_dir / "tag_frequency.png")
+        merges = [e for e in tag_map if e.reason.startswith("association")]
+        ctx.add_table("association_merges", ["raw", "canonical", "reason", "count"],
+                      [[e.raw, e.canonical, e.reason, e.count] for e in merges[:200]])
+        return StageResult(
+            counts={"records_in": len(raw), "records_out": len(canonical), "raw_tags": len(raw_counts),
+                    "canonical_tags": len(canon_counts), "association_merges": len(merges)},
+            stats={**stats, "alpha_configured": int(ncfg.alpha), "alpha_used": alpha, "min_support_used": support})
 
 
-def uses_llm(cfg) -> bool:
-    return False
-
-
-def config_slice(cfg) -> dict:
-    return to_container(cfg.normalize)
-
-
-def run(ctx) -> dict:
-    from tacos.method.normalize import effective_alpha, normalize_tags, surface_forms
-    from tacos.plots import tag_frequency_histogram
-
-    ncfg = ctx.cfg.normalize
-    raw: dict[str, list[str]] = {}
-    for row in iter_jsonl(ctx.input_dir("tag") / "tags.jsonl"):
-        if row["status"] == "ok" and row["tags"]:
-            raw[row["id"]] = [t["tag"] for t in row["tags"]]
-    alpha = int(ncfg.alpha)
-    assoc = ncfg.association
-    support = int(assoc.min_support)
-    if ncfg.scale_alpha:  # both thresholds were tuned on 52k rows; small pools need proportionally smaller ones
-        alpha = effective_alpha(alpha, len(raw))
-        support = effective_alpha(support, len(raw), min_alpha=min(3, support))
-    canonical, tag_map, stats = normalize_tags(
-        raw, alpha=alpha, order=str(ncfg.order), association=bool(assoc.enabled),
-        min_support=support, min_confidence=float(assoc.min_confidence))
-    write_jsonl(ctx.out_dir / "record_tags.jsonl", ({"id": k, "tags": v} for k, v in canonical.items()))
-    write_jsonl(ctx.out_dir / "tag_map.jsonl", (asdict(e) for e in tag_map))
-    # Stemmed forms embed badly ("creativ write"); the cluster stage embeds each canonical tag's most frequent raw form.
-    forms = surface_forms(tag_map)
-    (ctx.out_dir / "surface_forms.json").write_text(json.dumps(forms, indent=1, sort_keys=True, ensure_ascii=False)
-                                                    + "\n", encoding="utf-8")
-    raw_counts = Counter(t for tags in raw.values() for t in tags)
-    canon_counts = Counter(t for tags in canonical.values() for t in tags)
-    tag_frequency_histogram(raw_counts, ctx.out_dir / "raw_tag_frequency.png", title="Raw tags")
-    tag_frequency_histogram(canon_counts, ctx.out_dir / "tag_frequency.png", title="Canonical tags after normalization")
-    ctx.add_plot(ctx.out_dir / "raw_tag_frequency.png")
-    ctx.add_plot(ctx.out_dir / "tag_frequency.png")
-    merges = [e for e in tag_map if e.reason.startswith("association")]
-    ctx.add_table("association_merges", ["raw", "canonical", "reason", "count"],
-                  [[e.raw, e.canonical, e.reason, e.count] for e in merges[:200]])
-    return {
-        "counts": {"records_in": len(raw), "records_out": len(canonical), "raw_tags": len(raw_counts),
-                   "canonical_tags": len(canon_counts), "association_merges": len(merges)},
-        "stats": {**stats, "alpha_configured": int(ncfg.alpha), "alpha_used": alpha, "min_support_used": support},
-    }
+STAGE = NormalizeStage()

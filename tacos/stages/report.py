@@ -2,33 +2,29 @@
 it) as the paper's table: report.md, report.csv (results), summary.csv (selection runs) and W&B tables.
 
 The report is a view over whatever judge results exist when it runs, so it always runs again (its identity carries
-the collection time); `tacos report DIR` writes the same files without a Hydra run.
+the collection time); `tacos report DIR` writes the same files without a Hydra run (tacos.eval.results).
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-COMPONENTS = ()
+from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, write_report
+from tacos.stage import StageBase, StageResult
 
 
-def requires(cfg) -> list[str]:
-    return []
+class ReportStage(StageBase):
+    name = "report"
+
+    def config_slice(self, cfg) -> dict:
+        return {"collected_at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+
+    def run(self, ctx) -> StageResult:
+        rep = write_report(ctx.run_dir, ctx.out_dir)
+        ctx.add_table("results", RESULT_COLUMNS, rep["results"])
+        ctx.add_table("summary", SUMMARY_COLUMNS, rep["summary"])
+        return StageResult(counts={"runs": rep["runs"], "judged_runs": rep["judged_runs"],
+                                   "result_rows": len(rep["results"]), "selection_runs": len(rep["summary"])},
+                           stats={"root": str(ctx.run_dir)})
 
 
-def uses_llm(cfg) -> bool:
-    return False
-
-
-def config_slice(cfg) -> dict:
-    return {"collected_at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
-
-
-def run(ctx) -> dict:
-    from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, write_report
-
-    rep = write_report(ctx.run_dir, ctx.out_dir)
-    ctx.add_table("results", RESULT_COLUMNS, rep["results"])
-    ctx.add_table("summary", SUMMARY_COLUMNS, rep["summary"])
-    return {"counts": {"runs": rep["runs"], "judged_runs": rep["judged_runs"], "result_rows": len(rep["results"]),
-                       "selection_runs": len(rep["summary"])},
-            "stats": {"root": str(ctx.run_dir)}}
+STAGE = ReportStage()

@@ -1,16 +1,48 @@
-"""SFT of a base model on an exported subset with LLaMA-Factory + DeepSpeed ZeRO-3 (the `train` stage).
-
-recipe.py    the LLaMA-Factory YAML, the DeepSpeed JSON and the dataset_info.json entry (pure functions)
-preflight.py GPU check, model availability (offline hub cache / local folder / the tiny model), dataset lookup
-validate.py  LLaMA-Factory's and DeepSpeed's own parsers on the generated files, in a child process
-launch.py    `llamafactory-cli train` with the torchrun settings, streamed to our log; losses and checkpoints after
-tiny_model.py  the tiny Llama model built locally (CPU tests)
-This module stays import-light: no torch / transformers / llamafactory at import time.
-"""
+"""The two config groups the `train` stage reads: `model` (ModelSpec: the base model and its SFT recipe, conf/model/)
+and `train` (TrainConfig: which data, where the model goes, how training is launched, conf/train/)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from tacos.paths import absolute
+
+
+@dataclass
+class ModelSpec:
+    """One base model and its SFT recipe (LLaMA-Factory + DeepSpeed ZeRO-3; method_spec §12, mistakes fixed).
+
+    The batch is set by `effective_batch_size` (= GPUs x per-device x grad-accum): the train stage derives the
+    gradient accumulation from it and the GPU count. With `effective_batch_size: null` the fixed
+    `gradient_accumulation_steps` is used as is.
+    """
+
+    name: str
+    model_name_or_path: str
+    template: str
+    finetuning_type: str = "full"
+    learning_rate: float = 1e-5
+    num_train_epochs: float = 15
+    per_device_train_batch_size: int = 2
+    gradient_accumulation_steps: int = 16
+    cutoff_len: int = 2048
+    neftune_noise_alpha: float | None = 15
+    bf16: bool = True
+    gpus_required: int = 8
+    effective_batch_size: int | None = None
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    optim: str = "adamw_torch"
+    tf32: bool | None = None
+    gradient_checkpointing: bool = True
+    deepspeed: str = "z3_offload"       # the default of train.deepspeed: z3 | z3_offload | none
+    hidden_size: int | None = None      # resolves DeepSpeed "auto" buckets when validating without the weights
+    builder: str | None = None          # "tiny_llama": built locally under ${paths.output_dir}/models/
+    params_b: float | None = None       # parameters in billions: the dry run's GPU-hour forecast (6 x params x tokens)
+
 
 DEEPSPEED_CHOICES = ("z3", "z3_offload", "none")
 FINETUNING_CHOICES = ("full", "lora", "qlora")
@@ -21,7 +53,7 @@ REPORT_CHOICES = ("auto", "wandb", "none")
 class TrainConfig:
     """The `train` config group: where the data comes from, where the model goes, and how it is launched."""
 
-    dataset: str | None = None          # export folder or ShareGPT/Alpaca JSON file; null: this run's export stage
+    dataset: str | None = None          # export folder or ShareGPT/Alpaca JSON file; null: this run's refine/export
     dataset_name: str | None = None     # entry of the folder's dataset_info.json; null: its first ShareGPT entry
     output_dir: str | None = None       # checkpoints + final model; null: <run_dir>/train_output
     deepspeed: str | None = None        # z3 | z3_offload | none; null: the model's (paper: z3_offload)
@@ -54,6 +86,16 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, str) and value.strip().isdigit():
                 setattr(self, name, int(value))
+        # LLaMA-Factory runs in the stage folder: a path relative to our working directory would point elsewhere there
+        for name in ("dataset", "output_dir"):
+            if getattr(self, name):
+                setattr(self, name, str(absolute(getattr(self, name))))
+
+    def reports_to(self, pipeline_uses_wandb: bool) -> str:
+        """report_to of the LLaMA-Factory run: `auto` follows the pipeline's logger."""
+        if self.report_to != "auto":
+            return self.report_to
+        return "wandb" if pipeline_uses_wandb else "none"
 
     def validate(self) -> None:
         if self.deepspeed is not None and self.deepspeed not in DEEPSPEED_CHOICES:
@@ -80,6 +122,3 @@ class TrainConfig:
                              "shards to output_dir and every node resumes from there")
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise ValueError(f"train.max_steps must be >= 1 or null, not {self.max_steps}")
-
-
-__all__ = ["DEEPSPEED_CHOICES", "FINETUNING_CHOICES", "REPORT_CHOICES", "TrainConfig"]

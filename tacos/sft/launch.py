@@ -1,11 +1,13 @@
-"""Run `llamafactory-cli train <yaml>` (torchrun underneath), stream its output to our log, read the results back.
+"""Run `llamafactory-cli train <yaml>` (torchrun underneath), stream its output to our log.
 
-The child gets its own process group: a failure or a kill of the pipeline (Ctrl-C, SIGTERM from SLURM) takes
-torchrun and every worker down with it, and the stage raises, so no manifest is written for a partial run.
+Nothing it starts outlives us: it runs under tacos.sft.guard, in a process group of its own. A failure or a stop of
+the pipeline (exception, Ctrl-C, SIGTERM from SLURM) stops that group (SIGTERM, then SIGKILL) and the stage raises,
+so no manifest is written for a partial run; a kill -9 of the pipeline is caught by the kernel's parent-death
+signal to the guard, which then kills every training process, torchrun's workers (each in a session of its own)
+included.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,14 +19,15 @@ import time
 from collections import deque
 from pathlib import Path
 
-from tacos.pipeline import StageError
-from tacos.train.validate import free_port
+from tacos.llm.process import free_port
+from tacos.stage import StageError
 
 log = logging.getLogger(__name__)
 
 _PROGRESS = re.compile(r"\d+%\|")   # a tqdm bar redraw
 PROGRESS_EVERY_S = 10.0             # progress bars reach our log at most this often (train.log has every line)
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+GUARD = Path(__file__).with_name("guard.py")  # run as a script: it imports nothing of ours
+GUARD_GRACE_S = 20.0                # the guard's SIGTERM-to-SIGKILL wait; below stop_group's, so the guard acts first
 # "ValueError: ..." as a worker prints it (torchrun prefixes "[rank0]: "); the launchers' own wrappers are not causes.
 _ERROR = re.compile(r"^(?:\[rank\d+\]:\s*)?[\w.]*(?:Error|Exception): ")
 _WRAPPERS = ("CalledProcessError", "ChildFailedError")
@@ -65,14 +68,31 @@ def launch_env(*, nproc_per_node: int, nnodes: int, node_rank: int, master_addr:
     return env
 
 
+def wandb_env(*, project: str, group: str, mode: str, run_dir: Path, entity: str | None) -> dict[str, str]:
+    """The W&B environment of the training run: its own run in the pipeline run's project and group; WANDB_MODE from
+    our environment wins over `mode` (the logger's)."""
+    env = {"WANDB_PROJECT": project, "WANDB_RUN_GROUP": group, "WANDB_MODE": os.environ.get("WANDB_MODE") or mode,
+           "WANDB_DIR": str(run_dir),  # next to the pipeline's own W&B run
+           "WANDB_JOB_TYPE": "train"}
+    if entity:
+        env["WANDB_ENTITY"] = str(entity)
+    return env
+
+
 def run_streaming(cmd: list[str], *, cwd: Path, env: dict[str, str], log_file: Path) -> tuple[int, list[str]]:
-    """Run cmd, every output line to log_file, progress-throttled lines to our logger; (exit code, last lines).
-    Any exception here (KeyboardInterrupt, SystemExit from SIGTERM) terminates the whole process group first."""
+    """Run cmd under the guard, every output line to log_file, progress-throttled lines to our logger; (exit code,
+    last lines). Any exception here (KeyboardInterrupt, SystemExit from SIGTERM) stops the whole process group first."""
     tail: deque[str] = deque(maxlen=25)
     last_progress = 0.0
     with open(log_file, "a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(cmd)}\n")
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        out.flush()
+        # Own session: a terminal's Ctrl-C reaches us first, and stop_group reaches the whole group. No preexec_fn
+        # (unsafe while other threads run, e.g. W&B's): the guard asks for its parent-death signal itself and starts
+        # nothing if we died before that. That signal fires when the forking *thread* exits: the stage runs in the
+        # thread that then waits for the child, so no earlier than the stage's end.
+        proc = subprocess.Popen([sys.executable, str(GUARD), str(os.getpid()), str(GUARD_GRACE_S), "--", *cmd],
+                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1, errors="replace", stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             for line in proc.stdout:  # universal newlines: each tqdm '\r' redraw is a line
@@ -94,7 +114,8 @@ def run_streaming(cmd: list[str], *, cwd: Path, env: dict[str, str], log_file: P
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """SIGTERM the child's process group (torchrun + workers), SIGKILL after grace_s."""
+    """SIGTERM the child's process group (guard, llamafactory-cli, torchrun; the guard stops the workers), SIGKILL
+    after grace_s."""
     if proc.poll() is not None:
         return
     log.warning("stopping the training processes (process group %d)", proc.pid)
@@ -129,54 +150,3 @@ def first_error(log_file: Path) -> str | None:
         if _ERROR.match(line) and not any(w in line for w in _WRAPPERS):
             return line.strip()
     return None
-
-
-# -- results ---------------------------------------------------------------------------------------------------------
-def checkpoints(output_dir: Path, complete: bool = False) -> list[Path]:
-    """checkpoint-<step> folders, oldest first; complete=True: only those whose save finished (the Trainer writes
-    trainer_state.json last), so a run killed while saving resumes from the previous one."""
-    if not Path(output_dir).is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in Path(output_dir).iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
-    return [p for _, p in sorted(found) if not complete or (p / "trainer_state.json").is_file()]
-
-
-def losses(output_dir: Path) -> list[dict]:
-    """[{step, loss, lr, epoch}] of the training run, from trainer_state.json (else LLaMA-Factory's trainer_log.jsonl)."""
-    state = Path(output_dir) / "trainer_state.json"
-    if state.is_file():
-        hist = json.loads(state.read_text(encoding="utf-8")).get("log_history", [])
-        return [{"step": h["step"], "loss": h["loss"], "lr": h.get("learning_rate"), "epoch": h.get("epoch")}
-                for h in hist if "loss" in h]
-    jsonl = Path(output_dir) / "trainer_log.jsonl"
-    if not jsonl.is_file():
-        return []
-    rows = [json.loads(x) for x in jsonl.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return [{"step": r["current_steps"], "loss": r["loss"], "lr": r.get("lr"), "epoch": r.get("epoch")}
-            for r in rows if r.get("loss") is not None]
-
-
-def results(output_dir: Path) -> dict:
-    """What the manifest records about a finished run: model path, losses, steps, runtime."""
-    output_dir = Path(output_dir)
-    curve = losses(output_dir)
-    summary = {}
-    res = output_dir / "train_results.json"
-    if res.is_file():
-        summary = json.loads(res.read_text(encoding="utf-8"))
-    state = output_dir / "trainer_state.json"
-    global_step = json.loads(state.read_text(encoding="utf-8")).get("global_step") if state.is_file() else None
-    ckpts = checkpoints(output_dir)
-    out = {
-        "model_path": str(output_dir),
-        "last_checkpoint": str(ckpts[-1]) if ckpts else None,
-        "global_step": global_step,
-        "logged_steps": len(curve),
-        "loss_first": curve[0]["loss"] if curve else None,
-        "loss_last": curve[-1]["loss"] if curve else None,
-        "loss_min": min(c["loss"] for c in curve) if curve else None,
-        "train_loss": summary.get("train_loss"),
-        "train_runtime_s": summary.get("train_runtime"),
-        "epochs": summary.get("epoch"),
-    }
-    return out

@@ -14,21 +14,21 @@ gets a one-process gloo/nccl world (WORLD_SIZE=1, RANK=0) and its own port, and 
 `cpu=True` validates the recipe as adapted for a machine without GPUs (recipe.adapt_to_cpu: use_cpu, no tf32):
 that is how the 7B/13B configs are validated on a CPU box; the adaptations are listed in the report.
 
-    python -m tacos.train.validate jobs.json report.json      (jobs: [{"yaml", "world_size", "hidden_size", "cpu"}])
+    python -m tacos.sft.validate jobs.json report.json      (jobs: [{"yaml", "world_size", "hidden_size", "cpu"}])
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tacos.pipeline import StageError
+from tacos.llm.process import free_port
+from tacos.stage import StageError
 
 
 @dataclass
@@ -41,12 +41,6 @@ class ValidationJob:
 
 class RecipeInvalid(StageError):
     """LLaMA-Factory or DeepSpeed rejected a generated recipe."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def validate_recipes(jobs: list[ValidationJob], work_dir: Path, timeout: float = 600) -> list[dict]:
@@ -64,7 +58,7 @@ def validate_recipes(jobs: list[ValidationJob], work_dir: Path, timeout: float =
     if all(j.cpu for j in jobs):
         env["DS_ACCELERATOR"] = "cpu"
     try:
-        proc = subprocess.run([sys.executable, "-m", "tacos.train.validate", str(jobs_file), str(report_file)],
+        proc = subprocess.run([sys.executable, "-m", "tacos.sft.validate", str(jobs_file), str(report_file)],
                               env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                               check=False)
     except subprocess.TimeoutExpired as e:
@@ -88,7 +82,7 @@ def validate_recipe(job: ValidationJob, work_dir: Path, timeout: float = 600) ->
 def _check_one(job: ValidationJob) -> dict:
     import yaml
 
-    from tacos.train.recipe import adapt_to_cpu
+    from tacos.sft.recipe import adapt_to_cpu
 
     yaml_path = Path(job.yaml).resolve()
     os.chdir(yaml_path.parent)  # the recipe's dataset_dir / deepspeed paths are relative to its folder

@@ -8,9 +8,10 @@ import os
 import re
 from pathlib import Path
 
-from tacos.pipeline import StageError
+from tacos.paths import absolute
 from tacos.records import file_sha256
-from tacos.train.recipe import DATASET_INFO, DatasetRef
+from tacos.sft.recipe import DATASET_INFO, DatasetRef
+from tacos.stage import StageError
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,15 @@ def resolve_model(spec, models_dir: Path, required: bool = True) -> tuple[str, i
     if spec.builder not in (None, "tiny_llama"):
         raise StageError(f"model.builder={spec.builder!r} is unknown; the only local builder is 'tiny_llama'")
     if spec.builder == "tiny_llama":
-        from tacos.train.tiny_model import ensure_tiny_llama
+        from tacos.sft.tiny_model import ensure_tiny_llama
 
-        path = ensure_tiny_llama(Path(models_dir) / spec.model_name_or_path)
+        path = ensure_tiny_llama(absolute(models_dir) / spec.model_name_or_path)
         return str(path), _hidden_size(path, spec)
     name = os.path.expanduser(str(spec.model_name_or_path))
     if Path(name).is_dir():
-        _check_weights(Path(name), name)
-        return name, _hidden_size(Path(name), spec)
+        folder = absolute(name)  # LLaMA-Factory runs in the stage folder: a relative path would be a hub id there
+        _check_weights(folder, name)
+        return str(folder), _hidden_size(folder, spec)
     if name.startswith(("/", "./", "../", "~")) or name.count("/") != 1:
         raise StageError(f"model.model_name_or_path={name!r} is neither an existing folder nor a hub id (org/name)")
     folder = _cached_snapshot(name)
@@ -151,11 +153,11 @@ def _from_folder(folder: Path, dataset_name: str | None) -> DatasetRef:
     if not file.is_file():
         raise StageError(f"{info_path} entry {dataset_name!r} points at {file}, which does not exist")
     entry["file_name"] = str(file)
-    return DatasetRef(dataset_name, file, entry, len(_load_rows(file)))
+    return DatasetRef(dataset_name, file, entry, len(load_rows(file)))
 
 
 def _from_file(file: Path, dataset_name: str | None) -> DatasetRef:
-    rows = _load_rows(file)
+    rows = load_rows(file)
     if not rows:
         raise StageError(f"train.dataset {file} holds no rows")
     first = rows[0]
@@ -175,7 +177,7 @@ def _from_file(file: Path, dataset_name: str | None) -> DatasetRef:
     return DatasetRef(name, file, entry, len(rows))
 
 
-def _load_rows(file: Path) -> list[dict]:
+def load_rows(file: Path) -> list[dict]:
     text = file.read_text(encoding="utf-8")
     try:
         data = json.loads(text)

@@ -1,0 +1,44 @@
+"""The training-set file format: ShareGPT/FastChat JSON (+ Alpaca JSON) with a LLaMA-Factory dataset_info.json."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tacos.data.formats import human_turn
+from tacos.records import file_sha256
+
+
+def dataset_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "tacos_subset"
+
+
+def to_sharegpt(rows: list[dict], wrapper: str) -> list[dict]:
+    """Selected rows ({instruction, input, output, conversations?, selection: {score}}) as ShareGPT conversations."""
+    out = []
+    for r in rows:
+        conv = [{"from": "human", "value": human_turn(r["instruction"], r["input"], wrapper)},
+                {"from": "gpt", "value": r["output"]}]
+        if r.get("conversations"):  # multi-turn source: keep the later exchanges as they were
+            for role, text in r["conversations"][2:]:
+                conv.append({"from": "human" if role in ("human", "user") else "gpt", "value": text})
+        score = r["selection"].get("score")
+        out.append({"id": r["id"], "conversations": conv, "score": "" if score is None else score})
+    return out
+
+
+def write_export(folder: Path, name: str, rows: list[dict], wrapper: str, alpaca_json: bool) -> dict:
+    """Write <name>.json (+ <name>_alpaca.json) and dataset_info.json into folder; return name, file and hash."""
+    name = dataset_name(name)
+    data_file = folder / f"{name}.json"
+    data_file.write_text(json.dumps(to_sharegpt(rows, wrapper), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    info = {name: {"file_name": data_file.name, "formatting": "sharegpt", "columns": {"messages": "conversations"},
+                   "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}}
+    if alpaca_json:
+        alp = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in rows]
+        (folder / f"{name}_alpaca.json").write_text(json.dumps(alp, ensure_ascii=False, indent=1) + "\n",
+                                                     encoding="utf-8")
+        info[f"{name}_alpaca"] = {"file_name": f"{name}_alpaca.json",
+                                  "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
+    (folder / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return {"dataset_name": name, "file": data_file.name, "subset_sha256": file_sha256(data_file)}
