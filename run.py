@@ -150,6 +150,13 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     export = result.get("export")
     if export:
         print(f"subset: {run_dir / 'export' / export['stats']['file']}  sha256 {export['stats']['subset_sha256'][:16]}")
+    for name, m in result.items():  # the gate (tacos.eval.gate): say it last, where it is read
+        stats = m.get("stats", {})
+        if stats.get("judge_informative") is False:
+            print(f"\nwarning: {name}: the judge {stats.get('judge_llm') or ''} is not shown to be informative, so "
+                  f"these {'scores' if name == 'score' else 'results'} may not mean what they seem:", file=sys.stderr)
+            for reason in stats.get("judge_gate_reasons", []):
+                print(f"  - {reason}", file=sys.stderr)
 
 
 if __name__ == "__main__":

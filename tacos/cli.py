@@ -2,6 +2,8 @@
 
     tacos report DIR [--out OUT]    the results of a run dir or of a whole sweep dir as report.md / report.csv
     tacos plan DIR                  the dry-run forecasts (dry_run.json) of every run under DIR as one grid
+    tacos judge-eval --pairs FILE [--source score|judge] [OVERRIDES...]   agreement of the judge with labels
+    tacos judge-eval --ratings FILE scorer=single [OVERRIDES...]         correlation with labelled ratings
 """
 from __future__ import annotations
 
@@ -69,6 +71,21 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_eval(args: argparse.Namespace) -> int:
+    from tacos.evaluate_judge import evaluate_judge, format_table
+
+    if bool(args.pairs) == bool(args.ratings):
+        print("error: give exactly one of --pairs FILE (preference pairs) or --ratings FILE (single ratings)",
+              file=sys.stderr)
+        return 2
+    result = evaluate_judge(args.overrides, pairs=args.pairs, ratings=args.ratings, source=args.source,
+                            out=args.out, n_boot=args.n_boot)
+    print(f"\njudge {result['judge']} ({result['source']} prompt, {result['mode']} judgments) on {result['suite']}")
+    print(format_table(result))
+    print(f"-> {result['out_dir']}/judge_eval.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tacos", description="TACOS utilities (stages run with `python run.py`).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     pl = sub.add_parser("plan", help="collect the dry-run forecasts of a sweep dir into one grid (plan.csv)")
     pl.add_argument("dir", help="a sweep dir (or any folder) holding run dirs with dry_run.json")
     pl.set_defaults(func=_plan)
+    je = sub.add_parser("judge-eval", help="measure the configured judge against labelled preference pairs or ratings")
+    je.add_argument("--pairs", help="alpaca_eval-format pairs (JSON/JSONL): instruction, output_1, output_2, preference")
+    je.add_argument("--ratings", help="single-answer ratings (JSON/JSONL): instruction, output, rating")
+    je.add_argument("--source", choices=("score", "judge"), default="score",
+                    help="judge as the score stage does (default) or with the judge stage's pairwise prompt")
+    je.add_argument("--out", help="output folder (default: <paths.output_dir>/judge_eval/<time>_<suite>)")
+    je.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    je.add_argument("overrides", nargs="*", help="Hydra overrides, as for run.py (llm=local_large scorer=single ...)")
+    je.set_defaults(func=_judge_eval)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -118,6 +118,9 @@ class WandbLogger:
         for key in ("subset_sha256",):
             if key in manifest.get("stats", {}):
                 self._run.summary[f"{stage}/{key}"] = manifest["stats"][key]
+        if manifest.get("stats", {}).get("judge_informative") is False:  # the gate failed: filterable on the dashboard
+            self._run.tags = tuple(sorted({*self._run.tags, f"{stage}:judge-not-informative"}))
+            self._run.summary[f"{stage}/judge_gate_reasons"] = "; ".join(manifest["stats"].get("judge_gate_reasons", []))
 
     def finish(self, ok: bool = True) -> None:
         if self._run is not None:

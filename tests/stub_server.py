@@ -59,9 +59,30 @@ def _logprobs(text: str, top_n: int) -> dict:
     return {"content": content}
 
 
+class Scripted(str):
+    """A responder's answer with scripted first-token log-probabilities: Scripted("1", {"1": -0.2, "2": -1.7}).
+    `finish_reason` may be scripted too (e.g. "length")."""
+
+    def __new__(cls, text: str, top: dict[str, float] | None = None, finish_reason: str = "stop"):
+        obj = super().__new__(cls, text)
+        obj.top, obj.finish_reason = top or {}, finish_reason
+        return obj
+
+
+def _scripted_logprobs(text: str, top: dict[str, float], top_n: int) -> dict:
+    ranked = sorted(top.items(), key=lambda kv: -kv[1])[:max(1, top_n)]
+    entries = [{"token": t, "logprob": lp, "bytes": None} for t, lp in ranked]
+    return {"content": [{"token": text, "logprob": top.get(text, ranked[0][1]), "bytes": None,
+                         "top_logprobs": entries}]}
+
+
 def completion_body(body: dict, text: str, number: int) -> dict:
-    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
-              "logprobs": _logprobs(text, int(body.get("top_logprobs") or 0)) if body.get("logprobs") else None}
+    logprobs = None
+    if body.get("logprobs"):
+        top_n = int(body.get("top_logprobs") or 0)
+        logprobs = _scripted_logprobs(text, text.top, top_n) if getattr(text, "top", None) else _logprobs(text, top_n)
+    choice = {"index": 0, "message": {"role": "assistant", "content": str(text)},
+              "finish_reason": getattr(text, "finish_reason", "stop"), "logprobs": logprobs}
     prompt_tokens = sum(_tokens(m.get("content", "")) for m in body.get("messages", []))
     completion_tokens = _tokens(text)
     return {"id": f"chatcmpl-stub-{number}", "object": "chat.completion", "created": 0,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from tacos.method.scoring import (Judgment, bradley_terry, bradley_terry_ci, make_pairs, order_consistency,
-                                  outcomes, raw_means)
+from tacos.method.bradley_terry import bradley_terry, bradley_terry_ci
+from tacos.method.scoring import Judgment, make_pairs, order_consistency, outcomes, raw_means
 
 IDS = [f"r{i:03d}" for i in range(11)]
 

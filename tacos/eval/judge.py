@@ -55,6 +55,7 @@ class JudgeSpec:
     max_tokens: int = 512  # pairwise calls (the reference: 512)
     mt_bench_max_tokens: int = 2048  # MT-Bench calls (FastChat: 2048)
     n_boot: int = 1000  # bootstrap resamples for the pairwise score CI
+    seed: int = 0  # ${seed}: the seed of every judge call (and of the bootstrap)
 
     def validate(self) -> None:
         from tacos.data.test_sets import TEST_SETS
@@ -112,8 +113,11 @@ def judge_inputs(spec: JudgeSpec, data_dir) -> dict:
     return out
 
 
-def run_judge(ctx, spec: JudgeSpec) -> StageResult:
-    """Judge our answers (the infer stage's) as `spec.kind` says; the files go to ctx.out_dir."""
+def run_judge(ctx, spec: JudgeSpec, gate) -> StageResult:
+    """Judge our answers (the infer stage's) as `spec.kind` says; the files go to ctx.out_dir. Pairwise judging
+    records the gate's verdict on the judge (tacos.eval.gate)."""
+    from tacos.eval.gate import find, judge_gate as gate_verdict
+
     judge_name = spec.judge_name(ctx.llm.identity)
     counts: dict = {}
     stats: dict = {"judge_llm": ctx.llm.identity, "judge_model_name": judge_name}
@@ -122,7 +126,19 @@ def run_judge(ctx, spec: JudgeSpec) -> StageResult:
         stats["absent_baselines"] = absent
         if baselines:
             ours = our_answers(ctx.input_dir("infer"), spec.model_id, list(spec.test_sets))
-            c, stats["pairwise"] = judge_pairwise(ctx, spec, ours, baselines, absent)
+            c, pairwise = judge_pairwise(ctx, spec, ours, baselines, absent)
+            stats["pairwise"] = pairwise["results"]
+            stats.update(pairwise["position_bias"])
+            verdict = gate_verdict(pairwise["position_bias"], "text",
+                                      find(gate.measurements, ctx.llm.identity,
+                                           prompts_hash(spec.system_prompt, spec.prompt), "text"), gate)
+            stats.update(verdict)
+            if not verdict["judge_informative"]:
+                if gate.on_fail == "error":
+                    raise StageError("judge: the judge is not shown to be informative: "
+                                     + "; ".join(verdict["judge_gate_reasons"]) + " (gate.on_fail=error)")
+                log.warning("judge: the judge %s is not shown to be informative: %s", ctx.llm.identity,
+                            "; ".join(verdict["judge_gate_reasons"]))
             counts.update(c)
         elif spec.kind == "all":
             log.warning("judge: none of the baselines %s is registered yet: pairwise judging skipped, MT-Bench only",

@@ -52,7 +52,7 @@ def mt_bench_plan(spec, answers: Answers, data_dir) -> list[tuple[TestQuestion, 
             request = LLMRequest(messages=(("system", prompt["system_prompt"]), ("user", user)),
                                  prompt_hash=hashlib.sha256(dumps(prompt).encode("utf-8")).hexdigest(),
                                  temperature=spec.temperature, max_tokens=spec.mt_bench_max_tokens,
-                                 label=f"mt_bench/{q.question_id}/turn{turn}")
+                                 seed=spec.seed, label=f"mt_bench/{q.question_id}/turn{turn}")
             plan.append((q, turn, request, ""))
     return plan
 

@@ -51,7 +51,8 @@ def pairwise_request(spec, m: Match, order: str):
     user = render(read_prompt(spec.prompt), question=m.question, answer_1=first, answer_2=second)
     return LLMRequest(messages=(("system", read_prompt(spec.system_prompt).strip()), ("user", user)),
                       prompt_hash=prompts_hash(spec.system_prompt, spec.prompt), temperature=spec.temperature,
-                      max_tokens=spec.max_tokens, label=f"{m.test_set}/{m.question_id}/{m.baseline}/{order}")
+                      max_tokens=spec.max_tokens, seed=spec.seed,
+                      label=f"{m.test_set}/{m.question_id}/{m.baseline}/{order}")
 
 
 def pairwise_requests(spec, matches: list[Match]) -> list:
@@ -120,11 +121,22 @@ def judge_pairwise(ctx, spec, ours: dict[str, Answers], baselines: dict[str, dic
         win_tie_lose_bar({b: (s["win"], s["tie"], s["lose"]) for b, s in per.items()}, png,
                          title=f"{model} vs {label}: win / tie / lose")
         ctx.add_plot(png)
+    stats_all = position_diagnostics([o for per in orders.values() for o in per])
     counts = {"pairwise_calls": len(requests), "pairwise_questions": len(matches),
               "pairwise_invalid_calls": sum(r.status == "invalid" for r in results),
               "pairwise_missing_answers": len(missing), "pairwise_errors": sum(r.status == "error" for r in results),
               "pairwise_baselines": len(baselines), "pairwise_baselines_absent": len(absent)}
-    return counts, stats
+    return counts, {"results": stats, "position_bias": stats_all}
+
+
+def position_diagnostics(orders: list[tuple[str | None, str | None]]) -> dict:
+    """Over every question judged in both orders ((ours-first, baseline-first) verdicts from our side): how often the
+    two orders agree, and how often the first-presented answer wins a decided judgment."""
+    both = [(a, b) for a, b in orders if a is not None and b is not None]
+    firsts = [a == "win" for a, _ in both if a != "tie"] + [b == "lose" for _, b in both if b != "tie"]
+    return {"consistency": round(sum(a == b for a, b in both) / len(both), 4) if both else None,
+            "first_position_win_rate": round(sum(firsts) / len(firsts), 4) if firsts else None,
+            "n_questions_both_orders": len(both), "judgment": "text"}
 
 
 def _verdicts(matches: list[Match], results: list) -> tuple[list[dict], list[dict], dict]:

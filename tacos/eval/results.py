@@ -23,8 +23,10 @@ REPORT_DIR = "report"
 MT_COLUMNS = ["mt_bench_turn1", "mt_bench_turn2", "mt_bench"]
 WTL = ("win", "tie", "lose", "score")
 RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
-                  *(f"{t}_{k}" for t in TEST_SETS for k in WTL)]
-SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged"]
+                  *(f"{t}_{k}" for t in TEST_SETS for k in WTL), "judge_informative"]
+SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged",
+                   "scorer_informative"]
+NOT_INFORMATIVE = "(!)"  # marks results whose judge did not pass the gate (tacos.eval.gate)
 
 
 @dataclass
@@ -107,7 +109,8 @@ def result_rows(runs: list[RunInfo]) -> list[list]:
         per_baseline = stats.get("pairwise") or {"": {}}
         for baseline, per_set in sorted(per_baseline.items()):
             cells = [(per_set.get(t) or {}).get(k) for t in TEST_SETS for k in WTL]
-            rows.append([run.run_name, run.selection, run.model, baseline, *mt_cells, *cells])
+            rows.append([run.run_name, run.selection, run.model, baseline, *mt_cells, *cells,
+                         stats.get("judge_informative")])
     return rows
 
 
@@ -122,7 +125,8 @@ def summary_rows(runs: list[RunInfo]) -> list[list]:
         sha = export.get("stats", {}).get("subset_sha256")
         rows.append([run.run_name, run.selection, select.get("counts", {}).get("selected"),
                      sha[:16] if sha else None, sum(int(x.get("calls", 0)) for x in llm),
-                     round(sum(float(x.get("cost_usd", 0.0)) for x in llm), 6), "judge" in run.manifests])
+                     round(sum(float(x.get("cost_usd", 0.0)) for x in llm), 6), "judge" in run.manifests,
+                     run.manifests.get("score", {}).get("stats", {}).get("judge_informative")])
     return rows
 
 
@@ -153,7 +157,11 @@ def markdown(results: list[list], summary: list[list], root: Path) -> str:
             for i in range(len(TEST_SETS)):
                 w, t, lo, s = r[7 + 4 * i: 11 + 4 * i]
                 sets.append("–" if w is None else f"{w}/{t}/{lo} ({_fmt(s)})")
-            lines.append("| " + " | ".join([r[0], r[1], r[2], r[3] or "–", mt, *sets]) + " |")
+            vs = (r[3] or "–") + (f" {NOT_INFORMATIVE}" if r[-1] is False else "")
+            lines.append("| " + " | ".join([r[0], r[1], r[2], vs, mt, *sets]) + " |")
+        if any(r[-1] is False for r in results):
+            lines += ["", f"{NOT_INFORMATIVE}: the judge did not pass the gate (not measured above chance on labelled "
+                          f"pairs, or it follows position): these numbers do not show which model is better."]
     else:
         lines.append("No judge results found (no <run>/judge/manifest.json).")
     lines += ["", "## Selection runs", ""]

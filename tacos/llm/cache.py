@@ -30,11 +30,12 @@ CREATE TABLE IF NOT EXISTS calls (
     completion_tokens INTEGER NOT NULL,
     logprobs TEXT,                  -- JSON list of generated tokens with their top_logprobs, or NULL
     created_at REAL NOT NULL,
-    finish_reason TEXT              -- of the last generation: stop | length (cut at max_tokens) | NULL
+    finish_reason TEXT,             -- of the last generation: stop | length (cut at max_tokens) | NULL
+    latency_s REAL                  -- wall time of the call (every request, retries included), for s/1000 calls
 )
 """
 _COLUMNS = ("key", "identity", "prompt_hash", "request", "raw", "parsed", "status", "error", "attempts",
-            "prompt_tokens", "completion_tokens", "logprobs", "created_at", "finish_reason")
+            "prompt_tokens", "completion_tokens", "logprobs", "created_at", "finish_reason", "latency_s")
 _JSON_COLUMNS = ("request", "parsed", "logprobs")
 
 
@@ -56,8 +57,9 @@ class CallCache:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
-            if "finish_reason" not in columns:  # a cache written before finish_reason was recorded
-                self._conn.execute("ALTER TABLE calls ADD COLUMN finish_reason TEXT")
+            for column, kind in (("finish_reason", "TEXT"), ("latency_s", "REAL")):
+                if column not in columns:  # a cache written before this column existed
+                    self._conn.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
             self._conn.commit()
 
     def get(self, key: str) -> dict | None:
@@ -72,12 +74,12 @@ class CallCache:
 
     def put(self, key: str, *, identity: str, prompt_hash: str, request: dict, raw: str | None, parsed: Any,
             status: str, error: str | None, attempts: int, prompt_tokens: int, completion_tokens: int,
-            logprobs: list | None, finish_reason: str | None = None) -> None:
+            logprobs: list | None, finish_reason: str | None = None, latency_s: float | None = None) -> None:
         if status not in ("ok", "invalid"):
             raise ValueError(f"only answered calls are cached (status ok|invalid), got {status!r}")
         row = (key, identity, prompt_hash, _dumps(request), raw, None if parsed is None else _dumps(parsed),
                status, error, attempts, prompt_tokens, completion_tokens,
-               None if logprobs is None else _dumps(logprobs), time.time(), finish_reason)
+               None if logprobs is None else _dumps(logprobs), time.time(), finish_reason, latency_s)
         with self._lock:
             self._conn.execute(f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}) "
                                f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)

@@ -219,6 +219,7 @@ class LLMClient:
 
     def _call(self, request: LLMRequest, key: str, parser: Callable[[str], Any]) -> LLMResult:
         estimate = self.ledger.estimate(self.endpoint, request)
+        started = time.monotonic()
         sent = prompt_tokens = completion_tokens = 0
         raw = logprobs = parsed = error = finish = None
         status = "invalid"
@@ -250,10 +251,11 @@ class LLMClient:
         self.cache.put(key, identity=self.endpoint.identity, prompt_hash=request.prompt_hash,
                        request=request.to_json(), raw=raw, parsed=parsed, status=status, error=error, attempts=sent,
                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, logprobs=logprobs,
-                       finish_reason=finish)
+                       finish_reason=finish, latency_s=round(time.monotonic() - started, 4))
         self._count(calls=1, retries=max(0, sent - 1), **{_STATUS_COUNTER[status]: 1})
         return LLMResult(key, status, raw, parsed, sent, prompt_tokens, completion_tokens, cached=False,
-                         error=error, logprobs=logprobs, finish_reason=finish)
+                         error=error, logprobs=logprobs, finish_reason=finish,
+                         latency_s=round(time.monotonic() - started, 4))
 
     def _send(self, request: LLMRequest, generation: int, estimate: tuple[int, int, float]) -> tuple[Reply, int]:
         """One generation with transport retries: (reply, HTTP requests sent). Raises _CallFailed."""
@@ -329,7 +331,8 @@ class LLMClient:
     def _from_cache(key: str, entry: dict) -> LLMResult:
         return LLMResult(key, entry["status"], entry["raw"], entry["parsed"], entry["attempts"],
                          entry["prompt_tokens"], entry["completion_tokens"], cached=True, error=entry["error"],
-                         logprobs=entry["logprobs"], finish_reason=entry.get("finish_reason"))
+                         logprobs=entry["logprobs"], finish_reason=entry.get("finish_reason"),
+                         latency_s=entry.get("latency_s"))
 
     def _count(self, **deltas: float) -> None:
         with self._stats_lock:

@@ -66,6 +66,11 @@ class LLMSession:
             self._client = self._make_client(self._endpoint)
         return self._client
 
+    @property
+    def supports_logprobs(self) -> bool:
+        """Whether the endpoint returns token log-probabilities (known without starting anything)."""
+        return bool(self.provider.supports_logprobs)
+
     # -- calls ---------------------------------------------------------------------------------------------------
     def forecast(self, requests: Sequence) -> dict:
         return self._cache_only_client().forecast(requests)

@@ -70,6 +70,7 @@ class LLMResult:
     error: str | None = None
     logprobs: list | None = None  # per generated token: {"token", "logprob", "top_logprobs": [{"token", "logprob"}]}
     finish_reason: str | None = None  # of the last generation: "stop", or "length" when cut at max_tokens
+    latency_s: float | None = None  # wall time of the call when it was made (kept in the cache)
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Contrastive scoring maths: pair formation, judgment outcomes, position-bias checks, Bradley–Terry.
+"""Contrastive scoring maths: pair formation, judgment outcomes, position-bias checks, position-debiased soft
+outcomes from log-probabilities. Pure functions over ids and numbers (no LLM, no I/O); the Bradley-Terry fit is in
+tacos.method.bradley_terry.
 
-Pure functions over ids and numbers (no LLM, no I/O). The reference (method_spec §7) pairs rows adjacently in
-list order, drops the last row of an odd cluster and uses each absolute judge score as is. We keep the absolute
+The reference (method_spec §7) pairs rows adjacently in list order, drops the last row of an odd cluster and uses each absolute judge score as is. We keep the absolute
 scores (`raw_means`) for fidelity, and add a seeded shuffle, coverage of odd members, and a Bradley–Terry
 aggregation so a record's score uses every comparison it took part in.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -106,142 +106,6 @@ def order_consistency(judgments: Iterable[Judgment], tie_margin: float = 0.0) ->
     }
 
 
-def _index_comparisons(ids: Sequence[str], comparisons: Sequence[tuple[str, str, float]]):
-    pos = {i: k for k, i in enumerate(ids)}
-    if len(pos) != len(ids):
-        raise ValueError("bradley_terry: ids contain duplicates")
-    try:
-        a = np.fromiter((pos[c[0]] for c in comparisons), dtype=np.int64, count=len(comparisons))
-        b = np.fromiter((pos[c[1]] for c in comparisons), dtype=np.int64, count=len(comparisons))
-    except KeyError as e:
-        raise ValueError(f"bradley_terry: comparison names id {e.args[0]!r}, which is not in ids") from None
-    res = np.fromiter((c[2] for c in comparisons), dtype=np.float64, count=len(comparisons))
-    if np.any(a == b):
-        raise ValueError("bradley_terry: a record cannot be compared with itself")
-    if np.any(~np.isfinite(res)) or np.any((res < 0) | (res > 1)):
-        raise ValueError("bradley_terry: results must lie in [0, 1] (1 first wins, 0.5 tie, 0 second wins)")
-    return a, b, res
-
-
-def _fit(n: int, a: np.ndarray, b: np.ndarray, res: np.ndarray, prior: float, max_iter: int, tol: float,
-         init: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """MM iterations (Hunter 2004) for the (penalised) maximum likelihood: (raw log-strengths, converged).
-
-    MM rather than Newman's (2023) faster fixed point: the latter oscillated on sparse bootstrap resamples,
-    while MM increases the likelihood at every step. It is slow when strengths are far apart (up to ~2,500
-    iterations on dense synthetic designs), hence the generous max_iter defaults. `prior` virtual ties against a
-    fixed reference of strength 1 add prior/2 wins and `prior` games to every item. Items without comparisons
-    stay at 0.
-    """
-    def total(w_first: np.ndarray | None, w_second: np.ndarray | None) -> np.ndarray:
-        # Per-item sum over comparisons: `w_first` where it was presented first, `w_second` where second.
-        return (np.bincount(a, weights=w_first, minlength=n)
-                + np.bincount(b, weights=w_second, minlength=n)).astype(np.float64)
-
-    wins = total(res, 1.0 - res) + prior / 2  # ties are half a win for each side
-    seen = total(None, None) > 0
-    p = np.exp(init) if init is not None else np.ones(n)
-    step = math.inf if n else 0.0
-    for _ in range(max_iter):
-        inv = 1.0 / (p[a] + p[b])
-        denom = total(inv, inv) + prior / (p + 1.0)  # p_i <- W_i / sum_games 1/(p_i + p_opponent)
-        new = np.where(seen, wins / np.where(seen, denom, 1.0), 1.0)
-        if prior == 0:  # no anchor: fix the scale by the geometric mean of the compared items
-            new[seen] /= np.exp(np.log(new[seen]).mean())
-        step = float(np.max(np.abs(np.log(new) - np.log(p)))) if n else 0.0
-        p = new
-        if step < tol:
-            break
-    return np.log(p), step < tol
-
-
-def _warn_unconverged(what: str, max_iter: int) -> None:
-    warnings.warn(f"Bradley–Terry: {what} did not converge in max_iter={max_iter} iterations; raise max_iter",
-                  RuntimeWarning, stacklevel=3)
-
-
-def _check_mle_exists(n: int, a: np.ndarray, b: np.ndarray, res: np.ndarray) -> None:
-    """Without a prior the MLE is finite only if every compared item beat, and lost to, items of its component."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    # Edge loser -> winner for every (partial) win; strongly connected within each weak component <=> finite MLE.
-    src = np.concatenate([b[res > 0], a[res < 1]])
-    dst = np.concatenate([a[res > 0], b[res < 1]])
-    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
-    seen = np.zeros(n, dtype=bool)
-    seen[a] = seen[b] = True
-    weak = connected_components(graph, directed=True, connection="weak")[1]
-    strong = connected_components(graph, directed=True, connection="strong")[1]
-    # Each strong component lies inside one weak component: equal counts <=> every weak one is strongly connected.
-    if len(set(strong[seen].tolist())) != len(set(weak[seen].tolist())):
-        raise ValueError("bradley_terry with prior=0: some record won (or lost) all its comparisons, so its "
-                         "strength is infinite; use prior > 0")
-
-
-def _centre(theta: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Centre on the mean of compared items; items never compared get that mean, i.e. exactly 0."""
-    seen = np.zeros(len(theta), dtype=bool)
-    seen[a] = True
-    seen[b] = True
-    out = np.zeros_like(theta)
-    if seen.any():
-        out[seen] = theta[seen] - theta[seen].mean()
-    return out
-
-
-def bradley_terry(ids: Sequence[str], comparisons: Sequence[tuple[str, str, float]], prior: float = 1.0,
-                  max_iter: int = 10_000, tol: float = 1e-9) -> dict[str, float]:
-    """Bradley–Terry log-strengths, centred at 0, from (a, b, result) comparisons (ties = half-wins).
-
-    `prior` = number of virtual tied comparisons of every item with a fixed reference item; it keeps strengths
-    finite for records that won (or lost) every comparison and shrinks thinly compared records towards the mean.
-    Records without comparisons get exactly 0 (the mean).
-    """
-    if prior < 0:
-        raise ValueError(f"prior must be >= 0, got {prior}")
-    a, b, res = _index_comparisons(ids, comparisons)
-    if prior == 0:
-        _check_mle_exists(len(ids), a, b, res)
-    theta, converged = _fit(len(ids), a, b, res, prior, max_iter, tol)
-    if not converged:
-        _warn_unconverged("the fit", max_iter)
-    theta = _centre(theta, a, b)
-    return dict(zip(ids, theta.tolist()))
-
-
-def bradley_terry_ci(ids: Sequence[str], comparisons: Sequence[tuple[str, str, float]], n_boot: int = 200,
-                     seed: int = 0, level: float = 0.95, prior: float = 1.0, max_iter: int = 10_000,
-                     tol: float = 1e-7) -> dict[str, tuple[float, float, float]]:
-    """id -> (estimate, lo, hi): percentile bootstrap over comparisons (resampled with replacement, seeded).
-
-    A replicate that happens to contain no comparison of a record gives it the mean (0). The interval is widened
-    where needed to contain the estimate (a skewed bootstrap distribution can leave it outside).
-    """
-    if n_boot < 1 or not 0 < level < 1:
-        raise ValueError(f"need n_boot >= 1 and 0 < level < 1, got n_boot={n_boot}, level={level}")
-    if prior <= 0:  # resamples routinely leave a record with only wins, whose MLE is infinite
-        raise ValueError(f"bradley_terry_ci needs prior > 0, got {prior}")
-    a, b, res = _index_comparisons(ids, comparisons)
-    raw, converged = _fit(len(ids), a, b, res, prior, max_iter, tol)
-    est = _centre(raw, a, b)
-    boots = np.zeros((n_boot, len(ids)))
-    failed = 0 if converged else 1
-    if len(res):
-        rng = np.random.default_rng(seed)
-        for k in range(n_boot):
-            pick = rng.integers(0, len(res), len(res))
-            # Warm start from the full-data fit: a nearby fixed point, far fewer iterations.
-            theta, converged = _fit(len(ids), a[pick], b[pick], res[pick], prior, max_iter, tol, init=raw)
-            boots[k] = _centre(theta, a[pick], b[pick])
-            failed += not converged
-    if failed:
-        _warn_unconverged(f"{failed} of {n_boot + 1} fits (full data + bootstrap)", max_iter)
-    lo = np.minimum(np.quantile(boots, (1 - level) / 2, axis=0), est)
-    hi = np.maximum(np.quantile(boots, (1 + level) / 2, axis=0), est)
-    return {i: (float(e), float(l), float(h)) for i, e, l, h in zip(ids, est, lo, hi)}
-
-
 def raw_means(judgments: Iterable[Judgment]) -> dict[str, float]:
     """The reference's number: mean absolute judge score a record got over its valid judgments (any position).
 
@@ -258,3 +122,53 @@ def raw_means(judgments: Iterable[Judgment]) -> dict[str, float]:
             total[rid] += s  # type: ignore[operator]
             count[rid] += 1
     return {rid: total[rid] / count[rid] for rid in total}
+
+
+# -- position-debiased soft outcomes from first-token log-probabilities -----------------------------------------------
+def preference_logit(top_logprobs: dict[str, float], first: str = "1", second: str = "2",
+                     floor: float = -30.0) -> float | None:
+    """log P(first token) - log P(second token) at the answer position; a token missing from the top-k list counts
+    as `floor` (far below anything listed). None when neither token is listed: no preference was expressed."""
+    l1, l2 = top_logprobs.get(first), top_logprobs.get(second)
+    if l1 is None and l2 is None:
+        return None
+    return (floor if l1 is None else l1) - (floor if l2 is None else l2)
+
+
+def debias(logit_ab: float, logit_ba: float) -> tuple[float, float]:
+    """(P(a beats b), position offset) from the two presentation orders of one pair.
+
+    With a judge whose log-odds of choosing the first-presented response are `s + d` when a is first and `-s + d`
+    when b is first (s: the judge's preference for a, d: its pull towards a position), the difference of the two
+    orders cancels d exactly: s = (logit_ab - logit_ba) / 2, d = (logit_ab + logit_ba) / 2. The soft outcome
+    sigmoid(s) is what the Bradley-Terry fit uses (a tie-free "fractional win")."""
+    s = (logit_ab - logit_ba) / 2.0
+    d = (logit_ab + logit_ba) / 2.0
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, s)))), d
+
+
+def expected_score(top_logprobs: dict[str, float], values: dict[str, float]) -> float | None:
+    """The judge's expected score: sum of value x P(token) over the scale's tokens, renormalised over those tokens.
+    None when no scale token is among the listed ones."""
+    probs = {tok: math.exp(lp) for tok, lp in top_logprobs.items() if tok in values}
+    total = sum(probs.values())
+    if total <= 0:
+        return None
+    return sum(values[tok] * p for tok, p in probs.items()) / total
+
+
+def first_token_logprobs(logprobs: list | None) -> dict[str, float]:
+    """token -> logprob at the first generated position, from a result's `logprobs` (the chosen token and the top
+    list). Forms that differ only by surrounding spaces (" 1", "1") are one answer: their probabilities add up."""
+    if not logprobs or not isinstance(logprobs[0], dict):
+        return {}
+    first = logprobs[0]
+    raw: dict[str, float] = {}
+    for t in [first, *(first.get("top_logprobs") or [])]:
+        if isinstance(t, dict) and t.get("logprob") is not None:
+            raw.setdefault(str(t.get("token", "")), float(t["logprob"]))  # the chosen token is also in the list
+    out: dict[str, float] = {}
+    for tok, lp in raw.items():
+        key = tok.strip()
+        out[key] = lp if key not in out else float(np.logaddexp(out[key], lp))
+    return out

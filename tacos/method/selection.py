@@ -139,23 +139,25 @@ def select_per_cluster(candidates: Sequence[Candidate], budget: int, quota: int 
     if not backfill:
         return picked
 
-    # Back-fill: each remaining record once, at its best value over clusters.
-    best: dict[str, tuple[float, Candidate, int]] = {}
+    # Back-fill: each remaining record once, at its best value over clusters. By raw_score, a candidate without one
+    # comes after every candidate with one, ranked by its within-cluster percentile (the stated rule; never a crash
+    # and never a made-up raw score).
+    best: dict[str, tuple[tuple[int, float], Candidate, int, str]] = {}
     for k in order:
         members = clusters[k]
-        if backfill_key == "percentile":
-            values = _percentiles(members)
-        else:
-            values = [c.raw_score for c in members]
-            if any(v is None for c, v in zip(members, values) if c.id not in taken):
-                raise ValueError("back-fill by raw_score needs raw_score on every candidate; "
-                                 "set backfill_key='percentile' or provide raw scores")
-        for rank, (c, v) in enumerate(zip(members, values)):
-            if c.id not in taken and (c.id not in best or v > best[c.id][0]):
-                best[c.id] = (v, c, rank)
-    fill = sorted(best.values(), key=lambda t: (-t[0],) + _in_cluster_key(t[1]))
-    for v, c, rank in fill[: budget - len(picked)]:
-        picked.append(_selected(c, rank, f"back-fill ({backfill_key}={v:.4g})"))
+        percentiles = _percentiles(members)
+        for rank, (c, pct) in enumerate(zip(members, percentiles)):
+            if backfill_key == "percentile":
+                value, label = (1, pct), f"percentile={pct:.4g}"
+            elif c.raw_score is not None:
+                value, label = (1, c.raw_score), f"raw_score={c.raw_score:.4g}"
+            else:
+                value, label = (0, pct), f"no raw_score, percentile={pct:.4g}"
+            if c.id not in taken and (c.id not in best or value > best[c.id][0]):
+                best[c.id] = (value, c, rank, label)
+    fill = sorted(best.values(), key=lambda t: (-t[0][0], -t[0][1]) + _in_cluster_key(t[1]))
+    for _, c, rank, label in fill[: budget - len(picked)]:
+        picked.append(_selected(c, rank, f"back-fill ({label})"))
     return picked
 
 

@@ -1,5 +1,5 @@
 """Stage `export`: the selected subset as ShareGPT/FastChat JSON (+ Alpaca JSON) with a LLaMA-Factory
-dataset_info.json entry; the subset's content hash; contamination and reference-overlap reports."""
+dataset_info.json entry; the subset's content hash; an n-gram contamination report against the test sets."""
 from __future__ import annotations
 
 import json
@@ -28,7 +28,7 @@ class ExportStage(StageBase):
 
 
 def _reports(ctx, rows: list[dict]) -> dict:
-    """n-gram contamination against the 5 test sets; overlap with the released TACOS subsets (by content id)."""
+    """n-gram contamination against the 5 test sets."""
     from tacos.data.test_sets import TEST_SETS, load_test_set
     from tacos.method.contamination import contamination_report
 
@@ -42,16 +42,7 @@ def _reports(ctx, rows: list[dict]) -> dict:
     (ctx.out_dir / "contamination.json").write_text(json.dumps(rep, indent=1, default=str) + "\n", encoding="utf-8")
     ctx.add_table("contamination", ["test_set", "questions", "flagged"],
                   [[k, v["n_questions"], v["n_flagged"]] for k, v in rep["per_test_set"].items()])
-    out = {"contaminated_rows": rep["n_train_flagged"]}
-    ids = {r["id"] for r in rows}
-    overlap = {}
-    for f in sorted((data_dir / "reference_sets").glob("*.ids")):
-        ref = {line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()}
-        overlap[f.stem] = {"shared": len(ids & ref), "fraction_of_selected": round(len(ids & ref) / max(1, len(ids)), 4)}
-    if overlap:
-        (ctx.out_dir / "reference_overlap.json").write_text(json.dumps(overlap, indent=1) + "\n", encoding="utf-8")
-        out["overlap_with_released"] = overlap
-    return out
+    return {"contaminated_rows": rep["n_train_flagged"]}
 
 
 STAGE = ExportStage()

@@ -12,7 +12,7 @@ from tacos.stage import StageBase, StageResult, component
 
 
 class JudgeStage(StageBase):
-    name, components = "judge", ("judge",)
+    name, components = "judge", ("judge", "gate")
 
     def requires(self, cfg) -> list[str]:
         return ["infer"]
@@ -26,7 +26,7 @@ class JudgeStage(StageBase):
         return {"judge": to_container(cfg.judge), "seed": int(cfg.seed), **inputs}
 
     def run(self, ctx) -> StageResult:
-        return run_judge(ctx, ctx.component("judge"))
+        return run_judge(ctx, ctx.component("judge"), ctx.component("gate"))
 
     def plan(self, ctx) -> dict:
         return forecast_judge(ctx, ctx.component("judge"))

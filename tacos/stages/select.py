@@ -2,7 +2,9 @@
 carries its rationale (cluster, score, CI, rank, reason)."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 from tacos.config import to_container
 from tacos.records import Record, iter_jsonl, write_jsonl
@@ -28,21 +30,47 @@ class SelectStage(StageBase):
         pool = load_pool(ctx) if "data" in selector.inputs else None
         scores = list(iter_jsonl(ctx.input_dir("score") / "scores.jsonl")) if "score" in selector.inputs else None
         pool, chosen = selector.select(pool, scores, ctx.seed)
+        unscored = sorted({r["id"] for r in scores or [] if r["score"] is None} - {s.id for s in chosen})
+        if unscored:  # never validly judged: not ranked among judged rows, and listed here
+            write_jsonl(ctx.out_dir / "excluded.jsonl", ({"id": i, "reason": "no valid judgment"} for i in unscored))
         by_id: dict[str, Record] = {r.id: r for r in pool}
         write_jsonl(ctx.out_dir / "selected.jsonl", ({**asdict(by_id[s.id]), "selection": asdict(s)} for s in chosen))
         length_distribution([len(r.output) for r in pool], [len(by_id[s.id].output) for s in chosen],
                             ctx.out_dir / "length_distribution.png",
                             title=f"Response length: selected vs pool ({selector.name})")
         ctx.add_plot(ctx.out_dir / "length_distribution.png")
+        overlap = reference_overlap({r.id for r in pool}, [s.id for s in chosen], Path(ctx.paths.data_dir))
+        if overlap:
+            (ctx.out_dir / "reference_overlap.json").write_text(json.dumps(overlap, indent=1) + "\n", encoding="utf-8")
         budget = selector.budget if selector.budget is not None else len(pool)
         mean = lambda xs: round(sum(xs) / max(1, len(xs)), 1)  # noqa: E731
         return StageResult(
             counts={"pool": len(pool), "selected": len(chosen), "budget": int(budget),
-                    "excluded_invalid_scores": sum(1 for r in scores or [] if r["score"] is None)},
+                    "excluded_unscored": len(unscored)},
             stats={"budget_met": len(chosen) == int(budget),
                    "mean_output_chars_selected": mean([len(by_id[s.id].output) for s in chosen]),
                    "mean_output_chars_pool": mean([len(r.output) for r in pool]),
-                   "clusters_represented": len({s.cluster for s in chosen if s.cluster is not None})})
+                   "clusters_represented": len({s.cluster for s in chosen if s.cluster is not None}),
+                   **({"overlap_with_released": overlap} if overlap else {})})
+
+
+def reference_overlap(pool: set[str], chosen: list[str], data_dir: Path) -> dict:
+    """Overlap of the selection with each released subset (data/reference_sets/*.ids, by content id), next to what a
+    random selection of the same size from the same pool would share: the hypergeometric mean and 95% range. A
+    selection inside that range agrees with the released one no better than chance."""
+    from scipy.stats import hypergeom
+
+    out = {}
+    ids = set(chosen)
+    for f in sorted((data_dir / "reference_sets").glob("*.ids")):
+        ref = {line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()}
+        in_pool, shared = len(pool & ref), len(ids & ref)
+        chance = hypergeom(len(pool), in_pool, len(ids)) if pool else None
+        lo, hi = (int(chance.ppf(0.025)), int(chance.ppf(0.975))) if chance else (0, 0)
+        out[f.stem] = {"shared": shared, "fraction_of_selected": round(shared / max(1, len(ids)), 4),
+                       "released_in_pool": in_pool, "expected_if_random": round(chance.mean(), 2) if chance else 0.0,
+                       "random_95_range": [lo, hi], "above_chance": shared > hi}
+    return out
 
 
 STAGE = SelectStage()

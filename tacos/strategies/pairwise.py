@@ -1,171 +1,224 @@
 """The contrastive (pairwise) scorer: TACOS's core step.
 
-In every cluster a seeded shuffle + adjacent pairing (per round); one LLM call scores both samples of a pair; with
-swap_order each pair is judged in both presentation orders. Per record and cluster: the Bradley-Terry strength with
-a bootstrap CI and the reference's raw mean score, plus the order-consistency rate that exposes position bias.
-Invalid answers are excluded and counted, never turned into a score.
+In every cluster a seeded shuffle + adjacent pairing per round (`rounds` > 1: a record meets several opponents);
+with swap_order each pair is judged in both presentation orders. Two ways to judge a pair (`judgment`):
+
+  logprob  one-token answer ("1" or "2"); P(first better) read from the first token's log-probabilities in both
+           orders, the judge's pull towards a position cancelled exactly (tacos.method.scoring.debias), and the
+           soft outcome fed into the Bradley-Terry fit. Needs an endpoint that returns log-probabilities.
+  text     the reference: one call scores both responses (JSON, e.g. 1-6); hard win/tie/loss per order.
+  auto     logprob where the endpoint returns log-probabilities, else text.
+
+Per record and cluster: the Bradley-Terry strength with a bootstrap CI and an absolute score comparable across
+clusters (text: the reference's mean judge score; logprob: the mean debiased win probability), plus the diagnostics
+that expose position bias. A record that no valid judgment scored gets score None (excluded by selection, listed),
+never a default.
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 from tacos.llm.types import LLMRequest
+from tacos.method.bradley_terry import bradley_terry_ci
+from tacos.method.scoring import (Judgment, debias, first_token_logprobs, make_pairs, order_consistency, outcomes,
+                                  preference_logit, raw_means)
 from tacos.prompts import prompts_hash, read_prompt, render
 from tacos.records import Record
 from tacos.strategies.scorers import LLMScorerBase, ScoreOutput, pairs_estimate, rounded, score_schema
 
-PREFERENCE_PROMPT = "score_pair_preference.txt"
+JUDGMENTS = ("text", "logprob", "auto")
 
 
 @dataclass
 class ContrastiveScorer(LLMScorerBase):
     name: str = "contrastive"
-    user_prompt: str = "score_pair.txt"
+    user_prompt: str = "score_pair.txt"  # text judgments: both scores as JSON
+    preference_prompt: str = "score_pair_preference.txt"  # logprob judgments: "1" or "2"
+    judgment: str = "text"
     rounds: int = 1
     swap_order: bool = True
     aggregate: str = "bradley_terry"
     tie_margin: float = 0.0
     n_boot: int = 200
-    logprob_preference: bool = False
+    top_logprobs: int = 10
+
+    pairwise = True
 
     def validate(self) -> None:
         super().validate()
+        prompts_hash(self.system_prompt, self.preference_prompt)
+        if self.judgment not in JUDGMENTS:
+            raise ValueError(f"scorer.judgment must be one of {JUDGMENTS}, not {self.judgment!r}")
         if self.aggregate not in ("bradley_terry", "raw_mean"):
             raise ValueError(f"scorer.aggregate must be bradley_terry or raw_mean, not {self.aggregate!r}")
         if self.rounds < 1:
             raise ValueError("scorer.rounds must be >= 1")
+        if self.judgment != "text" and not self.swap_order:
+            raise ValueError("scorer.judgment=logprob cancels the position bias with both orders: keep "
+                             "scorer.swap_order=true (or use judgment=text)")
+
+    def mode(self, supports_logprobs: bool) -> str:
+        return "logprob" if self.judgment == "logprob" or (self.judgment == "auto" and supports_logprobs) else "text"
 
     def identity(self) -> dict:
-        ident = super().identity()
-        if self.logprob_preference:
-            ident["preference_prompt_hash"] = prompts_hash(self.system_prompt, PREFERENCE_PROMPT)
-        return ident
+        return {"prompt_hash": self.prompt_hash(),
+                "preference_prompt_hash": prompts_hash(self.system_prompt, self.preference_prompt)}
+
+    def judge_prompt_hash(self, mode: str) -> str:
+        """The prompt bytes behind a judgment in `mode`: what a judge-eval measurement is matched on."""
+        return prompts_hash(self.system_prompt, self.preference_prompt) if mode == "logprob" else self.prompt_hash()
 
     # -- the LLM work --------------------------------------------------------------------------------------------
     def ordered_pairs(self, clusters: dict[int, list[str]], seed: int) -> dict[int, list[tuple[str, str]]]:
-        from tacos.method.scoring import make_pairs
-
         out = {}
         for c in sorted(clusters):
             pairs = make_pairs(clusters[c], self.rounds, seed, salt=str(c))
             out[c] = [p for a, b in pairs for p in (((a, b), (b, a)) if self.swap_order else ((a, b),))]
         return out
 
-    def request(self, a: Record, b: Record, seed: int = 0) -> LLMRequest:
-        lo, hi = self.scale
+    def unique_pairs(self, clusters: dict[int, list[str]], seed: int) -> list[tuple[str, str]]:
+        return sorted({p for pairs in self.ordered_pairs(clusters, seed).values() for p in pairs})
+
+    def request(self, a: Record, b: Record, seed: int = 0, mode: str = "text") -> LLMRequest:
         (ia, ra), (ib, rb) = self.text(a), self.text(b)
+        if mode == "logprob":
+            user = render(read_prompt(self.preference_prompt), instruction_1=ia, response_1=ra, instruction_2=ib,
+                          response_2=rb)
+            return self.chat(user, None, f"pref:{a.id}|{b.id}", seed, temperature=0.0, max_tokens=1,
+                             logprobs=self.top_logprobs,
+                             prompt_hash=prompts_hash(self.system_prompt, self.preference_prompt))
+        lo, hi = self.scale
         user = render(read_prompt(self.user_prompt), instruction_1=ia, response_1=ra, instruction_2=ib,
                       response_2=rb, lo=lo, hi=hi)
         return self.chat(user, score_schema(["score_1", "score_2"], lo, hi), f"{a.id}|{b.id}", seed)
-
-    def preference_request(self, a: Record, b: Record, seed: int = 0) -> LLMRequest:
-        (ia, ra), (ib, rb) = self.text(a), self.text(b)
-        user = render(read_prompt(PREFERENCE_PROMPT), instruction_1=ia, response_1=ra, instruction_2=ib, response_2=rb)
-        return self.chat(user, None, f"pref:{a.id}|{b.id}", seed, temperature=0.0, max_tokens=1, logprobs=5,
-                         prompt_hash=prompts_hash(self.system_prompt, PREFERENCE_PROMPT))
 
     def parse(self, raw: str) -> tuple[float, float]:
         from tacos.llm.parsing import parse_score_pair
 
         return parse_score_pair(raw, *self.scale)
 
-    def unique_pairs(self, clusters: dict[int, list[str]], seed: int) -> list[tuple[str, str]]:
-        return sorted({p for pairs in self.ordered_pairs(clusters, seed).values() for p in pairs})
-
-    def requests(self, records, clusters, seed: int = 0) -> list[LLMRequest]:
-        reqs = [self.request(records[a], records[b], seed) for a, b in self.unique_pairs(clusters, seed)]
-        if self.logprob_preference:
-            reqs += [self.preference_request(records[a], records[b], seed) for a, b in self.unique_pairs(clusters, seed)]
-        return reqs
+    def requests(self, records, clusters, seed: int = 0, supports_logprobs: bool = True) -> list[LLMRequest]:
+        mode = self.mode(supports_logprobs)
+        return [self.request(records[a], records[b], seed, mode) for a, b in self.unique_pairs(clusters, seed)]
 
     def estimated_calls(self, n_records: int) -> int:
-        per = pairs_estimate(n_records, self.rounds, 2 if self.swap_order else 1)
-        return per * (2 if self.logprob_preference else 1)
+        return pairs_estimate(n_records, self.rounds, 2 if self.swap_order else 1)
 
-    def sample_requests(self, pool: list[Record], seed: int = 0) -> list[LLMRequest]:
-        n = len(pool)
-        return [self.request(pool[i], pool[(i + 1) % n], seed) for i in range(min(n, 20))] if n > 1 else []
+    def sample_requests(self, pool: list[Record], seed: int = 0, supports_logprobs: bool = True) -> list[LLMRequest]:
+        n, mode = len(pool), self.mode(supports_logprobs)
+        return [self.request(pool[i], pool[(i + 1) % n], seed, mode) for i in range(min(n, 20))] if n > 1 else []
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def score(self, records, clusters, llm, seed: int = 0) -> ScoreOutput:
-        from tacos.method.scoring import Judgment, bradley_terry_ci, order_consistency, outcomes, raw_means
-
-        per_cluster = self.ordered_pairs(clusters, seed)
+        mode = self.mode(llm.supports_logprobs)
         unique = self.unique_pairs(clusters, seed)
-        results = llm.run([self.request(records[a], records[b], seed) for a, b in unique], self.parse,
-                          desc="score (pairwise)")
-        n_err = sum(1 for r in results if r.status == "error")
-        by_pair = dict(zip(unique, results))
-        prefs = self._preferences(llm, records, unique, seed) if self.logprob_preference else {}
-        judgment_rows, rows, all_judgments = [], [], []
-        for c, pairs in per_cluster.items():
-            judgments = []
-            for a, b in pairs:
-                res = by_pair[(a, b)]
-                s1, s2 = res.parsed if res.status == "ok" else (None, None)
-                judgments.append(Judgment(first=a, second=b, score_first=s1, score_second=s2))
-                judgment_rows.append({"cluster": c, "first": a, "second": b, "score_first": s1, "score_second": s2,
-                                      "status": res.status, "cached": res.cached, "cache_key": res.key,
-                                      "p_first_better": prefs.get((a, b))})
-            all_judgments.extend(judgments)
-            members = clusters[c]
-            bt = bradley_terry_ci(members, outcomes(judgments, self.tie_margin), n_boot=self.n_boot, seed=seed)
-            raw = raw_means(judgments)
+        requests = [self.request(records[a], records[b], seed, mode) for a, b in unique]
+        if mode == "logprob":
+            results = llm.run(requests, lambda raw: raw, desc="score (pairwise, log-probabilities)")
+            judge = _LogprobJudgments(dict(zip(unique, results)))
+        else:
+            results = llm.run(requests, self.parse, desc="score (pairwise)")
+            judge = _TextJudgments(dict(zip(unique, results)), self.tie_margin)
+        rows, judgment_rows = [], []
+        for c, pairs in self.ordered_pairs(clusters, seed).items():
+            judgment_rows += [{"cluster": c, **judge.row(a, b)} for a, b in pairs]
+            comparisons = judge.comparisons(pairs)
+            bt = bradley_terry_ci(clusters[c], comparisons, n_boot=self.n_boot, seed=seed)
+            absolute = judge.absolute(pairs)
             n_j: dict[str, int] = defaultdict(int)
-            for j in judgments:
-                if j.score_first is not None:
-                    n_j[j.first] += 1
-                    n_j[j.second] += 1
-            for i in members:
-                est, lo, hi = bt.get(i, (0.0, None, None))
-                score = est if self.aggregate == "bradley_terry" else raw.get(i)
+            for a, b, _ in comparisons:
+                n_j[a] += 1
+                n_j[b] += 1
+            for i in clusters[c]:
+                est, lo, hi = bt[i] if n_j[i] else (None, None, None)  # never judged: no score, not 0
+                score = est if self.aggregate == "bradley_terry" else absolute.get(i)
                 rows.append({"id": i, "cluster": c, "score": rounded(score), "ci_low": rounded(lo),
-                             "ci_high": rounded(hi), "raw_score": rounded(raw.get(i)), "n_judgments": n_j[i],
-                             "p_better": rounded(_mean_pref(i, pairs, prefs)) if prefs else None})
-        consistency = order_consistency(all_judgments)
-        n_invalid = sum(1 for r in results if r.status == "invalid")
+                             "ci_high": rounded(hi), "raw_score": rounded(absolute.get(i)), "n_judgments": n_j[i]})
+        n_invalid = sum(1 for r in results if r.status != "ok" or judge.invalid(r))
+        diagnostics = judge.diagnostics()
         counts = {"clusters": len(clusters), "judgments": len(judgment_rows), "llm_requests": len(unique),
-                  "invalid": n_invalid, "errors": n_err, "scored": len(rows),
-                  "unscored": sum(1 for r in rows if r["n_judgments"] == 0)}
-        stats = {"invalid_rate": round(n_invalid / max(1, len(unique)), 4), **consistency}
-        dist = {"score": [r["score"] for r in rows if r["score"] is not None]}
-        raws = [r["raw_score"] for r in rows if r["raw_score"] is not None]
-        if raws:
-            dist["raw_mean"] = raws
-        table = {"columns": ["metric", "value"], "data": [[k, v] for k, v in consistency.items()]}
-        return ScoreOutput(rows, judgment_rows, counts, stats, dist, {"order_consistency": table})
-
-    def _preferences(self, llm, records, pairs, seed: int) -> dict[tuple[str, str], float]:
-        """P(first better) read from the logprobs of the answer token '1' vs '2', where the backend returns them."""
-        results = llm.run([self.preference_request(records[a], records[b], seed) for a, b in pairs],
-                          lambda raw: raw, desc="score (logprob preference)")
-        out = {}
-        for p, res in zip(pairs, results):
-            p1 = first_token_preference(res.logprobs)
-            if p1 is not None:
-                out[p] = p1
-        return out
+                  "invalid": n_invalid, "errors": sum(1 for r in results if r.status == "error"), "scored": len(rows),
+                  "unscored": sum(1 for r in rows if r["score"] is None)}
+        stats = {"judgment": mode, "invalid_rate": round(n_invalid / max(1, len(unique)), 4), **diagnostics}
+        dist = {"score": [r["score"] for r in rows if r["score"] is not None],
+                ("raw_mean" if mode == "text" else "mean_win_probability"):
+                    [r["raw_score"] for r in rows if r["raw_score"] is not None]}
+        table = {"columns": ["metric", "value"], "data": [[k, v] for k, v in diagnostics.items()]}
+        return ScoreOutput(rows, judgment_rows, counts, stats, dist, {"position_bias": table})
 
 
-def first_token_preference(logprobs, tokens: tuple[str, str] = ("1", "2")) -> float | None:
-    """P(tokens[0]) / (P(tokens[0]) + P(tokens[1])) at the first generated position, or None if neither appears."""
-    if not logprobs:
-        return None
-    first = logprobs[0]
-    tops = first.get("top_logprobs") if isinstance(first, dict) else None
-    cand = {str(t.get("token", "")).strip(): t.get("logprob") for t in (tops or []) if isinstance(t, dict)}
-    if isinstance(first, dict):
-        cand.setdefault(str(first.get("token", "")).strip(), first.get("logprob"))
-    l1, l2 = cand.get(tokens[0]), cand.get(tokens[1])
-    if l1 is None and l2 is None:
-        return None
-    p1 = math.exp(l1) if l1 is not None else 0.0
-    p2 = math.exp(l2) if l2 is not None else 0.0
-    return p1 / (p1 + p2) if p1 + p2 > 0 else None
+class _TextJudgments:
+    """Hard outcomes from the two scores of each call (the reference)."""
+
+    def __init__(self, by_pair: dict, tie_margin: float):
+        self.judgments = {p: Judgment(p[0], p[1], *(r.parsed if r.status == "ok" else (None, None)))
+                          for p, r in by_pair.items()}
+        self.by_pair, self.tie_margin = by_pair, tie_margin
+
+    def invalid(self, result) -> bool:
+        return False
+
+    def row(self, a: str, b: str) -> dict:
+        j, r = self.judgments[(a, b)], self.by_pair[(a, b)]
+        return {"first": a, "second": b, "score_first": j.score_first, "score_second": j.score_second,
+                "status": r.status, "cached": r.cached, "cache_key": r.key}
+
+    def comparisons(self, pairs) -> list[tuple[str, str, float]]:
+        return outcomes([self.judgments[p] for p in pairs], self.tie_margin)
+
+    def absolute(self, pairs) -> dict[str, float]:
+        return raw_means([self.judgments[p] for p in pairs])
+
+    def diagnostics(self) -> dict:
+        return order_consistency(self.judgments.values(), self.tie_margin)
 
 
-def _mean_pref(i: str, pairs, prefs) -> float | None:
-    vals = [prefs[(a, b)] if a == i else 1 - prefs[(a, b)] for a, b in pairs if i in (a, b) and (a, b) in prefs]
-    return sum(vals) / len(vals) if vals else None
+class _LogprobJudgments:
+    """Soft, position-debiased outcomes: one per pair judged in both orders."""
+
+    def __init__(self, by_pair: dict):
+        self.by_pair = by_pair
+        self.logit = {p: preference_logit(first_token_logprobs(r.logprobs)) if r.status == "ok" else None
+                      for p, r in by_pair.items()}
+
+    def invalid(self, result) -> bool:
+        return result.status == "ok" and preference_logit(first_token_logprobs(result.logprobs)) is None
+
+    def soft(self, a: str, b: str) -> tuple[float, float] | None:
+        """(P(a beats b), position offset) when both orders of the pair have a logit."""
+        lab, lba = self.logit.get((a, b)), self.logit.get((b, a))
+        return None if lab is None or lba is None else debias(lab, lba)
+
+    def row(self, a: str, b: str) -> dict:
+        r, soft = self.by_pair[(a, b)], self.soft(a, b)
+        return {"first": a, "second": b, "logit_first": rounded(self.logit[(a, b)]),
+                "p_first_better_debiased": rounded(soft[0]) if soft else None, "status": r.status,
+                "raw": r.raw, "cached": r.cached, "cache_key": r.key}
+
+    def comparisons(self, pairs) -> list[tuple[str, str, float]]:
+        # Each unordered pair once (from its two orders): the soft outcome of its lexically smaller member.
+        return [(a, b, soft[0]) for a, b in pairs if a < b and (soft := self.soft(a, b)) is not None]
+
+    def absolute(self, pairs) -> dict[str, float]:
+        wins: dict[str, list[float]] = defaultdict(list)
+        for a, b, p in self.comparisons(pairs):
+            wins[a].append(p)
+            wins[b].append(1.0 - p)
+        return {i: sum(v) / len(v) for i, v in wins.items()}
+
+    def diagnostics(self) -> dict:
+        """Raw per-order decisions (before debiasing): how often the first position is chosen and how often the two
+        orders of a pair agree; plus the mean position offset the debiasing removed."""
+        logits = [v for v in self.logit.values() if v is not None]
+        both = [(self.logit[(a, b)], self.logit[(b, a)]) for a, b in self.by_pair
+                if a < b and self.logit.get((a, b)) is not None and self.logit.get((b, a)) is not None]
+        offsets = [(x + y) / 2 for x, y in both]
+        return {
+            "consistency": sum((x > 0) == (y < 0) for x, y in both) / len(both) if both else None,
+            "n_pairs_both_orders": len(both),
+            "first_position_win_rate": sum(v > 0 for v in logits) / len(logits) if logits else None,
+            "mean_position_offset": round(sum(offsets) / len(offsets), 4) if offsets else None,
+            "mean_abs_debiased_logit": round(sum(abs(x - y) / 2 for x, y in both) / len(both), 4) if both else None,
+            "n_judgments": len(self.logit), "n_invalid": len(self.logit) - len(logits),
+        }

@@ -32,12 +32,15 @@ class ScoreOutput:
 class Scorer(Protocol):
     name: str
     uses_llm: bool
+    pairwise: bool  # compares records (gated on pairwise suites) or grades one at a time (gated on ratings)
 
     def validate(self) -> None: ...
     def identity(self) -> dict: ...  # prompt hashes
-    def requests(self, records: dict[str, Record], clusters: dict[int, list[str]], seed: int) -> list[LLMRequest]: ...
+    def requests(self, records: dict[str, Record], clusters: dict[int, list[str]], seed: int,
+                 supports_logprobs: bool) -> list[LLMRequest]: ...  # the exact LLM work once the clusters exist
     def estimated_calls(self, n_records: int) -> int: ...  # before the clusters exist (dry runs)
-    def sample_requests(self, pool: list[Record], seed: int) -> list[LLMRequest]: ...  # for the token estimate
+    def sample_requests(self, pool: list[Record], seed: int,
+                        supports_logprobs: bool) -> list[LLMRequest]: ...  # for the token estimate
     def score(self, records: dict[str, Record], clusters: dict[int, list[str]], llm, seed: int) -> ScoreOutput: ...
 
 
@@ -92,13 +95,44 @@ class LLMScorerBase:
 
 @dataclass
 class SingleScorer(LLMScorerBase):
+    """One record at a time. judgment=text: a JSON score; logprob: the expected score over the scale's digit tokens
+    at the first answer position (one-token calls); auto: logprob where the endpoint returns log-probabilities."""
+
     name: str = "single"
     user_prompt: str = "score_single.txt"
+    digit_prompt: str = "score_single_digit.txt"
+    judgment: str = "text"
     max_tokens: int = 32
+    top_logprobs: int = 10
 
-    def request(self, r: Record, seed: int = 0) -> LLMRequest:
+    pairwise = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.judgment not in ("text", "logprob", "auto"):
+            raise ValueError(f"scorer.judgment must be text, logprob or auto, not {self.judgment!r}")
+        if self.judgment != "text" and not (0 <= self.scale[0] and self.scale[1] <= 9):
+            raise ValueError(f"scorer.judgment={self.judgment} reads one digit token: the scale must lie in 0-9, "
+                             f"got {self.scale}")
+
+    def identity(self) -> dict:
+        return {"prompt_hash": self.prompt_hash(), "digit_prompt_hash": prompts_hash(self.system_prompt,
+                                                                                      self.digit_prompt)}
+
+    def mode(self, supports_logprobs: bool) -> str:
+        return "logprob" if self.judgment == "logprob" or (self.judgment == "auto" and supports_logprobs) else "text"
+
+    def judge_prompt_hash(self, mode: str) -> str:
+        return prompts_hash(self.system_prompt, self.digit_prompt) if mode == "logprob" else self.prompt_hash()
+
+    def request(self, r: Record, seed: int = 0, mode: str = "text") -> LLMRequest:
         lo, hi = self.scale
         instruction, response = self.text(r)
+        if mode == "logprob":
+            user = render(read_prompt(self.digit_prompt), instruction=instruction, response=response, lo=lo, hi=hi)
+            return self.chat(user, None, f"digit:{r.id}", seed, temperature=0.0, max_tokens=1,
+                             logprobs=self.top_logprobs, prompt_hash=prompts_hash(self.system_prompt,
+                                                                                 self.digit_prompt))
         user = render(read_prompt(self.user_prompt), instruction=instruction, response=response, lo=lo, hi=hi)
         return self.chat(user, score_schema(["score"], lo, hi), r.id, seed)
 
@@ -107,26 +141,42 @@ class SingleScorer(LLMScorerBase):
 
         return parse_score(raw, *self.scale)
 
-    def requests(self, records, clusters, seed: int = 0) -> list[LLMRequest]:
-        return [self.request(records[i], seed) for i in _ids(clusters)]
+    def value(self, result, mode: str) -> float | None:
+        """The score a result gives, or None when it gives none (invalid)."""
+        if result.status != "ok":
+            return None
+        if mode == "text":
+            return result.parsed
+        from tacos.method.scoring import expected_score, first_token_logprobs
+
+        digits = {str(k): float(k) for k in range(int(self.scale[0]), int(self.scale[1]) + 1)}
+        return expected_score(first_token_logprobs(result.logprobs), digits)
+
+    def requests(self, records, clusters, seed: int = 0, supports_logprobs: bool = True) -> list[LLMRequest]:
+        mode = self.mode(supports_logprobs)
+        return [self.request(records[i], seed, mode) for i in _ids(clusters)]
 
     def estimated_calls(self, n_records: int) -> int:
         return n_records
 
-    def sample_requests(self, pool: list[Record], seed: int = 0) -> list[LLMRequest]:
-        return [self.request(r, seed) for r in pool[:20]]
+    def sample_requests(self, pool: list[Record], seed: int = 0, supports_logprobs: bool = True) -> list[LLMRequest]:
+        mode = self.mode(supports_logprobs)
+        return [self.request(r, seed, mode) for r in pool[:20]]
 
     def score(self, records, clusters, llm, seed: int = 0) -> ScoreOutput:
+        mode = self.mode(llm.supports_logprobs)
         ids = _ids(clusters)
-        results = llm.run([self.request(records[i], seed) for i in ids], self.parse, desc="score (single)")
-        score = {i: (res.parsed if res.status == "ok" else None) for i, res in zip(ids, results)}
+        parser = self.parse if mode == "text" else (lambda raw: raw)
+        results = llm.run([self.request(records[i], seed, mode) for i in ids], parser,
+                          desc=f"score (single{', log-probabilities' if mode == 'logprob' else ''})")
+        score = {i: self.value(res, mode) for i, res in zip(ids, results)}
         rows = [{"id": i, "cluster": c, "score": rounded(score[i]), "raw_score": rounded(score[i]), "ci_low": None,
                  "ci_high": None, "n_judgments": int(score[i] is not None)} for c in sorted(clusters) for i in clusters[c]]
-        n_invalid = sum(1 for r in results if r.status == "invalid")
+        n_invalid = sum(1 for i in ids if score[i] is None)
         n_err = sum(1 for r in results if r.status == "error")
         counts = {"clusters": len(clusters), "llm_requests": len(ids), "invalid": n_invalid, "errors": n_err,
-                  "scored": len(rows)}
-        return ScoreOutput(rows, None, counts, {"invalid_rate": round(n_invalid / max(1, len(ids)), 4)},
+                  "scored": len(rows), "unscored": sum(1 for r in rows if r["score"] is None)}
+        return ScoreOutput(rows, None, counts, {"judgment": mode, "invalid_rate": round(n_invalid / max(1, len(ids)), 4)},
                            {"score": [r["score"] for r in rows if r["score"] is not None]})
 
 
@@ -135,6 +185,7 @@ class LengthScorer:
     name: str = "length"
 
     uses_llm = False
+    pairwise = False
 
     def validate(self) -> None:
         return None
@@ -142,13 +193,13 @@ class LengthScorer:
     def identity(self) -> dict:
         return {}
 
-    def requests(self, records, clusters, seed: int = 0) -> list[LLMRequest]:
+    def requests(self, records, clusters, seed: int = 0, supports_logprobs: bool = True) -> list[LLMRequest]:
         return []
 
     def estimated_calls(self, n_records: int) -> int:
         return 0
 
-    def sample_requests(self, pool, seed: int = 0) -> list[LLMRequest]:
+    def sample_requests(self, pool, seed: int = 0, supports_logprobs: bool = True) -> list[LLMRequest]:
         return []
 
     def score(self, records, clusters, llm=None, seed: int = 0) -> ScoreOutput:
