@@ -60,7 +60,9 @@ def main(cfg: DictConfig) -> None:
     except JobFailed as e:
         log.error(e.line())
         print(f"error: {e.line()}", file=sys.stderr)
-        if sweep_dir is None or e.code == 130:  # a single run, or Ctrl-C (which ends the whole sweep)
+        if e.code == 130:  # Ctrl-C ends the run (and a whole sweep) now
+            _exit_now(e.code)
+        if sweep_dir is None:
             sys.exit(e.code)
         # One failed job does not end the sweep (a SystemExit would: Hydra's launchers catch Exception only);
         # tacos.hydra_callbacks.SweepReport lists it when the sweep ends and exits non-zero.
@@ -113,21 +115,59 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
     except Exception as e:  # one clean line for expected errors; the traceback goes to <run_dir>/error.log
         import traceback
 
-        error_log = run_dir / "error.log"
-        error_log.write_text(traceback.format_exc(), encoding="utf-8")
+        error_log: Path | None = run_dir / "error.log"
+        try:
+            error_log.write_text(traceback.format_exc(), encoding="utf-8")
+        except OSError:  # the disk may be full: the message must still come out
+            error_log = None
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _expected(e):
             log.exception("run failed")
-        raise JobFailed(f"{type(e).__name__}: {e}", error_log=error_log) from None
+        raise JobFailed(_message(e, run_dir), error_log=error_log) from None
     finally:
         logger.finish(ok=ok)
+
+
+def _exit_now(code: int) -> None:
+    """After Ctrl-C: the servers are stopped and the W&B run is closed (the `finally` blocks ran), and every answered
+    LLM call is already committed to the cache. What may be left are worker threads blocked on an HTTP request to a
+    remote endpoint (up to client.timeout); the interpreter would wait for them at exit, so do not wait."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _disk_full(e: BaseException) -> OSError | None:
+    """The no-space (or quota) error behind `e`, if that is what went wrong."""
+    from tacos.records import is_disk_full
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if is_disk_full(e):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _message(e: Exception, run_dir: Path) -> str:
+    """The one line a failed run ends with."""
+    from tacos.records import DiskFull
+
+    full = _disk_full(e)
+    if isinstance(full, DiskFull):
+        return str(full)
+    if full is not None:  # raised where nobody named the file (a write or fsync inside a library)
+        return f"disk full while writing {full.filename or f'in {run_dir}'}: free space or set paths.output_dir"
+    return f"{type(e).__name__}: {e}"
 
 
 def _expected(e: Exception) -> bool:
     from tacos.stage import StageError
 
     names = {"DataError", "BudgetExceeded", "StageError", "FileNotFoundError", "ValueError", "RuntimeError",
-             "LLMUnavailable", "LLMCallsFailed"}
-    return isinstance(e, StageError) or type(e).__name__ in names
+             "LLMUnavailable", "LLMCallsFailed", "CacheError", "DiskFull"}
+    return isinstance(e, StageError) or type(e).__name__ in names or _disk_full(e) is not None
 
 
 def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:

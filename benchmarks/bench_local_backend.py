@@ -39,6 +39,7 @@ from tacos.llm.endpoint import Endpoint  # noqa: E402
 from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer, _ManagedServer  # noqa: E402
 
 KINDS = ("tag", "pair", "pref")
+PREF_TOP_LOGPROBS = 5
 LABELS = {"llama_cpp_python": "llama-cpp-python server", "xllamacpp": "llama.cpp server (xllamacpp, llm=local)",
           "llama_server_bin": "llama.cpp llama-server binary"}
 
@@ -75,6 +76,21 @@ def _call(fn: Callable, *args: Any) -> Any:
     return fn(*args, seed=0) if "seed" in inspect.signature(fn).parameters else fn(*args)
 
 
+def _preference_request(scorer_cls: type, a: Any, b: Any) -> Any:
+    """The scorer's one-token logprob request for (a, b), with top_logprobs=5 and max_tokens=1."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(scorer_cls)}
+    scorer = scorer_cls(top_logprobs=PREF_TOP_LOGPROBS) if "top_logprobs" in fields else scorer_cls()
+    if hasattr(scorer, "preference_request"):
+        request = _call(scorer.preference_request, a, b)
+    else:
+        request = scorer.request(a, b, seed=0, mode="logprob")
+    if (request.max_tokens, request.logprobs) != (1, PREF_TOP_LOGPROBS):
+        request = dataclasses.replace(request, max_tokens=1, logprobs=PREF_TOP_LOGPROBS)
+    return request
+
+
 def build_requests(n: int) -> tuple[dict[str, list], dict[str, Callable[[str], Any]]]:
     from tacos.data.loaders import load_records, sample_pool_path
     try:
@@ -93,7 +109,7 @@ def build_requests(n: int) -> tuple[dict[str, list], dict[str, Callable[[str], A
     pairs = [(records[2 * i], records[2 * i + 1]) for i in range(n)]
     requests = {"tag": _call(tagger.requests, records[:n]),
                 "pair": [_call(scorer.request, a, b) for a, b in pairs],
-                "pref": [_call(scorer.preference_request, a, b) for a, b in pairs]}
+                "pref": [_preference_request(ContrastiveScorer, a, b) for a, b in pairs]}
     parsers = {"tag": tagger.parse, "pair": scorer.parse, "pref": lambda raw: raw}
     return requests, parsers
 
@@ -169,6 +185,17 @@ class Sender:
 
     def close(self) -> None:
         (self.client if self.via == "client" else self.sdk).close()
+
+
+def warm_up(endpoint: Endpoint) -> None:
+    """One short untimed call outside the measured set (and outside the call cache): pages the model in."""
+    import httpx
+    import openai
+
+    with openai.OpenAI(base_url=endpoint.base_url, api_key="EMPTY", max_retries=0, timeout=600,
+                       http_client=httpx.Client(trust_env=False)) as sdk:
+        sdk.chat.completions.create(model=endpoint.model, max_tokens=8, temperature=0,
+                                    messages=[{"role": "user", "content": "Say hello."}])
 
 
 # ---------------------------------------------------------------- checks and memory
@@ -249,7 +276,7 @@ def run(args: argparse.Namespace) -> dict:
                                          "identity": providers[name].identity, "pid": providers[name].pid,
                                          "structured_output": endpoint.structured_output}
                 senders[name] = Sender(endpoint, args.via, Path(tmp) / f"cache-{name}")
-                senders[name].send(requests[kinds[0]][0], parsers[kinds[0]])  # warm-up: page in the model, untimed
+                warm_up(endpoint)
             for kind in kinds:
                 per = {name: {"seconds": 0.0, "calls": 0, "http_requests": 0, "ok": 0, "schema_ok": 0,
                               "logprobs_ok": 0, "completion_tokens": 0, "first_tokens": []} for name in names}
@@ -275,6 +302,10 @@ def run(args: argparse.Namespace) -> dict:
                         flush=True)
                 for row in per.values():
                     row["calls_per_s"] = round(row["calls"] / row["seconds"], 4) if row["seconds"] else None
+                    row["http_requests_per_s"] = round(row["http_requests"] / row["seconds"], 4) if row[
+                        "seconds"] else None
+                    row["completion_tokens_per_s"] = round(row["completion_tokens"] / row["seconds"], 2) if row[
+                        "seconds"] else None
                     row["seconds"] = round(row["seconds"], 3)
                 out["kinds"][kind] = per
             for name in names:
@@ -313,11 +344,12 @@ def markdown(out: dict) -> str:
         lines.append(f"| {kind} | " + " | ".join(f"{per[n]['calls_per_s']:.3f}" for n in names) + " | " +
                      " | ".join(f"{out['ratios'][kind][k]:.2f}" for k in ratio_keys) + " |")
     lines += ["", "| backend | start s | peak RSS MiB | " + " | ".join(
-        f"{k} ok / schema ok / logprobs ok / HTTP requests" for k in out["kinds"]) + " |",
+        f"{k}: ok / schema ok / logprobs ok / HTTP requests (req/s) / generated tok/s" for k in out["kinds"]) + " |",
         "|---" * (3 + len(out["kinds"])) + "|"]
     for n in names:
         b = out["backends"][n]
-        cells = [f"{p[n]['ok']}/{p[n]['calls']} · {p[n]['schema_ok']} · {p[n]['logprobs_ok']} · {p[n]['http_requests']}"
+        cells = [f"{p[n]['ok']}/{p[n]['calls']} · {p[n]['schema_ok']} · {p[n]['logprobs_ok']} · "
+                 f"{p[n]['http_requests']} ({p[n]['http_requests_per_s']:.3f}) · {p[n]['completion_tokens_per_s']:.1f}"
                  for p in out["kinds"].values()]
         lines.append(f"| {LABELS[n]} | {b['start_s']} | {b['peak_rss_mib']} | " + " | ".join(cells) + " |")
     if "pref_first_token_agreement" in out:

@@ -6,7 +6,8 @@ creates the sweep dir and multirun.yaml, and before any launcher starts, pickles
 
 - RefuseSecrets: a credential in the config or in an override ends the command there, with nothing written.
 - SweepReport: every job of a sweep leaves <job dir>/job_status.json (run.py writes it, also from other processes:
-  joblib, submitit, Ray); when the sweep ends the failed jobs are listed and the command exits non-zero.
+  joblib, submitit, Ray); when the sweep ends the LLM spend of its jobs (each job dir's llm_spend.json) is
+  printed, the failed jobs are listed and the command exits non-zero.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from tacos.config import config_secrets, redact_overrides, to_container
+from tacos.llm.ledger import SPEND_FILE, read_spend
 
 STATUS_FILE = "job_status.json"
 SWEEP_FAILED = 1  # exit status of a sweep with a failed job (a single run exits with its own, 2 for errors)
@@ -77,6 +79,22 @@ def _job_dirs(sweep_dir: Path, since: float) -> list[Path]:
     return sorted(p.parent.parent for p in found if p.stat().st_mtime >= since)
 
 
+def spend_line(job_dirs: list[Path]) -> str | None:
+    """What the jobs spent on LLM calls, from each job dir's spend record; None when none made a paid call."""
+    spent = {}
+    for d in job_dirs:
+        if (d / SPEND_FILE).is_file():
+            try:
+                spent[d] = read_spend(d / SPEND_FILE)["spent_usd"]
+            except ValueError as e:
+                print(f"warning: {e}", file=sys.stderr)
+    if not spent:
+        return None
+    top = max(spent, key=spent.get)
+    return (f"LLM spend of the sweep: ${sum(spent.values()):.4f} in {len(spent)} of {len(job_dirs)} jobs "
+            f"(most: ${spent[top]:.4f} in {top}; budget.max_usd caps each job's run dir)")
+
+
 class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
@@ -87,7 +105,11 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         statuses = [json.loads(p.read_text(encoding="utf-8")) for p in _status_files(self.sweep_dir)]
         reported = {Path(s["run_dir"]).absolute() for s in statuses}
-        silent = [d for d in _job_dirs(self.sweep_dir, self.started) if d.absolute() not in reported]
+        job_dirs = _job_dirs(self.sweep_dir, self.started)
+        silent = [d for d in job_dirs if d.absolute() not in reported]
+        spend = spend_line(sorted({d.absolute() for d in job_dirs} | reported))
+        if spend:
+            print(spend, flush=True)
         failed = sorted((s for s in statuses if s["status"] != "ok"), key=lambda s: s["job"])
         if not failed and not silent:
             return

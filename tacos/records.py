@@ -5,6 +5,7 @@ Every stage reads and writes JSON Lines of these records; `to_json`/`from_json` 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -46,14 +47,41 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
+class DiskFull(OSError):
+    """No space left on the device (or quota exceeded) while writing `path`; the message says what to do."""
+
+    def __init__(self, path: str | Path, code: int = errno.ENOSPC, setting: str = "paths.output_dir"):
+        super().__init__(code, f"disk full while writing {path}: free space or set {setting}", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
-    """Write rows (dataclasses or dicts) as canonical JSON Lines; returns the row count."""
+    """Write rows (dataclasses or dicts) as canonical JSON Lines; returns the row count. A full disk raises
+    DiskFull naming the file; text that is not valid Unicode (a lone surrogate) a ValueError naming the row."""
     n = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for row in rows:
-            f.write(dumps(row))
-            f.write("\n")
-            n += 1
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            for row in rows:
+                line = dumps(row)
+                try:
+                    f.write(line)
+                except UnicodeEncodeError as e:
+                    raise ValueError(f"{path}: row {n} (0-based) holds text that is not valid Unicode "
+                                     f"({e.object[e.start:e.end]!r} at character {e.start}: a lone UTF-16 surrogate, "
+                                     f"e.g. from a JSON escape like \\ud800 without its pair); fix the text it "
+                                     f"came from") from None
+                f.write("\n")
+                n += 1
+    except OSError as e:
+        if is_disk_full(e) and not isinstance(e, DiskFull):
+            raise DiskFull(path, e.errno) from e
+        raise
     return n
 
 

@@ -1,5 +1,5 @@
 """The run directory on disk: one process at a time, durable publication of a finished stage folder, and the
-check that a finished folder still holds what its manifest says."""
+check that a finished folder still holds what its manifest says. A full disk is a `DiskFull` naming the path."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from tacos.records import DiskFull, is_disk_full
 from tacos.stage import StageError, outputs_hash, read_manifest
 
 log = logging.getLogger(__name__)
@@ -21,32 +22,45 @@ def intact(folder: Path) -> bool:
     return bool(m) and outputs_hash(folder) == m.get("output_hash")
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing `path` becomes a DiskFull naming it (an fsync's error names nothing)."""
+    try:
+        yield
+    except OSError as e:
+        if is_disk_full(e) and not isinstance(e, DiskFull):
+            raise DiskFull(e.filename or path, e.errno) from e
+        raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with writing(path):  # a deferred write error (ENOSPC on NFS, quotas) shows up here
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_tree(folder: Path) -> None:
     """Flush every file and directory under `folder` to disk, so the rename that publishes it survives a crash."""
     for p in sorted(folder.rglob("*"), reverse=True) + [folder]:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(p)
 
 
 def publish_folder(partial: Path, final: Path) -> None:
     """Make a complete `partial` folder appear as `final` in one rename (an older `final` is replaced)."""
     fsync_tree(partial)
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(final, trash)
-        os.replace(partial, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(partial, final)
-    fd = os.open(final.parent, os.O_RDONLY)  # the rename itself is durable once the directory is synced
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with writing(final):
+        if final.exists():
+            trash = final.with_name(f".{final.name}.old")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(final, trash)
+            os.replace(partial, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(partial, final)
+    _fsync(final.parent)  # the rename itself is durable once the directory is synced
 
 
 @contextlib.contextmanager

@@ -19,6 +19,22 @@ for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[var] = "1"
 
 
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.gpu` tests run only where a CUDA GPU is visible (the device machine), skipped elsewhere."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # no torch, or a CPU build
+        has_gpu = False
+    if not has_gpu:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
 @pytest.fixture
 def stub():
     """A stub OpenAI-compatible server answering TACOS prompts deterministically."""

@@ -5,16 +5,22 @@ In process:
         ... OpenAI(base_url=stub.base_url) ...; stub.count, stub.requests, stub.max_in_flight
 
 As a subprocess (serves until killed, one "REQUEST <n>" line per chat request on stdout or --log):
-    python tests/stub_server.py --port-file F [--delay S] [--log FILE]
+    python tests/stub_server.py --port-file F [--delay S] [--fast N] [--responder tacos] [--max-prompt-chars N]
+                                [--log FILE]
 
 Faults are consumed one per chat request, in order; once the list is empty every request is normal:
     None          normal answer
-    "429" "500"   HTTP error with an OpenAI-style error body ("400" too, which clients must not retry)
+    "429" "500"   HTTP error with an OpenAI-style error body ("400" too, which clients must not retry;
+                  "401" "403" "404": the endpoint refuses calls)
     "timeout"     sleep `timeout_sleep` seconds (longer than the client's timeout), then drop the connection
     "truncated"   HTTP 200 whose JSON body is cut in half (Content-Length matches the cut body)
     "disconnect"  HTTP 200 announcing the full body, half of it sent, then the connection is closed
     "malformed"   a valid completion whose assistant text no parser accepts
     "html"        HTTP 200 with an HTML page instead of JSON
+
+`max_prompt_chars=N`: a request whose messages hold more than N characters gets llama.cpp's HTTP 400
+"the request exceeds the available context size" (CONTEXT_EXCEEDED_MESSAGE). `fast=N`: the first N chat requests
+skip `delay`.
 """
 from __future__ import annotations
 
@@ -29,7 +35,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable, TextIO
 
-FAULTS = (None, "429", "500", "400", "timeout", "truncated", "disconnect", "malformed", "html")
+FAULTS = (None, "429", "500", "400", "timeout", "truncated", "disconnect", "malformed", "html", "401", "403", "404")
+_STATUS_FAULTS = ("429", "500", "400", "401", "403", "404")
+# llama.cpp server's answer to a prompt longer than its context (tools/server: exceed_context_size_error).
+CONTEXT_EXCEEDED_MESSAGE = "the request exceeds the available context size, try increasing it"
 MALFORMED_TEXT = "<<malformed: this answer holds no JSON and no score>>"
 
 
@@ -93,9 +102,13 @@ def completion_body(body: dict, text: str, number: int) -> dict:
 
 class StubServer:
     def __init__(self, responder: Callable[[dict], str] | None = None, faults: Iterable[str | None] = (),
-                 delay: float = 0.0, timeout_sleep: float = 2.0, port: int = 0, log: TextIO | None = None):
+                 delay: float = 0.0, timeout_sleep: float = 2.0, port: int = 0, log: TextIO | None = None,
+                 max_prompt_chars: int | None = None, fast: int = 0):
         self.responder = responder or default_responder
         self.delay = delay  # seconds every chat request takes
+        self.fast = fast  # the first `fast` chat requests take no delay
+        self.max_prompt_chars = max_prompt_chars  # longer prompts get llama.cpp's context-size 400
+        self.too_long: list[int] = []  # numbers of the requests refused as longer than max_prompt_chars
         self.timeout_sleep = timeout_sleep
         self.requests: list[dict] = []  # chat request bodies, in arrival order
         self.faults_served: list[str | None] = []
@@ -201,7 +214,15 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             body = json.loads(raw)
             number, fault = stub._arrive(body)
             try:
-                time.sleep(stub.delay)
+                if number > stub.fast:
+                    time.sleep(stub.delay)
+                chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
+                if stub.max_prompt_chars is not None and chars > stub.max_prompt_chars and fault is None:
+                    stub.too_long.append(number)
+                    self._send(400, json.dumps({"error": {
+                        "code": 400, "message": CONTEXT_EXCEEDED_MESSAGE, "type": "exceed_context_size_error",
+                        "n_prompt_tokens": chars // 4, "n_ctx": stub.max_prompt_chars // 4}}).encode())
+                    return
                 self._answer(body, number, fault)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up (its timeout): nothing to answer
@@ -209,7 +230,7 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 stub._leave()
 
         def _answer(self, body: dict, number: int, fault: str | None) -> None:
-            if fault in ("429", "500", "400"):
+            if fault in _STATUS_FAULTS:
                 self._error(int(fault), f"stub fault {fault}")
             elif fault == "timeout":
                 time.sleep(stub.timeout_sleep)
@@ -235,10 +256,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port-file", required=True, help="file the chosen port is written to (atomically)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds every chat request takes")
+    parser.add_argument("--fast", type=int, default=0, help="the first N chat requests take no delay")
+    parser.add_argument("--responder", choices=("default", "tacos"), default="default",
+                        help="tacos: answer TACOS prompts (tests/tacos_responder.py) instead of echoing JSON")
+    parser.add_argument("--max-prompt-chars", type=int, default=None,
+                        help="longer prompts get llama.cpp's HTTP 400 'exceeds the available context size'")
     parser.add_argument("--log", help="request log file (default: stdout)")
     args = parser.parse_args(argv)
     log = open(args.log, "a", buffering=1) if args.log else sys.stdout
-    stub = StubServer(delay=args.delay, port=args.port, log=log).start()
+    responder = None
+    if args.responder == "tacos":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from tacos_responder import tacos_responder as responder
+    stub = StubServer(responder=responder, delay=args.delay, port=args.port, log=log,
+                      max_prompt_chars=args.max_prompt_chars, fast=args.fast).start()
     tmp = f"{args.port_file}.tmp"
     with open(tmp, "w") as f:
         f.write(str(stub.port))

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tacos.stage", "tacos.store", "tacos.plots", "tacos.rundir"),
     ("tacos.strategies", "tacos.eval", "tacos.sft"),
     ("tacos.stages",),
-    ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.judge_eval"),
+    ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
 ]
 MAX_LINES = 300
 

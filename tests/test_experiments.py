@@ -55,7 +55,7 @@ def test_paper_overlays_run_the_whole_chain(experiment, model):
 def test_smoke_is_the_whole_chain_on_cpu():
     cfg = _compose("experiment=smoke")
     assert list(cfg.stages) == [s for s in STAGE_ORDER if s != "refine"]
-    assert cfg.model.name == "tiny" and cfg.selection.budget == 50 and cfg.dataset.limit > 50
+    assert cfg.model.name == "tiny" and cfg.selection.budget == 16 and cfg.dataset.limit > 16
     assert cfg.infer.base_answers and list(cfg.judge.baselines) == ["base"] and cfg.judge.kind == "all"
     assert OmegaConf.select(cfg, "llm._target_").endswith("LocalLlamaCpp")
 
@@ -170,7 +170,7 @@ def test_multirun_dry_run_prints_the_grid(stub, tmp_path):
 # -- the whole chain -------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_smoke_chain_with_stub_llm(stub, tmp_path):
-    """experiment=smoke end to end with the stub as LLM (fast): 56 rows -> 50 selected -> tiny SFT with DeepSpeed ->
+    """experiment=smoke end to end with the stub as LLM (fast): 20 rows -> 16 selected -> tiny SFT with DeepSpeed ->
     answers of the fine-tuned and the base model -> pairwise (both orders) + MT-Bench judging -> report. The dry run's
     forecast of every stage's LLM calls equals the calls made (once the tags are known, the scoring forecast is
     exact too)."""
@@ -190,10 +190,10 @@ def test_smoke_chain_with_stub_llm(stub, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     m = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("*/manifest.json")}
     assert set(m) == set(STAGE_ORDER) - {"refine"}
-    assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 56
+    assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 20
     assert m["score"]["llm"]["calls"] == forecast2["score"]["calls"] > 0
     assert m["judge"]["llm"]["calls"] == forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 2 * 2 * 2 + 2 * 2
-    assert m["select"]["counts"]["selected"] == 50
+    assert m["select"]["counts"]["selected"] == 16
     assert m["train"]["stats"]["launched"] and m["train"]["stats"]["deepspeed"] == "z3"
     assert m["infer"]["stats"]["base"]["model_id"] == "tiny-base"
     pw = m["judge"]["stats"]["pairwise"]

@@ -1,10 +1,10 @@
 """End to end against the REAL embedded local LLM (llama.cpp + Qwen2.5-Coder-0.5B).
 
-1. `experiment=smoke`, the whole chain on CPU: real tagging and contrastive scoring of 56 rows -> 50 selected ->
+1. `experiment=smoke`, the whole chain on CPU: real tagging and contrastive scoring of 20 rows -> 16 selected ->
    tiny-model SFT (LLaMA-Factory + DeepSpeed ZeRO-3) -> answers -> pairwise + MT-Bench judging -> report, W&B
    offline. The dry-run forecast of LLM calls equals the calls made, stage by stage.
 2. The selection stages with refinement and the logprob preference read-out; a re-run is served from the cache.
-Both share one call cache (the 12-row pool of 2 is inside the 56-row pool of 1: its tags are cache hits).
+Both share one call cache (the 12-row pool of 2 is inside the 20-row pool of 1: its tags are cache hits).
 """
 from __future__ import annotations
 
@@ -54,11 +54,11 @@ def test_smoke_experiment_whole_chain_with_real_local_llm(tmp_path, cache_dir):
 
     m = _manifests(run_dir)
     assert set(m) == set(STAGE_ORDER) - {"refine"}
-    assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 56
+    assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 20
     assert forecast2["score"]["exact"] and m["score"]["llm"]["calls"] == forecast2["score"]["calls"] > 0
     assert m["judge"]["llm"]["calls"] == forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 12
     assert m["tag"]["stats"]["invalid_rate"] <= 0.5
-    assert m["select"]["counts"]["selected"] == 50
+    assert m["select"]["counts"]["selected"] == 16
     assert m["train"]["stats"]["launched"] and m["train"]["stats"]["deepspeed"] == "z3"
     assert m["infer"]["counts"]["missing"] == 0
     pw = m["judge"]["stats"]["pairwise"]["tiny-base"]
@@ -77,7 +77,7 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     run_dir = tmp_path / "real"
     common = ["experiment=smoke", "dataset.limit=12", "selection.budget=4", "clustering.k=4",
               "clustering.dedup_label_sets=true", f"paths.output_dir={tmp_path / 'outputs'}",
-              f"paths.cache_dir={cache_dir}", "scorer.logprob_preference=true",
+              f"paths.cache_dir={cache_dir}", "scorer.judgment=logprob",
               "stages=[data,tag,normalize,cluster,score,select,export,refine]", "refine.max_tokens=120",
               "logger=wandb"]
     t0 = time.perf_counter()
@@ -92,7 +92,9 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     assert m["select"]["counts"]["selected"] >= 1
     assert m["refine"]["counts"]["rows"] == m["select"]["counts"]["selected"]
     judgments = [json.loads(line) for line in (run_dir / "score" / "judgments.jsonl").read_text().splitlines()]
-    assert any(j["p_first_better"] is not None for j in judgments)  # logprobs came back from llama.cpp
+    assert m["score"]["stats"]["judgment"] == "logprob"
+    assert any(j["p_first_better_debiased"] is not None for j in judgments)  # logprobs came back from llama.cpp
+    assert "judge_informative" in m["score"]["stats"]
     assert set(_servers()) <= before, "a llama.cpp server was left running"
     print(f"\nreal selection + refine run: {elapsed:.0f} s; "
           + ", ".join(f"{k} {v['seconds']:.0f}s/{v['llm'].get('calls', 0)} calls" for k, v in m.items()))

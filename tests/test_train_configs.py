@@ -325,6 +325,8 @@ def test_kill_9_of_the_launcher_kills_every_training_process(tmp_path):
     launcher.kill()
     launcher.wait()
     _, alive = psutil.wait_procs(tree, timeout=10)
+    for p in alive:  # do not leak them when the test fails
+        p.kill()
     assert not alive, f"survived the kill -9 of their launcher: {alive}"
     assert not [p for p in psutil.process_iter() if _pgid(p.pid) == group]
 

@@ -8,12 +8,10 @@ before anything is returned.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 import random
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from tacos.data.formats import unwrap_alpaca_one_line
+from tacos.data.pool_text import DataError, check_unicode, read_pool_text
 from tacos.paths import REPO_ROOT, BUNDLED_DATA_DIR
 from tacos.records import Record, record_id
 
@@ -32,10 +31,6 @@ ON_DUPLICATE = ("error", "drop")
 # ShareGPT speaker names -> our two roles; "system" turns are not exchanges and are skipped.
 _ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "chatgpt": "gpt",
           "bard": "gpt", "model": "gpt", "system": "system"}
-
-
-class DataError(ValueError):
-    """Unusable input data. The message names the file (or HF dataset), the row and what to do."""
 
 
 def sample_pool_path() -> Path:
@@ -136,27 +131,6 @@ def resolve_path(path: str | Path) -> Path:
     return p
 
 
-def _read_text(file: Path) -> str:
-    raw = file.read_bytes()
-    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the suffix
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{file}: corrupt gzip data ({e}); re-create the .gz file or use the uncompressed file.") from e
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        col = e.start - raw.rfind(b"\n", 0, e.start)
-        raise DataError(f"{file}: not valid UTF-8 at byte offset {e.start} (line {line}, byte {col} of that line): "
-                        f"{raw[e.start:e.start + 4]!r}. Re-encode the file as UTF-8 "
-                        "(e.g. `iconv -f latin1 -t utf-8 in.json > out.json`).") from e
-    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is an encoding marker, not data
-    if not text.strip():
-        raise DataError(f"{file}: file is empty; expected a JSON array or JSON Lines of instruction rows.")
-    return text
-
-
 def _check_size(n_bytes: int, max_row_bytes: int, loc: str) -> None:
     if n_bytes > max_row_bytes:
         raise DataError(f"{loc}: row is {n_bytes:,} bytes, more than dataset.max_row_bytes={max_row_bytes:,}. "
@@ -165,7 +139,7 @@ def _check_size(n_bytes: int, max_row_bytes: int, loc: str) -> None:
 
 def _read_rows(file: Path, max_row_bytes: int) -> list[tuple[Any, str]]:
     """(row, location) pairs of a JSON array or JSON Lines file, chosen by the first character."""
-    text = _read_text(file)
+    text = read_pool_text(file)
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
@@ -175,7 +149,8 @@ def _read_rows(file: Path, max_row_bytes: int) -> list[tuple[Any, str]]:
         rows = []
         for k, row in enumerate(data):
             loc = f"{file}, row {k} (0-based)"
-            _check_size(len(json.dumps(row, ensure_ascii=False).encode("utf-8")), max_row_bytes, loc)
+            size = len(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"))  # a lone surrogate:
+            _check_size(size, max_row_bytes, loc)  # reported with its row later
             rows.append((row, loc))
         return rows
     rows = []
@@ -272,6 +247,8 @@ def _to_records(rows: list[tuple[Any, str]], format: str, *, source: str, where:
             instruction, input, output, conv = _parse_sharegpt(row, loc, unwrap)
         else:
             instruction, input, output, conv = _parse_alpaca(row, loc, fmt)
+        check_unicode(loc, instruction=instruction, input=input, output=output,
+                       **{f"conversation turn {t}": text for t, (_, text) in enumerate(conv or ())})
         if not instruction.strip():
             raise DataError(f"{loc}: instruction is empty or whitespace-only; fix or remove the row.")
         if not output.strip():

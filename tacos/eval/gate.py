@@ -77,28 +77,20 @@ def judge_gate(stats: dict, mode: str, measured: dict[str, dict], gate: GateConf
         if f is not None and max(f, 1 - f) > gate.max_first_position_rate:
             reasons.append(f"the {'first' if f >= 0.5 else 'second'}-presented response wins {max(f, 1 - f):.0%} "
                            f"of decided judgments (> {gate.max_first_position_rate:.0%}): position, not quality")
-    agreement = {}
-    if single:
-        for suite in gate.required_single_suites:
-            m = measured.get(suite)
-            if m is None or not m.get("spearman_ci"):
-                reasons.append(f"never measured on the labelled ratings {suite} (run `tacos judge-eval --ratings "
-                               f"data/judge_eval/{suite}.jsonl` with the same llm and scorer)")
-                continue
-            agreement[suite] = {"spearman": m["spearman"], "spearman_ci": m["spearman_ci"], "n": m.get("n")}
-            if m["spearman_ci"][0] <= 0:
-                reasons.append(f"Spearman correlation with labelled ratings on {suite} is {m['spearman']:.2f} (95% "
-                               f"CI {m['spearman_ci'][0]:.2f} to {m['spearman_ci'][1]:.2f}): not above zero")
-        return {"judge_informative": not reasons, "judge_gate_reasons": reasons, "judge_measured_agreement": agreement}
-    for suite in gate.required_suites:
+    # single-answer scorers: Spearman with labelled ratings above 0; pairwise judges: agreement above chance
+    metric, chance, suites, flag = (("spearman", 0.0, gate.required_single_suites, "--ratings") if single else
+                                    ("agreement", gate.min_agreement_ci_low, gate.required_suites, "--pairs"))
+    measured_here = {}
+    for suite in suites:
         m = measured.get(suite)
-        if m is None or not m.get("agreement_ci"):
-            reasons.append(f"never measured on the labelled suite {suite} (run `tacos judge-eval --pairs "
+        if m is None or not m.get(f"{metric}_ci"):
+            reasons.append(f"never measured on the labelled suite {suite} (run `tacos judge-eval {flag} "
                            f"data/judge_eval/{suite}.jsonl` with the same llm and scorer)")
             continue
-        lo, hi = m["agreement_ci"]
-        agreement[suite] = {"agreement": m["agreement"], "agreement_ci": m["agreement_ci"], "n": m.get("n")}
-        if lo <= gate.min_agreement_ci_low:
-            reasons.append(f"agreement with labels on {suite} is {m['agreement']:.0%} (95% CI {lo:.0%}-{hi:.0%}, "
-                           f"n={m.get('n')}): not above chance")
-    return {"judge_informative": not reasons, "judge_gate_reasons": reasons, "judge_measured_agreement": agreement}
+        lo, hi = m[f"{metric}_ci"]
+        measured_here[suite] = {metric: m[metric], f"{metric}_ci": [lo, hi], "n": m.get("n")}
+        if lo <= chance:
+            reasons.append(f"{metric} with labels on {suite} is {m[metric]:.2f} (95% CI {lo:.2f} to {hi:.2f}, "
+                           f"n={m.get('n')}): not above chance ({chance:.2f})")
+    return {"judge_informative": not reasons, "judge_gate_reasons": reasons,
+            "judge_measured_agreement": measured_here}

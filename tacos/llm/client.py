@@ -3,25 +3,17 @@
     client = LLMClient(endpoint, CallCache(cache_dir), CostLedger(max_usd=5.0))
     results = client.run(requests, parser=parse_score_pair, desc="score")   # input order
 
-Several endpoints (replicas of ONE model, same `identity`, so the same cache keys) share the calls through
-`tacos.llm.dispatch` (least-loaded endpoint, retries elsewhere); requests and transport failures are counted per
-endpoint (`calls_per_endpoint`, `failures_per_endpoint`, keyed by base_url).
-
-What can happen to a call:
-  * transport trouble (408/409/429, 5xx, timeouts, connection errors, bodies that are not a completion) is retried
-    with exponential backoff and jitter (at least the server's Retry-After), up to `max_retries` times; still
-    failing: status "error", NOT cached, so a re-run retries it.
-  * the prompt does not fit the model's context (a 400 saying so): status "invalid" with the reason, cached, so a
-    stage goes on without that row and a re-run does not ask again.
-  * the endpoint refuses everything (401/403/404): `LLMUnavailable` at once, pending calls cancelled.
-  * the answer does not parse (`parser(raw)` raises ParseError): regenerated up to `parse_retries` more times with
-    seed + g and a temperature >= RETRY_MIN_TEMPERATURE; still unparsable: status "invalid", raw kept, cached.
-    A reply cut at max_tokens says so in the error (finish_reason "length"), so truncation never hides as a
-    parse error. Never a silent default value.
-  * Ctrl-C or an exception: nothing new starts, retry waits end at once, in-flight calls are abandoned (answered
-    ones are already in the cache).
-`parsed` is always the JSON round trip of the parser's value (tuples become lists): a cached result equals the
-fresh one.
+Several endpoints (replicas of ONE model: one identity, one set of cache keys) share the calls (tacos.llm.dispatch).
+What can happen to a call (README "How it works" has the long form):
+  * transport trouble (408/409/429, 5xx, timeouts, broken bodies): retried with backoff (at least Retry-After);
+    still failing: status "error", NOT cached, so a re-run retries it;
+  * the prompt does not fit the context (a 400 saying so): "invalid" with the reason, cached;
+  * the endpoint refuses everything (401/403/404): LLMUnavailable at once, pending calls cancelled;
+  * the answer does not parse: regenerated (seed + g, temperature >= RETRY_MIN_TEMPERATURE) up to `parse_retries`
+    times, then "invalid" with the raw text kept (a reply cut at max_tokens says so): never a default value;
+  * Ctrl-C or an exception: nothing new starts, retry waits end, in-flight requests are abandoned.
+`parsed` is the JSON round trip of the parser's value, so a cached result equals the fresh one.
+The module is over 300 lines because a call's retries, cancellation and budget must be read in one place.
 """
 from __future__ import annotations
 
@@ -39,7 +31,7 @@ import openai
 from tqdm.auto import tqdm
 
 from tacos.llm.cache import CallCache
-from tacos.llm.dispatch import Slots, split_concurrency
+from tacos.llm.dispatch import Slots
 from tacos.llm.endpoint import Endpoint
 from tacos.llm.ledger import CostLedger, usd
 from tacos.llm.parsing import ParseError
@@ -92,17 +84,11 @@ class LLMClient:
         self.endpoint = endpoints[0]  # identity, prices and cost estimates: the same for every endpoint
         self.cache = cache
         self.ledger = ledger if ledger is not None else CostLedger()
-        own_limits = [max(1, ep.max_concurrency) for ep in endpoints]
-        if max_concurrency:
-            limits = split_concurrency(max(1, max_concurrency), own_limits)
-            self.max_concurrency = max(1, min(max_concurrency, sum(limits)))
-        else:
-            limits = own_limits
-            self.max_concurrency = sum(limits)
-        self.endpoint_limits = limits
-        self._slots = Slots(limits)
-        self.calls_per_endpoint: dict[str, int] = {ep.base_url: 0 for ep in endpoints}  # HTTP requests sent
-        self.failures_per_endpoint: dict[str, int] = {ep.base_url: 0 for ep in endpoints}  # transport failures
+        self._slots = Slots([ep.base_url for ep in endpoints], [ep.max_concurrency for ep in endpoints],
+                            max_concurrency)
+        self.max_concurrency, self.endpoint_limits = self._slots.max_concurrency, self._slots.limits
+        self.calls_per_endpoint = self._slots.requests  # HTTP requests sent, by base_url
+        self.failures_per_endpoint = self._slots.failures  # transport failures, by base_url
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -273,8 +259,6 @@ class LLMClient:
             transport_failed = False
             wait = None
             self._count(backend_requests=1)
-            with self._stats_lock:
-                self.calls_per_endpoint[endpoint.base_url] += 1
             try:
                 reply = read_reply(self._apis[index].chat.completions.create(**request_body(
                     request, generation, endpoint.model, endpoint.structured_output, endpoint.supports_logprobs,
@@ -309,8 +293,6 @@ class LLMClient:
                 self._slots.release(index, failed=transport_failed)
                 if transport_failed:
                     failed_here.add(index)
-                    with self._stats_lock:
-                        self.failures_per_endpoint[endpoint.base_url] += 1
                 self.ledger.settle(est_usd, actual_usd)
                 self._count(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=actual_usd)
             if attempt < self.max_retries:

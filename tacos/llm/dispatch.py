@@ -29,10 +29,21 @@ def split_concurrency(total: int, weights: Sequence[int]) -> list[int]:
 
 
 class Slots:
-    """Per-endpoint concurrency: acquire() blocks until the best allowed endpoint has a free slot."""
+    """Per-endpoint concurrency: acquire() blocks until the best allowed endpoint has a free slot. Counts the HTTP
+    requests sent to each endpoint and its transport failures (by base_url)."""
 
-    def __init__(self, limits: list[int]):
+    def __init__(self, base_urls: Sequence[str], own_limits: Sequence[int], max_concurrency: int | None = None):
+        own_limits = [max(1, n) for n in own_limits]
+        if max_concurrency:  # the client's own cap, spread over the endpoints in proportion to theirs
+            limits = split_concurrency(max(1, max_concurrency), own_limits)
+            self.max_concurrency = max(1, min(max_concurrency, sum(limits)))
+        else:
+            limits = own_limits
+            self.max_concurrency = sum(limits)
         self.limits = limits
+        self.base_urls = list(base_urls)
+        self.requests = {url: 0 for url in self.base_urls}
+        self.failures = {url: 0 for url in self.base_urls}
         self.in_flight = [0] * len(limits)
         self.failing = [False] * len(limits)  # the last request to it failed in transport
         self._next = 0  # round-robin pointer for ties
@@ -53,11 +64,13 @@ class Slots:
                     chosen = min((i for i, f in healthy.items() if f == best), key=lambda i: (i - self._next) % n)
                     self._next = (chosen + 1) % n
                     self.in_flight[chosen] += 1
+                    self.requests[self.base_urls[chosen]] += 1
                     return chosen
                 self._cond.wait()
 
     def release(self, index: int, failed: bool) -> None:
         with self._cond:
             self.in_flight[index] -= 1
+            self.failures[self.base_urls[index]] += failed
             self.failing[index] = failed
             self._cond.notify_all()

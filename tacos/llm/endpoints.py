@@ -86,6 +86,8 @@ class _ManagedServer(EndpointProvider):
     server answers) the start is retried on a new port, PORT_ATTEMPTS tries in all.
     """
 
+    supports_logprobs = True  # llama.cpp and vLLM return token log-probabilities
+
     _endpoint: Endpoint | None = None
     _server: ServerProcess | None = None
     last_start_s: float | None = None  # wall time of the last start(), assembly included

@@ -10,24 +10,32 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tacos.llm.endpoint import Endpoint
+from tacos.llm.settings import ClientSettings
 from tacos.llm.types import LLMCallsFailed
 
 log = logging.getLogger(__name__)
 
 
 class LLMSession:
-    def __init__(self, provider: Any, cache_dir: str | Path, client_cfg: dict, max_usd: float | None,
-                 log_dir: Path | None = None):
+    """`log_dir` is the run dir: the local server's log goes there, and the LLM spend record (`llm_spend.json`,
+    see tacos.llm.ledger), so `max_usd` caps what every process run in that dir spends together (a re-run, a
+    requeued job), not what each spends. `client_cfg` is the config's `client:` mapping (tacos.llm.settings)."""
+
+    def __init__(self, provider: Any, cache_dir: str | Path, client_cfg: dict | ClientSettings, max_usd: float | None,
+                 log_dir: Path | None = None, spend_file: Path | None = None):
         from tacos.llm.cache import CallCache
         from tacos.llm.types import CallStats
-        from tacos.llm.ledger import CostLedger
+        from tacos.llm.ledger import SPEND_FILE, CostLedger
 
+        self.settings = ClientSettings.from_config(client_cfg)  # before anything is opened: a wrong value names it
+        if spend_file is None and log_dir is not None:
+            spend_file = Path(log_dir) / SPEND_FILE
         self.provider = provider
         self.identity: str = provider.identity
+        self.ledger = CostLedger(max_usd, spend_file=spend_file)
         self.cache = CallCache(cache_dir)
-        self.ledger = CostLedger(max_usd)
-        self.client_cfg = {k: v for k, v in client_cfg.items() if k != "max_error_rate"}
-        self.max_error_rate = float(client_cfg.get("max_error_rate", 0.0))
+        self.client_cfg = self.settings.client_kwargs()
+        self.max_error_rate = self.settings.max_error_rate
         self.log_dir = log_dir
         self._endpoint: Endpoint | list[Endpoint] | None = None  # a list from a pool provider (llm=pool)
         self._client = None
@@ -89,6 +97,11 @@ class LLMSession:
                 f"{desc}: {len(failed)}/{len(results)} LLM calls failed after retries (first error: {failed[0].error}). "
                 f"Answered calls are cached; re-run to retry only the failed ones (or raise client.max_error_rate).")
         return results
+
+    @property
+    def run_spent_usd(self) -> float:
+        """What the run dir has spent on LLM calls so far, earlier processes included (what the budget counts)."""
+        return self.ledger.spent_usd
 
     @property
     def stats(self):

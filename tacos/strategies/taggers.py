@@ -36,7 +36,9 @@ class OpenTagger:
     max_tags: int = 5
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 160
+    max_tokens: int | None = None  # None: the longest answer the schema allows (see `token_limit`), never a cut
+    tag_max_chars: int = 40  # "1 to 3 words" (the prompt); the schema enforces it where the backend honours schemas
+    explanation_max_chars: int = 80  # "at most 8 words"
     max_input_chars: int = 6000  # longer instructions are clipped (head + tail, marked) so the prompt fits n_ctx
 
     uses_llm = True
@@ -53,21 +55,31 @@ class OpenTagger:
         return {"prompt_hash": self.prompt_hash()}
 
     def schema(self) -> dict:
-        item = {"type": "object", "properties": {"tag": {"type": "string"}, "explanation": {"type": "string"}},
+        item = {"type": "object", "properties": {"tag": {"type": "string", "maxLength": self.tag_max_chars},
+                                                 "explanation": {"type": "string",
+                                                                 "maxLength": self.explanation_max_chars}},
                 "required": ["tag", "explanation"]}
         return {"type": "object", "properties": {"tags": {"type": "array", "items": item, "minItems": 1,
                                                           "maxItems": self.max_tags}},
                 "required": ["tags"]}
 
+    def token_limit(self) -> int:
+        """max_tokens that fits every answer the schema allows: its longest JSON text in characters, at two
+        characters per token (JSON of words runs at 3-4; a smaller ratio only wastes a reservation, never cuts)."""
+        if self.max_tokens:
+            return int(self.max_tokens)
+        item = len('{"tag": "", "explanation": ""}, ') + self.tag_max_chars + self.explanation_max_chars
+        return (len('{"tags": []}') + self.max_tags * item) // 2 + 16
+
     def requests(self, records: list[Record], seed: int = 0) -> list[LLMRequest]:
         system, user, phash = read_prompt(self.system_prompt), read_prompt(self.user_prompt), self.prompt_hash()
-        schema = self.schema()
+        schema, max_tokens = self.schema(), self.token_limit()
         return [LLMRequest(messages=(("system", system.strip()),
                                      ("user", render(user, instruction=clip(instruction_text(r, self.include_input),
                                                                             self.max_input_chars),
                                                      max_tags=self.max_tags))),
                            prompt_hash=phash, temperature=self.temperature, top_p=self.top_p,
-                           max_tokens=self.max_tokens, schema=schema, seed=seed, label=r.id)
+                           max_tokens=max_tokens, schema=schema, seed=seed, label=r.id)
                 for r in records]
 
     def parse(self, raw: str) -> list[dict]:
@@ -85,7 +97,7 @@ class OpenTagger:
         seen: set[str] = set()
         for item in data:
             tag = item.get("tag") if isinstance(item, dict) else item if isinstance(item, str) else None
-            if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
+            if not isinstance(tag, str) or not tag.strip() or len(tag) > max(100, self.tag_max_chars):
                 continue
             key = tag.strip()
             if key in seen:
