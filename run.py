@@ -190,6 +190,11 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     export = result.get("export")
     if export:
         print(f"subset: {run_dir / 'export' / export['stats']['file']}  sha256 {export['stats']['subset_sha256'][:16]}")
+    spend = run_dir / "llm_spend.json"
+    if spend.is_file():
+        from tacos.llm.ledger import read_spend
+
+        print(f"LLM spend in this run dir (all processes so far): ${read_spend(spend)['spent_usd']:.4f}")
     for name, m in result.items():  # the gate (tacos.eval.gate): say it last, where it is read
         stats = m.get("stats", {})
         if stats.get("judge_informative") is False:

@@ -62,8 +62,11 @@ class LlamaServerBinary(_ManagedServer):
                 return [self.binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--alias", served,
                         "-c", str(self.n_ctx), "-t", str(self.n_threads), "-tb", str(self.n_threads), "-np", "1"]
 
+            # its shared libraries sit next to it in a llama.cpp build tree
+            env = {"LD_LIBRARY_PATH": os.pathsep.join(
+                p for p in (str(Path(self.binary).resolve().parent), os.environ.get("LD_LIBRARY_PATH")) if p)}
             port, served = self._launch(command, local_models.model_display_name(self.model), log_dir,
-                                        "llama_server_bin", 120.0)
+                                        "llama_server_bin", 120.0, env=env)
             self._endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity,
                                       structured_output="json_schema", supports_logprobs=True)
         return self._endpoint
@@ -271,7 +274,7 @@ def run(args: argparse.Namespace) -> dict:
         try:
             for name in names:
                 t0 = time.perf_counter()
-                endpoint = providers[name].start(log_dir=Path(tmp) / "logs")
+                endpoint = providers[name].start(log_dir=Path(args.log_dir) if args.log_dir else Path(tmp) / "logs")
                 out["backends"][name] = {"label": LABELS[name], "start_s": round(time.perf_counter() - t0, 2),
                                          "identity": providers[name].identity, "pid": providers[name].pid,
                                          "structured_output": endpoint.structured_output}
@@ -366,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b", help="a registry name or a .gguf path")
     ap.add_argument("--via", choices=("client", "sdk"), default="client")
     ap.add_argument("--llama-server-bin", default=None, help="also run this llama.cpp llama-server executable")
+    ap.add_argument("--log-dir", default=None, help="keep the servers' logs here (default: a temp dir)")
     ap.add_argument("--out", default=str(REPO / "outputs" / "bench_local_backend.json"))
     args = ap.parse_args(argv)
     out = run(args)

@@ -51,6 +51,12 @@ def validate(cfg: DictConfig) -> list[str]:
                 raise StageError(f"config group {group!r} (used by stage {name!r}) is invalid: {e}") from e
             if hasattr(obj, "validate"):
                 obj.validate()
+    from tacos.llm.settings import ClientSettings
+
+    try:  # checked even when no stage uses the LLM: a wrong setting is wrong now, not at the first LLM run
+        ClientSettings.from_config(to_container(cfg.client))
+    except ValueError as e:
+        raise StageError(str(e)) from None
     return stages
 
 
@@ -244,6 +250,7 @@ class Pipeline:
         d = stats_dict(self.session.stats - before)
         if self.session.server_start_seconds is not None:
             d["server_start_seconds"] = self.session.server_start_seconds
+        d["run_spent_usd"] = round(self.session.run_spent_usd, 6)  # the whole run dir, every process so far
         return d
 
     # -- dry run -------------------------------------------------------------------------------------------------

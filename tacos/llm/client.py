@@ -274,6 +274,7 @@ class LLMClient:
                 actual_usd = 0.0  # an HTTP error status is not billed
                 last_error = f"HTTP {e.status_code} from {endpoint.base_url}: {e.message}"
                 if e.status_code in _FATAL_STATUS:
+                    self._stop.set()  # no worker starts another request, not even before run() sees this error
                     raise LLMUnavailable(
                         f"{last_error}. The endpoint refuses calls: check the API key variable "
                         f"({endpoint.api_key_env or 'none set'}), llm.model ({endpoint.model}) and llm.base_url. "

@@ -135,11 +135,15 @@ class CostLedger:
             return self._reserved
 
     def summary(self) -> dict:
+        """spent_usd counts against max_usd; with a spend file it is the run dir's total, and process_spent_usd
+        is this process's share."""
         with self._lock:
             remaining = None if self.max_usd is None else max(0.0, self.max_usd - self._run_spent)
-            return {"spent_usd": self._run_spent, "process_spent_usd": self._spent, "reserved_usd": self._reserved,
-                    "max_usd": self.max_usd, "remaining_usd": remaining,
-                    "spend_file": str(self.spend_file) if self.spend_file else None}
+            out = {"spent_usd": self._run_spent, "reserved_usd": self._reserved, "max_usd": self.max_usd,
+                   "remaining_usd": remaining}
+            if self.spend_file is not None:
+                out.update(process_spent_usd=self._spent, spend_file=str(self.spend_file))
+            return out
 
 
 @contextlib.contextmanager

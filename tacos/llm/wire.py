@@ -16,6 +16,7 @@ from tacos.llm.types import LLMRequest
 # A temperature for parse retries: greedy decoding would repeat the unparsable answer word for word.
 RETRY_MIN_TEMPERATURE = 0.7
 STRUCTURED_OUTPUT_MODES = ("llama_cpp", "json_schema", "json_object", "none")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Servers word "the prompt does not fit" differently (llama.cpp, llama-cpp-python, vLLM, OpenAI).
 _CONTEXT_EXCEEDED = re.compile(r"(?i)context (length|size|window)|maximum context|context_length_exceeded|"
                                r"exceeds? (the )?(available )?context|prompt is too long|too many tokens")
@@ -87,7 +88,9 @@ def read_reply(resp: Any) -> Reply:
         logprobs = [{"token": t.token, "logprob": t.logprob,
                      "top_logprobs": [{"token": a.token, "logprob": a.logprob} for a in (t.top_logprobs or [])]}
                     for t in lp.content]
-    return Reply(text=text or "", logprobs=logprobs, finish_reason=getattr(choices[0], "finish_reason", None),
+    # A lone surrogate (an unpaired \ud83d escape some servers emit) cannot be stored as UTF-8: make it U+FFFD.
+    return Reply(text=_SURROGATE.sub("\ufffd", text or ""), logprobs=logprobs,
+                 finish_reason=getattr(choices[0], "finish_reason", None),
                  prompt_tokens=getattr(usage, "prompt_tokens", None),
                  completion_tokens=getattr(usage, "completion_tokens", None))
 
