@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -282,13 +283,15 @@ def run(args: argparse.Namespace) -> dict:
                 warm_up(endpoint)
             for kind in kinds:
                 per = {name: {"seconds": 0.0, "calls": 0, "http_requests": 0, "ok": 0, "schema_ok": 0,
-                              "logprobs_ok": 0, "completion_tokens": 0, "first_tokens": []} for name in names}
+                              "logprobs_ok": 0, "completion_tokens": 0, "first_tokens": [], "call_seconds": []}
+                       for name in names}
                 for i, request in enumerate(requests[kind]):
                     order = names if i % 2 == 0 else names[::-1]
                     for name in order:
                         seconds, got = senders[name].send(request, parsers[kind])
                         row = per[name]
                         row["seconds"] += seconds
+                        row["call_seconds"].append(round(seconds, 3))
                         row["calls"] += 1
                         row["http_requests"] += got["http_requests"]
                         row["ok"] += got["status"] == "ok"
@@ -305,6 +308,8 @@ def run(args: argparse.Namespace) -> dict:
                         flush=True)
                 for row in per.values():
                     row["calls_per_s"] = round(row["calls"] / row["seconds"], 4) if row["seconds"] else None
+                    # 1 / median call time: robust to the spikes other jobs on a shared machine cause
+                    row["median_calls_per_s"] = round(1 / statistics.median(row["call_seconds"]), 4)
                     row["http_requests_per_s"] = round(row["http_requests"] / row["seconds"], 4) if row[
                         "seconds"] else None
                     row["completion_tokens_per_s"] = round(row["completion_tokens"] / row["seconds"], 2) if row[
@@ -323,13 +328,17 @@ def run(args: argparse.Namespace) -> dict:
     out["ratios"] = {kind: {f"{n}/{base}": round(per[n]["calls_per_s"] / per[base]["calls_per_s"], 3)
                             for n in names if n != base}
                      for kind, per in out["kinds"].items()}
+    out["median_ratios"] = {kind: {f"{n}/{base}": round(per[n]["median_calls_per_s"] / per[base]["median_calls_per_s"],
+                                                        3) for n in names if n != base}
+                            for kind, per in out["kinds"].items()}
     if "pref" in out["kinds"]:  # do the backends pick the same first token for the logprob requests?
         firsts = [out["kinds"]["pref"][n]["first_tokens"] for n in names]
         out["pref_first_token_agreement"] = round(sum(len(set(t)) == 1 for t in zip(*firsts)) / len(firsts[0]), 3)
     if "llama_server_bin" in names:
         for kind, per in out["kinds"].items():
-            out["ratios"][kind]["xllamacpp/llama_cpp_python"] = round(
-                per["xllamacpp"]["calls_per_s"] / per["llama_cpp_python"]["calls_per_s"], 3)
+            for key, stat in (("ratios", "calls_per_s"), ("median_ratios", "median_calls_per_s")):
+                out[key][kind]["xllamacpp/llama_cpp_python"] = round(
+                    per["xllamacpp"][stat] / per["llama_cpp_python"][stat], 3)
     return out
 
 
@@ -340,12 +349,15 @@ def markdown(out: dict) -> str:
              f"{cfg['n']} requests per kind via {cfg['via']}, xllamacpp {cfg['xllamacpp']}, load average "
              f"{cfg['loadavg_before'][0]:.2f} before / {cfg['loadavg_after'][0]:.2f} after", ""]
     ratio_keys = list(next(iter(out["ratios"].values()), {}))
+    lines.append("calls/s = calls / summed call time [in brackets: 1 / median call time]; ratios of the same")
+    lines.append("")
     lines.append("| kind | " + " | ".join(f"{LABELS[n]} calls/s" for n in names) + " | " +
                  " | ".join(f"ratio {k}" for k in ratio_keys) + " |")
     lines.append("|---" * (1 + len(names) + len(ratio_keys)) + "|")
     for kind, per in out["kinds"].items():
-        lines.append(f"| {kind} | " + " | ".join(f"{per[n]['calls_per_s']:.3f}" for n in names) + " | " +
-                     " | ".join(f"{out['ratios'][kind][k]:.2f}" for k in ratio_keys) + " |")
+        lines.append(f"| {kind} | " + " | ".join(
+            f"{per[n]['calls_per_s']:.3f} [{per[n]['median_calls_per_s']:.3f}]" for n in names) + " | " + " | ".join(
+            f"{out['ratios'][kind][k]:.2f} [{out['median_ratios'][kind][k]:.2f}]" for k in ratio_keys) + " |")
     lines += ["", "| backend | start s | peak RSS MiB | " + " | ".join(
         f"{k}: ok / schema ok / logprobs ok / HTTP requests (req/s) / generated tok/s" for k in out["kinds"]) + " |",
         "|---" * (3 + len(out["kinds"])) + "|"]
@@ -356,7 +368,8 @@ def markdown(out: dict) -> str:
                  for p in out["kinds"].values()]
         lines.append(f"| {LABELS[n]} | {b['start_s']} | {b['peak_rss_mib']} | " + " | ".join(cells) + " |")
     if "pref_first_token_agreement" in out:
-        lines.append(f"\npref: same first token on every backend for {out['pref_first_token_agreement']:.0%} of requests")
+        lines.append(f"\npref: same first token on every backend for {out['pref_first_token_agreement']:.0%} of "
+                     f"requests")
     return "\n".join(lines)
 
 

@@ -67,7 +67,8 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
             items = load_preference_pairs(suite_file)
             results = session.run(pair_requests(items, source, mode, scorer, component(cfg, "judge"), seed),
                                   parser_for(source, mode, scorer), desc=f"judge-eval ({mode}, both orders)")
-            judgments = judge_pairs(items, results, mode)
+            judgments = judge_pairs(items, results, mode,
+                                    single_scorer=scorer if source == "score" and not scorer.pairwise else None)
             metrics = by_subset(judgments, pair_metrics, n_boot=n_boot, seed=seed)
             rows = [j.__dict__ for j in judgments]
         else:

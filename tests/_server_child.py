@@ -104,7 +104,7 @@ def fake_openai_server(model_id: str, port: int = 0) -> tuple[http.server.Thread
 
 def _serve_fake(port: int, model_id: str) -> None:
     try:
-        httpd, _ = fake_openai_server(model_id, port)
+        fake_openai_server(model_id, port)
     except OSError as e:
         print(f"fake-openai: cannot bind 127.0.0.1:{port}: {e}", flush=True)
         sys.exit(98)

@@ -73,7 +73,8 @@ def test_llama_server_identity_follows_what_changes_answers(tmp_path):
         == base
     # the model, the context size and any llama.cpp parameter may: new identity
     changed = {LocalLlamaServer(n_ctx=2048).identity, LocalLlamaServer(params={"sampling.top_k": 1}).identity,
-               LocalLlamaServer(params={"n_batch": 256}).identity, LocalLlamaServer(model="qwen2.5-coder-1.5b").identity}
+               LocalLlamaServer(params={"n_batch": 256}).identity,
+               LocalLlamaServer(model="qwen2.5-coder-1.5b").identity}
     assert len(changed) == 4 and base not in changed
     assert LocalLlamaServer(params={"n_batch": 256, "sampling.top_k": 1}).identity == \
         LocalLlamaServer(params={"sampling.top_k": 1, "n_batch": 256}).identity  # order does not matter
@@ -164,7 +165,8 @@ def test_llama_cpp_missing_says_how_to_install(monkeypatch):
 def test_xllamacpp_missing_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xllamacpp" else real(name, *a))
-    with pytest.raises(RuntimeError, match=rf'(?s)pip install "xllamacpp=={endpoints.XLLAMACPP_VERSION}".*local_llama_cpp'):
+    pin = endpoints.XLLAMACPP_VERSION
+    with pytest.raises(RuntimeError, match=rf'(?s)pip install "xllamacpp=={pin}".*local_llama_cpp'):
         LocalLlamaServer().start()
 
 

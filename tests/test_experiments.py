@@ -57,7 +57,7 @@ def test_smoke_is_the_whole_chain_on_cpu():
     assert list(cfg.stages) == [s for s in STAGE_ORDER if s != "refine"]
     assert cfg.model.name == "tiny" and cfg.selection.budget == 16 and cfg.dataset.limit > 16
     assert cfg.infer.base_answers and list(cfg.judge.baselines) == ["base"] and cfg.judge.kind == "all"
-    assert OmegaConf.select(cfg, "llm._target_").endswith("LocalLlamaCpp")
+    assert OmegaConf.select(cfg, "llm._target_").endswith("LocalLlamaServer")
 
 
 def test_run_identity_names_and_groups():

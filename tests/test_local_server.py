@@ -158,8 +158,8 @@ def test_logprobs_come_back(served):
 
 def test_same_seed_same_sampled_answer(served):
     _, _, endpoint, client, _ = served
-    ask = dict(model=endpoint.model, temperature=1.0, max_tokens=12, seed=1234,
-               messages=[{"role": "user", "content": "Invent a name for a cat."}])
+    ask = {"model": endpoint.model, "temperature": 1.0, "max_tokens": 12, "seed": 1234,
+           "messages": [{"role": "user", "content": "Invent a name for a cat."}]}
     assert client.chat.completions.create(**ask).choices[0].message.content == \
         client.chat.completions.create(**ask).choices[0].message.content
 

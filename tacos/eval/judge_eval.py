@@ -43,10 +43,13 @@ def _records(pair: PreferencePair) -> tuple[Record, Record]:
 
 
 def pair_requests(pairs: list[PreferencePair], source: str, mode: str, scorer, judge_spec, seed: int) -> list:
-    """Two requests per pair: output_1 first, then output_2 first."""
+    """Two requests per pair: output_1 first, then output_2 first (a single-answer scorer: each output alone)."""
     out: list[LLMRequest] = []
     for pair in pairs:
         r1, r2 = _records(pair)
+        if source == "score" and not scorer.pairwise:
+            out += [scorer.request(r1, seed, mode), scorer.request(r2, seed, mode)]
+            continue
         if source == "score":
             out += [scorer.request(r1, r2, seed, mode), scorer.request(r2, r1, seed, mode)]
             continue
@@ -67,15 +70,20 @@ def parser_for(source: str, mode: str, scorer):
     return scorer.parse if source == "score" else parse_pairwise_scores
 
 
-def judge_pairs(pairs: list[PreferencePair], results: list, mode: str) -> list[PairJudgment]:
-    """Combine the two orders of every pair (results: as `pair_requests` ordered them)."""
+def judge_pairs(pairs: list[PreferencePair], results: list, mode: str, single_scorer=None) -> list[PairJudgment]:
+    """Combine the two orders of every pair (results: as `pair_requests` ordered them). With a single-answer scorer
+    the preference is the higher of the two outputs' scores (no order, so no position effect to measure)."""
     out = []
     for k, pair in enumerate(pairs):
         a, b = results[2 * k], results[2 * k + 1]
         longer = 1.0 if len(pair.output_1) > len(pair.output_2) else 2.0 if len(pair.output_1) < len(pair.output_2) \
             else 1.5
         p1 = None
-        if mode == "logprob":
+        if single_scorer is not None:
+            s1, s2 = single_scorer.value(a, mode), single_scorer.value(b, mode)
+            first = (None, None)
+            pred = None if s1 is None or s2 is None else 1.0 if s1 > s2 else 2.0 if s1 < s2 else 1.5
+        elif mode == "logprob":
             l12, l21 = (preference_logit(first_token_logprobs(r.logprobs)) if r.status == "ok" else None
                         for r in (a, b))
             first = (None if l12 is None or l12 == 0 else l12 > 0, None if l21 is None or l21 == 0 else l21 > 0)

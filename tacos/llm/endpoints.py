@@ -465,8 +465,8 @@ class VLLMServer(_ManagedServer):
 
         env = {**({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.offline else {}), **self.env}
         # No nonce: requests name the configured served_model_name; readiness still checks the server lists it.
-        self._launch(command, self.served_model_name, log_dir, "vllm_server", self.startup_timeout_s, env=env,
-                     nonce=False)
+        port, _ = self._launch(command, self.served_model_name, log_dir, "vllm_server", self.startup_timeout_s,
+                               env=env, nonce=False)
         self.last_start_s = time.monotonic() - t0
         self._endpoint = Endpoint(
             base_url=f"http://127.0.0.1:{port}/v1", model=self.served_model_name, identity=self.identity,

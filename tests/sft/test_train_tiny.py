@@ -18,7 +18,7 @@ pytest.importorskip("llamafactory")
 pytest.importorskip("deepspeed")
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def train_group_override() -> list[str]:

@@ -22,7 +22,7 @@ from tacos.data import (
     mt_bench_reference_answers,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REFERENCE = Path("/work/shared/data/reference")
 
 

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from stub_server import MALFORMED_TEXT, StubServer, default_responder  # noqa: E402
 
 from tacos.llm.cache import CallCache  # noqa: E402

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from stub_server import StubServer  # noqa: E402
 
 from tacos.llm.cache import CACHE_FILENAME, CallCache  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "_resume_worker.py"
 STUB = REPO / "tests" / "stub_server.py"
 

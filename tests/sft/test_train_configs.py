@@ -27,7 +27,7 @@ from tacos.pipeline import StageError  # noqa: E402
 from tacos.sft import preflight, recipe  # noqa: E402
 from tacos.sft.validate import ValidationJob, validate_recipes  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
 PAPER = {"llama2_7b": ("llama2", 1e-5), "llama2_13b": ("llama2", 1e-5), "mistral7b": ("mistral", 2e-6)}
 

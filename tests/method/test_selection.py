@@ -69,11 +69,15 @@ def test_backfill_by_percentile():
     assert "percentile=0.375" in sel[3].reason
 
 
-def test_backfill_needs_raw_scores_only_when_it_runs():
+def test_backfill_without_raw_scores_never_crashes_and_ranks_them_last():
     no_raw = [C(c.id, c.cluster, c.score) for c in HAND]
     assert len(select_per_cluster(no_raw, budget=3, quota=1)) == 3
-    with pytest.raises(ValueError, match="percentile"):
-        select_per_cluster(no_raw, budget=5, quota=1)
+    picked = select_per_cluster(no_raw, budget=5, quota=1)  # back-fill by raw_score, none has one: by percentile
+    assert len(picked) == 5 and all("no raw_score, percentile=" in s.reason for s in picked[3:])
+    mixed = [C(c.id, c.cluster, c.score, None if c.id == "a" else c.raw_score) for c in HAND]
+    fill = [s for s in select_per_cluster(mixed, budget=len(HAND), quota=1) if s.reason.startswith("back-fill")]
+    with_raw = [s for s in fill if "raw_score=" in s.reason and "no raw_score" not in s.reason]
+    assert fill[: len(with_raw)] == with_raw  # every candidate with a raw score comes before any without
 
 
 def test_budget_larger_than_pool_takes_each_record_once():

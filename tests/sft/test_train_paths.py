@@ -20,7 +20,7 @@ pytest.importorskip("llamafactory")
 pytest.importorskip("deepspeed")
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

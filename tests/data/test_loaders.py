@@ -22,7 +22,7 @@ from tacos.data import (
 )
 from tacos.records import record_id
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_json(path: Path, rows) -> Path:

@@ -17,7 +17,7 @@ from tacos.data.preference_pairs import (
     split_of,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "data" / "judge_eval"
 REFERENCE = Path("/work/shared/data/reference")
 PAIR_SUITES = ("mt_bench_pair", "swapped_response")
