@@ -23,7 +23,7 @@ from tacos.data import PoolSource  # noqa: E402
 from tacos.llm.cache import CallCache  # noqa: E402
 from tacos.llm.client import LLMClient  # noqa: E402
 from tacos.llm.wire import response_format as _response_format  # noqa: E402
-from tacos.llm.endpoints import LocalLlamaCpp  # noqa: E402
+from tacos.llm.endpoints import LocalLlamaServer  # noqa: E402
 from tacos.stages.tag import OpenTagger  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def main() -> None:
                          limit=args.n).load(seed=7)
     tagger = OpenTagger()
     requests = tagger.requests(records)
-    provider = LocalLlamaCpp(model=args.model)
+    provider = LocalLlamaServer(model=args.model)
     t0 = time.perf_counter()
     endpoint = provider.start()
     start_s = time.perf_counter() - t0

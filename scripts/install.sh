@@ -12,8 +12,15 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 # CPU torch first: a plain `torch` requirement would pull a multi-GB CUDA build. (The train extra then moves
 # torch to 2.14.1 with matching torchvision/torchaudio, a set that also runs on CPU.)
 "${PIP[@]}" "${TORCH_SPEC:-torch==2.13.0}"
-# llama-cpp-python ships only an sdist (~6 min compile on 2 cores); a prebuilt wheel next to the repo saves that.
+# The embedded LLM server is llama.cpp's own (the prebuilt xllamacpp wheel): nothing compiles. The optional
+# llama-cpp-python backend (llm=local_llama_cpp_python) ships only an sdist (~6 min compile on 2 cores): it is added
+# only when a prebuilt wheel of it lies in ../shared/wheels (EXTRAS=...,llama_cpp_python asks for it anyway).
 FIND_LINKS=()
-[ -d ../shared/wheels ] && FIND_LINKS=(--find-links ../shared/wheels)
+if [ -d ../shared/wheels ]; then
+  FIND_LINKS=(--find-links ../shared/wheels)
+  if ls ../shared/wheels/llama_cpp_python-*.whl >/dev/null 2>&1 && [[ ",$EXTRAS," != *",llama_cpp_python,"* ]]; then
+    EXTRAS="$EXTRAS,llama_cpp_python"
+  fi
+fi
 "${PIP[@]}" "${FIND_LINKS[@]}" -c scripts/constraints.txt -e ".[${EXTRAS}]"
 echo "TACOS installed in $VENV (extras: $EXTRAS)"

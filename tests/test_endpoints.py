@@ -40,10 +40,26 @@ def test_identity_needs_no_start(tmp_path):
     assert LocalLlamaCpp(model="qwen2.5-coder-1.5b").identity.startswith("llama_cpp:qwen2.5-coder-1.5b:cc324af0")
     assert LocalLlamaServer().identity.startswith(f"llama_server:qwen2.5-coder-0.5b:{QWEN05_SHA}:")
     assert OpenAIEndpoint().identity == "openai:gpt-4o-mini"
-    compat = OpenAICompatible(base_url="http://10.1.2.3:8000/v1", model="qwen-7b")
+    compat = OpenAICompatible(base_url="http://10.1.2.3:8000/v1", model="qwen-7b", structured_output="json_schema")
     assert compat.identity == "openai_compatible:qwen-7b"
     assert VLLMServer(model="Qwen/Qwen2.5-7B-Instruct").identity == "vllm:Qwen/Qwen2.5-7B-Instruct"
     assert not list(tmp_path.iterdir())  # nothing assembled or started
+
+
+def test_settings_that_change_answers_change_the_identity():
+    """Stale answers are never reused: structured output, extra request fields, context size and server flags are
+    part of the cache identity; where the server lives is not."""
+    base = OpenAICompatible(base_url="http://a:1/v1", model="m", structured_output="json_schema")
+    assert OpenAICompatible(base_url="http://b:2/v1", model="m", structured_output="json_schema").identity == \
+        base.identity
+    changed = [OpenAICompatible(base_url="http://a:1/v1", model="m", structured_output="json_object"),
+               OpenAICompatible(base_url="http://a:1/v1", model="m", structured_output="json_schema",
+                                extra_body={"top_k": 1}),
+               OpenAIEndpoint(extra_body={"top_k": 1}), LocalLlamaCpp(n_ctx=2048),
+               LocalLlamaCpp(extra_args=["--rope_freq_base", "1e6"]), VLLMServer(model="m", extra_args=["--dtype=half"])]
+    identities = {p.identity for p in changed}
+    assert len(identities) == len(changed) and base.identity not in identities
+    assert OpenAIEndpoint(extra_body={"top_k": 1}).identity.startswith("openai:gpt-4o-mini:")
 
 
 def test_identity_of_a_gguf_path_is_name_plus_hash_cached(tmp_path, monkeypatch):

@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 def _servers() -> list[int]:
     import psutil
 
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if "llama_cpp.server" in " ".join(p.info["cmdline"] or [])]
+    servers = ("llama_cpp.server", "tacos.llm.llama_server_child")
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if any(s in " ".join(p.info["cmdline"] or []) for s in servers)]
 
 
 def _manifests(run_dir) -> dict[str, dict]:

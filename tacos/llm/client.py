@@ -160,6 +160,8 @@ class LLMClient:
         try:
             futures = [pool.submit(self._call, request, key, parser) for key, request in todo.items()]
             for future in as_completed(futures):
+                if isinstance(future.exception(), _Cancelled):
+                    continue  # stopped because another call failed first: that call's error is the one to raise
                 result = future.result()
                 results[result.key] = result
                 bar.update(occurrences[result.key])

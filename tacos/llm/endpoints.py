@@ -46,6 +46,16 @@ def _log_path(log_dir: Path | str | None, stem: str, port: int) -> Path:
     return base / f"{stem}-{port}.log"
 
 
+def settings_identity(base: str, settings: dict, defaults: dict) -> str:
+    """`base` when every answer-changing setting has its default, else `base:<digest of the settings>`: a change of
+    structured output, extra request fields, context size or server flags re-asks the calls instead of reusing
+    answers obtained under other settings. Ports, URLs, threads and timeouts never enter (they change no answer)."""
+    if all(settings.get(k) == v for k, v in defaults.items()) and set(settings) <= set(defaults):
+        return base
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{base}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
 class EndpointProvider:
     """Base: `with provider as endpoint:` or `with provider.serving(log_dir) as endpoint:`."""
 
@@ -142,7 +152,9 @@ class LocalLlamaCpp(_ManagedServer):
     @property
     def identity(self) -> str:
         sha = local_models.model_sha256(self.model, self.cache_dir)
-        return f"llama_cpp:{local_models.model_display_name(self.model)}:{sha}"
+        return settings_identity(f"llama_cpp:{local_models.model_display_name(self.model)}:{sha}",
+                                 {"n_ctx": self.n_ctx, "extra_args": self.extra_args},
+                                 {"n_ctx": 4096, "extra_args": []})
 
     def start(self, log_dir: Path | None = None) -> Endpoint:
         if self._endpoint is not None:
@@ -273,7 +285,9 @@ class OpenAIEndpoint(EndpointProvider):
 
     @property
     def identity(self) -> str:
-        return f"openai:{self.model}"
+        return settings_identity(f"openai:{self.model}", {"structured_output": self.structured_output,
+                                                          "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
 
     def prices(self) -> tuple[float, float]:
         if self.model not in self.price_table:
@@ -313,7 +327,9 @@ class OpenAICompatible(EndpointProvider):
 
     @property
     def identity(self) -> str:
-        return f"openai_compatible:{self.model}"
+        return settings_identity(f"openai_compatible:{self.model}", {"structured_output": self.structured_output,
+                                                                     "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
 
     def prices(self) -> tuple[float, float]:
         return self.price_in_per_mtok, self.price_out_per_mtok
@@ -386,7 +402,11 @@ class EndpointPool(EndpointProvider):
 
     @property
     def identity(self) -> str:
-        return f"openai_compatible:{self.model}"  # no URL: the pool serves one model, whichever replica answers
+        # No URL: the pool serves one model, whichever replica answers (the same keys as llm=openai_compatible with
+        # the same settings).
+        return settings_identity(f"openai_compatible:{self.model}", {"structured_output": self.structured_output,
+                                                                     "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
 
     def prices(self) -> tuple[float, float]:
         return self.price_in_per_mtok, self.price_out_per_mtok
@@ -451,7 +471,9 @@ class VLLMServer(_ManagedServer):
 
     @property
     def identity(self) -> str:
-        return f"vllm:{self.model}"
+        return settings_identity(f"vllm:{self.model}", {"structured_output": self.structured_output,
+                                                        "extra_args": self.extra_args},
+                                 {"structured_output": "json_schema", "extra_args": []})
 
     def start(self, log_dir: Path | None = None) -> Endpoint:
         if self._endpoint is not None:

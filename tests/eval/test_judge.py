@@ -423,7 +423,7 @@ def test_explicit_judge_model_name(judged, judge_stub):
     assert out.returncode == 0, out.stderr[-3000:]
     assert judge_stub.count == before
     m = _manifest(run3)
-    assert m["stats"]["judge_model_name"] == "gpt-4" and m["stats"]["judge_llm"] == "openai_compatible:stub-judge"
+    assert m["stats"]["judge_model_name"] == "gpt-4" and m["stats"]["judge_llm"].startswith("openai_compatible:stub-judge")
     judgment_file = run3 / "judge" / "model_judgment" / "gpt-4_single.jsonl"
     rows = [json.loads(x) for x in judgment_file.read_text().splitlines()]
     ours = [json.loads(x) for x in (judged["run_dir"] / "judge" / "model_judgment" /

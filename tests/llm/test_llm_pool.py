@@ -175,7 +175,7 @@ def test_pool_provider_identity_prices_and_start(two_stubs):
     a, b = two_stubs
     pool = EndpointPool(model="stub-model", endpoints=[{"base_url": a.base_url + "/", "max_concurrency": 5},
                                                        b.base_url], max_concurrency=3, price_in_per_mtok=1.5)
-    assert pool.identity == OpenAICompatible(base_url=a.base_url, model="stub-model").identity == IDENTITY
+    assert pool.identity == OpenAICompatible(base_url=a.base_url, model="stub-model", structured_output="json_schema").identity == IDENTITY
     assert str(a.port) not in pool.identity and pool.prices() == (1.5, 0.0)
     eps = pool.start()
     assert [(ep.base_url, ep.max_concurrency) for ep in eps] == [(a.base_url, 5), (b.base_url, 3)]
