@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from tacos.llm.cache import CallCache  # noqa: E402
 from tacos.llm.client import LLMClient  # noqa: E402
 from tacos.llm.types import LLMRequest  # noqa: E402
-from tacos.llm.endpoint import Endpoint  # noqa: E402
+from tacos.llm.types import Endpoint  # noqa: E402
 
 
 def start_stub(workdir: Path) -> tuple[subprocess.Popen, str]:

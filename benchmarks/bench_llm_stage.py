@@ -23,7 +23,7 @@ from tacos.data import PoolSource  # noqa: E402
 from tacos.llm.cache import CallCache  # noqa: E402
 from tacos.llm.client import LLMClient  # noqa: E402
 from tacos.llm.wire import response_format as _response_format  # noqa: E402
-from tacos.llm.endpoints import LocalLlamaServer  # noqa: E402
+from tacos.llm.servers import LocalLlamaServer# noqa: E402
 from tacos.stages.tag import OpenTagger  # noqa: E402
 
 

@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tacos.llm import local_models  # noqa: E402
-from tacos.llm.endpoint import Endpoint  # noqa: E402
-from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer, _ManagedServer  # noqa: E402
+from tacos.llm.types import Endpoint  # noqa: E402
+from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer, _ManagedServer# noqa: E402
 
 KINDS = ("tag", "pair", "pref")
 PREF_TOP_LOGPROBS = 5

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tacos.llm.cache import CallCache  # noqa: E402
 from tacos.llm.client import LLMClient  # noqa: E402
 from tacos.llm.types import LLMRequest  # noqa: E402
-from tacos.llm.endpoint import Endpoint  # noqa: E402
+from tacos.llm.types import Endpoint  # noqa: E402
 from tacos.llm.parsing import extract_json  # noqa: E402
 
 

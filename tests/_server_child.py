@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer
+from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer
 from tacos.llm.process import ServerProcess
 
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from tacos.llm.cache import CallCache
 from tacos.llm.dispatch import Slots
-from tacos.llm.endpoint import Endpoint
+from tacos.llm.types import Endpoint
 from tacos.llm.ledger import CostLedger, usd
 from tacos.llm.parsing import ParseError
 from tacos.llm.types import CallStats, LLMRequest, LLMResult, LLMUnavailable

@@ -24,7 +24,7 @@ from tacos.records import DiskFull, is_disk_full
 
 if TYPE_CHECKING:
     from tacos.llm.types import LLMRequest
-    from tacos.llm.endpoint import Endpoint
+    from tacos.llm.types import Endpoint
 
 # Rough token count of the chat template around each message (role markers, separators).
 _TOKENS_PER_MESSAGE = 4

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tacos.llm.endpoint import Endpoint
+from tacos.llm.types import Endpoint
 from tacos.llm.settings import ClientSettings
 from tacos.llm.types import LLMCallsFailed
 

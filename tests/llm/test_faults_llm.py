@@ -16,7 +16,7 @@ from _faults_common import cache_rows, error_lines, llm_overrides, manifests, sa
 from conftest import run_cli
 from tacos.llm.cache import CallCache
 from tacos.llm.client import LLMClient
-from tacos.llm.endpoint import Endpoint
+from tacos.llm.types import Endpoint
 from tacos.llm.parsing import extract_json
 from tacos.llm.types import LLMRequest, LLMUnavailable
 from tacos.records import read_jsonl

@@ -15,7 +15,7 @@ from tacos.llm.client import LLMClient  # noqa: E402
 from tacos.llm.ledger import BudgetExceeded  # noqa: E402
 from tacos.llm.types import CallStats, LLMRequest, LLMResult  # noqa: E402
 from tacos.llm.wire import RETRY_MIN_TEMPERATURE  # noqa: E402
-from tacos.llm.endpoint import Endpoint  # noqa: E402
+from tacos.llm.types import Endpoint  # noqa: E402
 from tacos.llm.ledger import CostLedger  # noqa: E402
 from tacos.llm.parsing import ParseError, extract_json  # noqa: E402
 

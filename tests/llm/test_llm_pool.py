@@ -19,8 +19,8 @@ from tacos.llm.cache import CallCache
 from tacos.llm.client import LLMClient
 from tacos.llm.dispatch import split_concurrency as _split
 from tacos.llm.types import LLMRequest
-from tacos.llm.endpoint import Endpoint
-from tacos.llm.endpoints import EndpointPool, OpenAICompatible
+from tacos.llm.types import Endpoint
+from tacos.llm.providers import EndpointPool, OpenAICompatible
 from tacos.llm.parsing import extract_json
 from tacos.llm.process import free_port
 from tacos.llm.session import LLMSession

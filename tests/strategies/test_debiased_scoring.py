@@ -11,7 +11,7 @@ import pytest
 from stub_server import Scripted, StubServer, last_user_message
 
 from tacos.llm.session import LLMSession
-from tacos.llm.endpoints import OpenAICompatible
+from tacos.llm.providers import OpenAICompatible
 from tacos.method.bradley_terry import bradley_terry
 from tacos.method.scoring import debias, expected_score, first_token_logprobs, preference_logit
 from tacos.records import Record

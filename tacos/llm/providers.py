@@ -1,0 +1,231 @@
+"""Endpoint providers: what `conf/llm/*.yaml` instantiates. Each one yields an `Endpoint` from `start()`
+(`EndpointPool`: a list of them, replicas of one model, which `LLMClient` spreads its calls over). Servers that
+tacos starts itself (the embedded llama.cpp server, vLLM) are in tacos.llm.servers.
+
+`identity` never starts anything (cache keys and dry runs need it up front) and never contains a URL or port, so
+moving a server does not invalidate the call cache while changing the model, or a setting that changes answers,
+always does.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from tacos.llm.process import http_ok
+from tacos.llm.types import Endpoint, StructuredOutput
+
+log = logging.getLogger(__name__)
+
+
+def settings_identity(base: str, settings: dict, defaults: dict) -> str:
+    """`base` when every answer-changing setting has its default, else `base:<digest of the settings>`: a change of
+    structured output, extra request fields, context size or server flags re-asks the calls instead of reusing
+    answers obtained under other settings. Ports, URLs, threads and timeouts never enter (they change no answer)."""
+    if all(settings.get(k) == v for k, v in defaults.items()) and set(settings) <= set(defaults):
+        return base
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{base}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+class EndpointProvider:
+    """Base: `with provider as endpoint:` or `with provider.serving(log_dir) as endpoint:`."""
+
+    @property
+    def identity(self) -> str:
+        raise NotImplementedError
+
+    def prices(self) -> tuple[float, float]:
+        """(input, output) USD per 1M tokens, known without starting anything (dry-run cost estimates)."""
+        return 0.0, 0.0
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Nothing to stop for remote endpoints; servers we started override this."""
+
+    @contextlib.contextmanager
+    def serving(self, log_dir: Path | None = None) -> Iterator[Endpoint]:
+        try:
+            yield self.start(log_dir)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _plain_prices(prices: Mapping[str, Mapping[str, float]] | None) -> dict[str, tuple[float, float]]:
+    return {str(m): (float(p["input"]), float(p["output"])) for m, p in (prices or {}).items()}
+
+
+class OpenAIEndpoint(EndpointProvider):
+    """api.openai.com (or an Azure/OpenAI-shaped URL); the key is read from `api_key_env` at start()."""
+
+    def __init__(self, model: str = "gpt-4o-mini", base_url: str = "https://api.openai.com/v1",
+                 api_key_env: str = "OPENAI_API_KEY", prices: Mapping[str, Mapping[str, float]] | None = None,
+                 max_concurrency: int = 8, structured_output: StructuredOutput = "json_schema",
+                 supports_logprobs: bool = True, extra_body: Mapping[str, Any] | None = None):
+        self.model = str(model)
+        self.base_url = str(base_url).rstrip("/")
+        self.api_key_env = str(api_key_env)
+        self.price_table = _plain_prices(prices)
+        self.max_concurrency = int(max_concurrency)
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.extra_body = dict(extra_body or {})
+
+    @property
+    def identity(self) -> str:
+        return settings_identity(f"openai:{self.model}", {"structured_output": self.structured_output,
+                                                          "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
+
+    def prices(self) -> tuple[float, float]:
+        if self.model not in self.price_table:
+            raise ValueError(
+                f"no price for OpenAI model {self.model!r} in llm.prices (known: {sorted(self.price_table)}); add "
+                f"llm.prices.{self.model}.input=<USD per 1M input tokens> and ...output=<USD per 1M output tokens>")
+        return self.price_table[self.model]
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        price_in, price_out = self.prices()
+        endpoint = Endpoint(
+            base_url=self.base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            price_in_per_mtok=price_in, price_out_per_mtok=price_out, max_concurrency=self.max_concurrency,
+            extra_body=self.extra_body)
+        endpoint.api_key()  # missing key: a clear error now, before any call is made
+        return endpoint
+
+
+class OpenAICompatible(EndpointProvider):
+    """Any server that speaks the OpenAI chat API (a vLLM or llama.cpp you run yourself, a gateway, ...)."""
+
+    def __init__(self, base_url: str, model: str, api_key_env: str | None = None,
+                 structured_output: StructuredOutput = "json_object", supports_logprobs: bool = False,
+                 price_in_per_mtok: float = 0.0, price_out_per_mtok: float = 0.0, max_concurrency: int = 4,
+                 check_timeout_s: float = 5.0, extra_body: Mapping[str, Any] | None = None):
+        self.base_url = str(base_url).rstrip("/")
+        self.model = str(model)
+        self.api_key_env = str(api_key_env) if api_key_env else None
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.price_in_per_mtok = float(price_in_per_mtok)
+        self.price_out_per_mtok = float(price_out_per_mtok)
+        self.max_concurrency = int(max_concurrency)
+        self.check_timeout_s = float(check_timeout_s)
+        self.extra_body = dict(extra_body or {})
+
+    @property
+    def identity(self) -> str:
+        return settings_identity(f"openai_compatible:{self.model}", {"structured_output": self.structured_output,
+                                                                     "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
+
+    def prices(self) -> tuple[float, float]:
+        return self.price_in_per_mtok, self.price_out_per_mtok
+
+    def start(self, log_dir: Path | None = None) -> Endpoint:
+        endpoint = Endpoint(
+            base_url=self.base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            price_in_per_mtok=self.price_in_per_mtok, price_out_per_mtok=self.price_out_per_mtok,
+            max_concurrency=self.max_concurrency, extra_body=self.extra_body)
+        headers = {"Authorization": f"Bearer {endpoint.api_key()}"}
+        if not http_ok(f"{self.base_url}/models", self.check_timeout_s, headers=headers, use_proxy=True):
+            raise RuntimeError(
+                f"no OpenAI-compatible server answered GET {self.base_url}/models within {self.check_timeout_s:.0f} s. "
+                f"Start one there (e.g. `vllm serve MODEL` or `python -m llama_cpp.server`) or fix llm.base_url "
+                f"(it must end with /v1); for an authenticated server set llm.api_key_env")
+        return endpoint
+
+
+class EndpointPool(EndpointProvider):
+    """Several OpenAI-compatible servers of ONE model (e.g. vLLM replicas); the client sends each call to the
+    least-loaded one. Same identity as `OpenAICompatible` for the same model, so the two share cached calls.
+
+    `endpoints` is a list of `{base_url, max_concurrency?}` (or bare URL strings); `max_concurrency` is the
+    default per endpoint. Every endpoint must answer GET /models at start().
+    """
+
+    def __init__(self, model: str, endpoints: Sequence[Any] = (), api_key_env: str | None = None,
+                 structured_output: StructuredOutput = "json_schema", supports_logprobs: bool = False,
+                 max_concurrency: int = 16, price_in_per_mtok: float = 0.0, price_out_per_mtok: float = 0.0,
+                 check_timeout_s: float = 5.0, extra_body: Mapping[str, Any] | None = None):
+        self.model = str(model)
+        self.api_key_env = str(api_key_env) if api_key_env else None
+        self.structured_output = structured_output
+        self.supports_logprobs = bool(supports_logprobs)
+        self.max_concurrency = int(max_concurrency)
+        self.price_in_per_mtok = float(price_in_per_mtok)
+        self.price_out_per_mtok = float(price_out_per_mtok)
+        self.check_timeout_s = float(check_timeout_s)
+        self.extra_body = dict(extra_body or {})
+        self.members = self._members(endpoints, self.max_concurrency)
+
+    @staticmethod
+    def _members(endpoints: Sequence[Any], default_concurrency: int) -> list[tuple[str, int]]:
+        usage = ("set llm.endpoints, e.g. 'llm.endpoints=[{base_url: http://gpu1:8000/v1, max_concurrency: 32}, "
+                 "{base_url: http://gpu2:8000/v1}]'")
+        if isinstance(endpoints, (str, Mapping)) or not endpoints:
+            raise ValueError(f"llm=pool needs a non-empty list of endpoints: {usage}")
+        members: list[tuple[str, int]] = []
+        for i, entry in enumerate(endpoints):
+            if isinstance(entry, str):
+                entry = {"base_url": entry}
+            if not isinstance(entry, Mapping) or not entry.get("base_url"):
+                raise ValueError(f"llm.endpoints[{i}] must be {{base_url: ..., max_concurrency: ...}} or a URL, "
+                                 f"got {entry!r}; {usage}")
+            unknown = sorted(set(entry) - {"base_url", "max_concurrency"})
+            if unknown:
+                raise ValueError(f"llm.endpoints[{i}] has unknown key(s) {unknown}: only base_url and "
+                                 f"max_concurrency are per endpoint (model, prices, ... are shared by the pool)")
+            limit = entry.get("max_concurrency")
+            limit = int(default_concurrency if limit is None else limit)
+            if limit < 1:
+                raise ValueError(f"llm.endpoints[{i}].max_concurrency must be >= 1, got {limit}")
+            members.append((str(entry["base_url"]).rstrip("/"), limit))
+        urls = [url for url, _ in members]
+        duplicates = sorted({url for url in urls if urls.count(url) > 1})
+        if duplicates:
+            raise ValueError(f"llm.endpoints lists {duplicates} more than once; raise its max_concurrency instead")
+        return members
+
+    @property
+    def identity(self) -> str:
+        # No URL: the pool serves one model, whichever replica answers (the same keys as llm=openai_compatible with
+        # the same settings).
+        return settings_identity(f"openai_compatible:{self.model}", {"structured_output": self.structured_output,
+                                                                     "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
+
+    def prices(self) -> tuple[float, float]:
+        return self.price_in_per_mtok, self.price_out_per_mtok
+
+    def start(self, log_dir: Path | None = None) -> list[Endpoint]:
+        endpoints = [Endpoint(
+            base_url=url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+            price_in_per_mtok=self.price_in_per_mtok, price_out_per_mtok=self.price_out_per_mtok,
+            max_concurrency=limit, extra_body=self.extra_body) for url, limit in self.members]
+        headers = {"Authorization": f"Bearer {endpoints[0].api_key()}"}
+        with ThreadPoolExecutor(min(8, len(endpoints)), thread_name_prefix="pool-check") as checks:
+            up = list(checks.map(lambda ep: http_ok(f"{ep.base_url}/models", self.check_timeout_s, headers=headers,
+                                                    use_proxy=True), endpoints))
+        dead = [ep.base_url for ep, ok in zip(endpoints, up) if not ok]
+        if dead:
+            raise RuntimeError(
+                f"{len(dead)} of the {len(endpoints)} endpoints of llm=pool did not answer GET <base_url>/models "
+                f"within {self.check_timeout_s:.0f} s: {', '.join(f'{url}/models' for url in dead)}. Start a server "
+                f"there (e.g. `vllm serve MODEL`), fix or drop it in llm.endpoints (each base_url must end with "
+                f"/v1); for an authenticated server set llm.api_key_env")
+        return endpoints
