@@ -57,6 +57,8 @@ def run_identity(cfg: Any, sweep_dir: str | None) -> tuple[str, str, list[str]]:
 class NullLogger:
     """logger=none: no tracking."""
 
+    backend = "none"  # what the training child reports to (the train stage's report_to=auto follows it)
+
     def __init__(self, group: str | None = None) -> None:  # group: accepted so sweeps can set logger.group always
         self.group = group
 
@@ -80,6 +82,8 @@ class WandbLogger:
     group: str | None = None
     mode: str = "offline"
     tags: list[str] = field(default_factory=list)
+
+    backend = "wandb"  # the training child (LLaMA-Factory) reports to the same W&B project and group
 
     def __post_init__(self) -> None:
         self._run = None
