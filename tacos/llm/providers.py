@@ -67,8 +67,34 @@ def _plain_prices(prices: Mapping[str, Mapping[str, float]] | None) -> dict[str,
     return {str(m): (float(p["input"]), float(p["output"])) for m, p in (prices or {}).items()}
 
 
-class OpenAIEndpoint(EndpointProvider):
+class _RemoteProvider(EndpointProvider):
+    """Shared by the providers of servers someone else runs: the cache identity and the Endpoint they hand out."""
+
+    kind = ""  # the identity's prefix
+    model: str
+    api_key_env: str | None
+    structured_output: StructuredOutput
+    supports_logprobs: bool
+    extra_body: dict
+
+    @property
+    def identity(self) -> str:
+        return settings_identity(f"{self.kind}:{self.model}", {"structured_output": self.structured_output,
+                                                               "extra_body": self.extra_body},
+                                 {"structured_output": "json_schema", "extra_body": {}})
+
+    def _endpoint(self, base_url: str, max_concurrency: int) -> Endpoint:
+        price_in, price_out = self.prices()
+        return Endpoint(base_url=base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
+                        structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
+                        price_in_per_mtok=price_in, price_out_per_mtok=price_out, max_concurrency=max_concurrency,
+                        extra_body=self.extra_body)
+
+
+class OpenAIEndpoint(_RemoteProvider):
     """api.openai.com (or an Azure/OpenAI-shaped URL); the key is read from `api_key_env` at start()."""
+
+    kind = "openai"
 
     def __init__(self, model: str = "gpt-4o-mini", base_url: str = "https://api.openai.com/v1",
                  api_key_env: str = "OPENAI_API_KEY", prices: Mapping[str, Mapping[str, float]] | None = None,
@@ -83,12 +109,6 @@ class OpenAIEndpoint(EndpointProvider):
         self.supports_logprobs = bool(supports_logprobs)
         self.extra_body = dict(extra_body or {})
 
-    @property
-    def identity(self) -> str:
-        return settings_identity(f"openai:{self.model}", {"structured_output": self.structured_output,
-                                                          "extra_body": self.extra_body},
-                                 {"structured_output": "json_schema", "extra_body": {}})
-
     def prices(self) -> tuple[float, float]:
         if self.model not in self.price_table:
             raise ValueError(
@@ -97,18 +117,15 @@ class OpenAIEndpoint(EndpointProvider):
         return self.price_table[self.model]
 
     def start(self, log_dir: Path | None = None) -> Endpoint:
-        price_in, price_out = self.prices()
-        endpoint = Endpoint(
-            base_url=self.base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
-            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
-            price_in_per_mtok=price_in, price_out_per_mtok=price_out, max_concurrency=self.max_concurrency,
-            extra_body=self.extra_body)
+        endpoint = self._endpoint(self.base_url, self.max_concurrency)
         endpoint.api_key()  # missing key: a clear error now, before any call is made
         return endpoint
 
 
-class OpenAICompatible(EndpointProvider):
+class OpenAICompatible(_RemoteProvider):
     """Any server that speaks the OpenAI chat API (a vLLM or llama.cpp you run yourself, a gateway, ...)."""
+
+    kind = "openai_compatible"
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = None,
                  structured_output: StructuredOutput = "json_object", supports_logprobs: bool = False,
@@ -125,21 +142,11 @@ class OpenAICompatible(EndpointProvider):
         self.check_timeout_s = float(check_timeout_s)
         self.extra_body = dict(extra_body or {})
 
-    @property
-    def identity(self) -> str:
-        return settings_identity(f"openai_compatible:{self.model}", {"structured_output": self.structured_output,
-                                                                     "extra_body": self.extra_body},
-                                 {"structured_output": "json_schema", "extra_body": {}})
-
     def prices(self) -> tuple[float, float]:
         return self.price_in_per_mtok, self.price_out_per_mtok
 
     def start(self, log_dir: Path | None = None) -> Endpoint:
-        endpoint = Endpoint(
-            base_url=self.base_url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
-            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
-            price_in_per_mtok=self.price_in_per_mtok, price_out_per_mtok=self.price_out_per_mtok,
-            max_concurrency=self.max_concurrency, extra_body=self.extra_body)
+        endpoint = self._endpoint(self.base_url, self.max_concurrency)
         headers = {"Authorization": f"Bearer {endpoint.api_key()}"}
         if not http_ok(f"{self.base_url}/models", self.check_timeout_s, headers=headers, use_proxy=True):
             raise RuntimeError(
@@ -149,13 +156,15 @@ class OpenAICompatible(EndpointProvider):
         return endpoint
 
 
-class EndpointPool(EndpointProvider):
+class EndpointPool(_RemoteProvider):
     """Several OpenAI-compatible servers of ONE model (e.g. vLLM replicas); the client sends each call to the
     least-loaded one. Same identity as `OpenAICompatible` for the same model, so the two share cached calls.
 
     `endpoints` is a list of `{base_url, max_concurrency?}` (or bare URL strings); `max_concurrency` is the
     default per endpoint. Every endpoint must answer GET /models at start().
     """
+
+    kind = "openai_compatible"  # no URL: whichever replica answers, it is one model
 
     def __init__(self, model: str, endpoints: Sequence[Any] = (), api_key_env: str | None = None,
                  structured_output: StructuredOutput = "json_schema", supports_logprobs: bool = False,
@@ -200,23 +209,11 @@ class EndpointPool(EndpointProvider):
             raise ValueError(f"llm.endpoints lists {duplicates} more than once; raise its max_concurrency instead")
         return members
 
-    @property
-    def identity(self) -> str:
-        # No URL: the pool serves one model, whichever replica answers (the same keys as llm=openai_compatible with
-        # the same settings).
-        return settings_identity(f"openai_compatible:{self.model}", {"structured_output": self.structured_output,
-                                                                     "extra_body": self.extra_body},
-                                 {"structured_output": "json_schema", "extra_body": {}})
-
     def prices(self) -> tuple[float, float]:
         return self.price_in_per_mtok, self.price_out_per_mtok
 
     def start(self, log_dir: Path | None = None) -> list[Endpoint]:
-        endpoints = [Endpoint(
-            base_url=url, model=self.model, identity=self.identity, api_key_env=self.api_key_env,
-            structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
-            price_in_per_mtok=self.price_in_per_mtok, price_out_per_mtok=self.price_out_per_mtok,
-            max_concurrency=limit, extra_body=self.extra_body) for url, limit in self.members]
+        endpoints = [self._endpoint(url, limit) for url, limit in self.members]
         headers = {"Authorization": f"Bearer {endpoints[0].api_key()}"}
         with ThreadPoolExecutor(min(8, len(endpoints)), thread_name_prefix="pool-check") as checks:
             up = list(checks.map(lambda ep: http_ok(f"{ep.base_url}/models", self.check_timeout_s, headers=headers,
