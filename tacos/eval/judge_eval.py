@@ -146,11 +146,12 @@ def single_metrics(labels: list[float], scores: list[float | None], lengths: lis
 
     pairs = [(x, y) for x, y in zip(scores, labels) if x is not None]
     corr = {}
-    if len(pairs) >= 3 and len({x for x, _ in pairs}) > 1:
+    # A correlation needs variation on both sides (a subset whose labels are all equal has none: no number).
+    if len(pairs) >= 3 and len({x for x, _ in pairs}) > 1 and len({y for _, y in pairs}) > 1:
         xs, ys = zip(*pairs)
         corr = {"spearman": round(float(spearmanr(xs, ys).statistic), 4),
                 "pearson": round(float(pearsonr(xs, ys).statistic), 4)}
-    base = float(spearmanr(lengths, labels).statistic) if len(set(lengths)) > 1 else None
+    base = float(spearmanr(lengths, labels).statistic) if len(set(lengths)) > 1 and len(set(labels)) > 1 else None
     return {"n": len(labels), "n_valid": len(pairs), "spearman": corr.get("spearman"), "pearson": corr.get("pearson"),
             "invalid_rate": _rate([x is None for x in scores]),
             "baseline_length_spearman": None if base is None or math.isnan(base) else round(base, 4)}
