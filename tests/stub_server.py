@@ -35,7 +35,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable, TextIO
 
-FAULTS = (None, "429", "500", "400", "timeout", "truncated", "disconnect", "malformed", "html", "401", "403", "404")
+FAULTS = (None, "429", "500", "400", "timeout", "truncated", "disconnect", "malformed", "html", "401", "403", "404",
+          "429-retry-after")  # 429 with `Retry-After: 1`
 _STATUS_FAULTS = ("429", "500", "400", "401", "403", "404")
 # llama.cpp server's answer to a prompt longer than its context (tools/server: exceed_context_size_error).
 CONTEXT_EXCEEDED_MESSAGE = "the request exceeds the available context size, try increasing it"
@@ -187,8 +188,10 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, payload: bytes, content_type: str = "application/json",
-                  announced: int | None = None) -> None:
+                  announced: int | None = None, headers: dict | None = None) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload) if announced is None else announced))
             self.end_headers()
@@ -232,6 +235,9 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
         def _answer(self, body: dict, number: int, fault: str | None) -> None:
             if fault in _STATUS_FAULTS:
                 self._error(int(fault), f"stub fault {fault}")
+            elif fault == "429-retry-after":
+                self._send(429, json.dumps({"error": {"message": "slow down", "code": 429}}).encode(),
+                           headers={"Retry-After": "1"})
             elif fault == "timeout":
                 time.sleep(stub.timeout_sleep)
                 self.close_connection = True
