@@ -55,3 +55,21 @@ def run_cli(args: list[str], timeout: float = 600, env: dict | None = None) -> s
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL, env=full_env)
+
+
+# -- wall time per test file, printed at the end of every run (CI's log keeps it next to --durations) -----------------
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FILE_SECONDS:
+        return
+    terminalreporter.write_sep("=", "wall time per test file (setup + call + teardown)")
+    for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:9.1f} s  {path}")
+    terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):9.1f} s  total")
