@@ -236,14 +236,14 @@ class LLMClient:
                 error = f"ParseError{cut}: {e}"
                 log.info("unparsable answer for %s (generation %d/%d)%s: %s", request.label or key[:12],
                          generation + 1, self.parse_retries + 1, cut, e)
+        latency = round(time.monotonic() - started, 4)  # one reading: the cached copy must equal this result
         self.cache.put(key, identity=self.endpoint.identity, prompt_hash=request.prompt_hash,
                        request=request.to_json(), raw=raw, parsed=parsed, status=status, error=error, attempts=sent,
                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, logprobs=logprobs,
-                       finish_reason=finish, latency_s=round(time.monotonic() - started, 4))
+                       finish_reason=finish, latency_s=latency)
         self._count(calls=1, retries=max(0, sent - 1), **{_STATUS_COUNTER[status]: 1})
         return LLMResult(key, status, raw, parsed, sent, prompt_tokens, completion_tokens, cached=False,
-                         error=error, logprobs=logprobs, finish_reason=finish,
-                         latency_s=round(time.monotonic() - started, 4))
+                         error=error, logprobs=logprobs, finish_reason=finish, latency_s=latency)
 
     def _send(self, request: LLMRequest, generation: int, estimate: tuple[int, int, float]) -> tuple[Reply, int]:
         """One generation with transport retries: (reply, HTTP requests sent). Raises _CallFailed."""
