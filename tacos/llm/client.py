@@ -269,8 +269,8 @@ class LLMClient:
                 completion_tokens = (reply.completion_tokens if reply.completion_tokens is not None
                                      else est_completion)
                 actual_usd = usd(endpoint, prompt_tokens, completion_tokens)
-                if reply.finish_reason == "length":
-                    self._count(truncated=1)
+                if reply.finish_reason == "length" and (request.max_tokens or 2) > 1:  # one-token read-outs stop
+                    self._count(truncated=1)                                          # at the limit by design
                 return reply, attempt + 1
             except openai.APIStatusError as e:
                 actual_usd = 0.0  # an HTTP error status is not billed

@@ -86,7 +86,7 @@ class CallStats:
     invalid: int = 0
     errors: int = 0
     retries: int = 0  # backend_requests beyond the first of each call
-    truncated: int = 0  # replies cut at max_tokens (finish_reason "length"), retries included
+    truncated: int = 0  # replies cut at max_tokens > 1 (finish_reason "length"), retries included
     too_long: int = 0  # calls whose prompt did not fit the model's context (recorded invalid, never sent again)
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -32,7 +32,7 @@ class SelectStage(StageBase):
         pool, chosen = selector.select(pool, scores, ctx.seed)
         unscored = sorted({r["id"] for r in scores or [] if r["score"] is None} - {s.id for s in chosen})
         if unscored:  # never validly judged: not ranked among judged rows, and listed here
-            write_jsonl(ctx.out_dir / "excluded.jsonl", ({"id": i, "reason": "no valid judgment"} for i in unscored))
+            write_jsonl(ctx.out_dir / "excluded.jsonl", ({"id": i, "reason": why_unscored(i, scores)} for i in unscored))
         by_id: dict[str, Record] = {r.id: r for r in pool}
         write_jsonl(ctx.out_dir / "selected.jsonl", ({**asdict(by_id[s.id]), "selection": asdict(s)} for s in chosen))
         length_distribution([len(r.output) for r in pool], [len(by_id[s.id].output) for s in chosen],
@@ -52,6 +52,18 @@ class SelectStage(StageBase):
                    "mean_output_chars_pool": mean([len(r.output) for r in pool]),
                    "clusters_represented": len({s.cluster for s in chosen if s.cluster is not None}),
                    **({"overlap_with_released": overlap} if overlap else {})})
+
+
+def why_unscored(record_id: str, scores: list[dict]) -> str:
+    """A pairwise scorer cannot judge a record that is alone in each of its clusters; otherwise its judgments were
+    all invalid (or it had no judge at all)."""
+    size: dict = {}
+    for row in scores:
+        size[row.get("cluster")] = size.get(row.get("cluster"), 0) + 1
+    clusters = [row.get("cluster") for row in scores if row["id"] == record_id]
+    if clusters and all(c is not None and size[c] == 1 for c in clusters):
+        return "alone in its cluster: no other record to be compared with"
+    return "no valid judgment"
 
 
 def reference_overlap(pool: set[str], chosen: list[str], data_dir: Path) -> dict:

@@ -104,6 +104,7 @@ def test_scripted_position_offset_is_cancelled_end_to_end(session):
         worst = min(members, key=lambda i: rows[i]["score"])
         assert quality(records[best].output) > quality(records[worst].output)
     assert all(body.get("max_tokens") == 1 and body.get("logprobs") for body in stub.requests)
+    assert llm.stats.truncated == 0  # a one-token read-out stops at max_tokens by design: not a truncation
 
 
 def test_soft_outcomes_in_bradley_terry_follow_the_probabilities():
@@ -129,6 +130,15 @@ def test_records_never_judged_get_no_score(tmp_path):
         llm.close()
     assert all(r["score"] is None and r["ci_low"] is None and r["n_judgments"] == 0 for r in out.rows)
     assert out.counts["unscored"] == 4
+
+
+def test_the_selection_says_why_a_record_has_no_score():
+    from tacos.stages.select import why_unscored
+
+    rows = [{"id": "alone", "cluster": 0, "score": None}, {"id": "a", "cluster": 1, "score": None},
+            {"id": "b", "cluster": 1, "score": 0.3}, {"id": "alone", "cluster": 2, "score": None}]
+    assert why_unscored("alone", rows).startswith("alone in its cluster")
+    assert why_unscored("a", rows) == "no valid judgment"
 
 
 def test_auto_falls_back_to_text_without_logprobs():
