@@ -37,40 +37,12 @@ sys.path.insert(0, str(REPO))
 
 from tacos.llm import local_models  # noqa: E402
 from tacos.llm.types import Endpoint  # noqa: E402
-from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer, _ManagedServer# noqa: E402
+from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer  # noqa: E402
 
 KINDS = ("tag", "pair", "pref")
 PREF_TOP_LOGPROBS = 5
 LABELS = {"llama_cpp_python": "llama-cpp-python server", "xllamacpp": "llama.cpp server (xllamacpp, llm=local)",
           "llama_server_bin": "llama.cpp llama-server binary"}
-
-
-class LlamaServerBinary(_ManagedServer):
-    """A llama.cpp `llama-server` executable under the same lifecycle as the embedded backends (for comparison)."""
-
-    def __init__(self, binary: str, model: str, n_ctx: int, n_threads: int):
-        self.binary, self.model, self.n_ctx, self.n_threads = binary, model, n_ctx, n_threads
-
-    @property
-    def identity(self) -> str:
-        return f"llama_server_bin:{local_models.model_display_name(self.model)}:{Path(self.binary).resolve()}"
-
-    def start(self, log_dir: Path | None = None) -> Endpoint:
-        if self._endpoint is None:
-            gguf = local_models.gguf_path(self.model)
-
-            def command(port: int, served: str) -> list[str]:
-                return [self.binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--alias", served,
-                        "-c", str(self.n_ctx), "-t", str(self.n_threads), "-tb", str(self.n_threads), "-np", "1"]
-
-            # its shared libraries sit next to it in a llama.cpp build tree
-            env = {"LD_LIBRARY_PATH": os.pathsep.join(
-                p for p in (str(Path(self.binary).resolve().parent), os.environ.get("LD_LIBRARY_PATH")) if p)}
-            port, served = self._launch(command, local_models.model_display_name(self.model), log_dir,
-                                        "llama_server_bin", 120.0, env=env)
-            self._endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity,
-                                      structured_output="json_schema", supports_logprobs=True)
-        return self._endpoint
 
 
 # ---------------------------------------------------------------- requests (the project's own builders)
@@ -262,7 +234,8 @@ def run(args: argparse.Namespace) -> dict:
         "llama_cpp_python": LocalLlamaCpp(model=args.model, n_ctx=args.n_ctx, n_threads=args.threads),
         "xllamacpp": LocalLlamaServer(model=args.model, n_ctx=args.n_ctx, n_threads=args.threads)}
     if args.llama_server_bin:
-        providers["llama_server_bin"] = LlamaServerBinary(args.llama_server_bin, args.model, args.n_ctx, args.threads)
+        providers["llama_server_bin"] = LocalLlamaServer(model=args.model, n_ctx=args.n_ctx, n_threads=args.threads,
+                                                         server_binary=args.llama_server_bin)  # llm.server_binary
     names = list(providers)
     out: dict[str, Any] = {
         "config": {"model": args.model, "gguf_sha256": local_models.model_sha256(args.model), "n": args.n,

