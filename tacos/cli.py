@@ -2,7 +2,7 @@
 
     tacos report DIR [--out OUT]    the results of a run dir or of a whole sweep dir as report.md / report.csv
     tacos plan DIR                  the dry-run forecasts (dry_run.json) of every run under DIR as one grid
-    tacos judge-eval --pairs FILE [--source score|judge] [OVERRIDES...]   agreement of the judge with labels
+    tacos judge-eval --pairs FILE [--source|--prompt score|judge] [OVERRIDES...]   agreement of the judge with labels
     tacos judge-eval --ratings FILE scorer=single [OVERRIDES...]         correlation with labelled ratings
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     je = sub.add_parser("judge-eval", help="measure the configured judge against labelled preference pairs or ratings")
     je.add_argument("--pairs", help="alpaca_eval-format pairs (JSON/JSONL): instruction, output_1, output_2, preference")
     je.add_argument("--ratings", help="single-answer ratings (JSON/JSONL): instruction, output, rating")
-    je.add_argument("--source", choices=("score", "judge"), default="score",
+    je.add_argument("--source", "--prompt", dest="source", choices=("score", "judge"), default="score",
                     help="judge as the score stage does (default) or with the judge stage's pairwise prompt")
     je.add_argument("--out", help="output folder (default: <paths.output_dir>/judge_eval/<time>_<suite>)")
     je.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")

@@ -90,7 +90,7 @@ def test_judge_eval_with_the_judge_stage_prompt(tmp_path, pairs_file):
         return f"{3 + 5 * any(w in a1 for w in GOOD)} {3 + 5 * any(w in a2 for w in GOOD)}\nbecause"
 
     with StubServer(responder=judge_prompt_responder) as stub:
-        args = ["judge-eval", "--pairs", str(pairs_file), "--source", "judge", "--out", str(tmp_path / "je"),
+        args = ["judge-eval", "--pairs", str(pairs_file), "--prompt", "judge", "--out", str(tmp_path / "je"),
                 "llm=openai_compatible", f"llm.base_url={stub.base_url}", "llm.model=j",
                 f"paths.output_dir={tmp_path / 'o'}", "logger=none"]
         assert tacos_main(args) == 0
