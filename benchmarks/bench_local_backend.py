@@ -3,6 +3,7 @@ through xllamacpp (LocalLlamaServer, the `llm=local` default), optionally also a
 
     python benchmarks/bench_local_backend.py [--n 8] [--kinds tag,pair,pref] [--threads 2] [--out FILE.json]
                                              [--via client|sdk] [--llama-server-bin PATH]
+                                             [--skip-llama-cpp-python]
 
 Every backend serves the same GGUF with the same thread count and n_ctx. The SAME requests go to every backend,
 one call at a time and alternated between backends (the order flips every request), so only one server is under load
@@ -236,6 +237,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.llama_server_bin:
         providers["llama_server_bin"] = LocalLlamaServer(model=args.model, n_ctx=args.n_ctx, n_threads=args.threads,
                                                          server_binary=args.llama_server_bin)  # llm.server_binary
+    if args.skip_llama_cpp_python:
+        providers.pop("llama_cpp_python")
     names = list(providers)
     out: dict[str, Any] = {
         "config": {"model": args.model, "gguf_sha256": local_models.model_sha256(args.model), "n": args.n,
@@ -297,7 +300,7 @@ def run(args: argparse.Namespace) -> dict:
             for provider in providers.values():
                 provider.stop()
     out["config"]["loadavg_after"] = os.getloadavg()
-    base = "llama_server_bin" if "llama_server_bin" in names else "llama_cpp_python"
+    base = "llama_server_bin" if "llama_server_bin" in names else names[0]
     out["ratios"] = {kind: {f"{n}/{base}": round(per[n]["calls_per_s"] / per[base]["calls_per_s"], 3)
                             for n in names if n != base}
                      for kind, per in out["kinds"].items()}
@@ -307,7 +310,7 @@ def run(args: argparse.Namespace) -> dict:
     if "pref" in out["kinds"]:  # do the backends pick the same first token for the logprob requests?
         firsts = [out["kinds"]["pref"][n]["first_tokens"] for n in names]
         out["pref_first_token_agreement"] = round(sum(len(set(t)) == 1 for t in zip(*firsts)) / len(firsts[0]), 3)
-    if "llama_server_bin" in names:
+    if "llama_server_bin" in names and "llama_cpp_python" in names:
         for kind, per in out["kinds"].items():
             for key, stat in (("ratios", "calls_per_s"), ("median_ratios", "median_calls_per_s")):
                 out[key][kind]["xllamacpp/llama_cpp_python"] = round(
@@ -355,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b", help="a registry name or a .gguf path")
     ap.add_argument("--via", choices=("client", "sdk"), default="client")
     ap.add_argument("--llama-server-bin", default=None, help="also run this llama.cpp llama-server executable")
+    ap.add_argument("--skip-llama-cpp-python", action="store_true", help="leave llama-cpp-python's server out")
     ap.add_argument("--log-dir", default=None, help="keep the servers' logs here (default: a temp dir)")
     ap.add_argument("--out", default=str(REPO / "outputs" / "bench_local_backend.json"))
     args = ap.parse_args(argv)

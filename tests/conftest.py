@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[var] = "1"
+
+# A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, and an ignored signal stays ignored in
+# every process we spawn: the Ctrl-C tests would then wait for an exit that never comes. A handler (unlike SIG_IGN)
+# is reset to the default on exec, so the children get Ctrl-C as a user's terminal would deliver it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):

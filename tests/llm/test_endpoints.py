@@ -156,6 +156,12 @@ def test_a_llama_server_binary_runs_under_the_same_lifecycle(tmp_path, monkeypat
         LocalLlamaServer(server_binary=str(tmp_path / "missing"))
 
 
+def test_the_native_build_script_parses():
+    script = REPO / "scripts" / "build_llama_server.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    assert "llm.server_binary=" in script.read_text()  # it ends by printing the override that uses its build
+
+
 def test_llama_server_rejects_params_it_sets_itself():
     for key in ("hostnames", "port", "model_alias", "reuse_port", "n_ctx", "cpuparams.n_threads"):
         with pytest.raises(ValueError, match=key):
