@@ -269,8 +269,9 @@ class LLMClient:
                 completion_tokens = (reply.completion_tokens if reply.completion_tokens is not None
                                      else est_completion)
                 actual_usd = usd(endpoint, prompt_tokens, completion_tokens)
-                if reply.finish_reason == "length" and (request.max_tokens or 2) > 1:  # one-token read-outs stop
-                    self._count(truncated=1)                                          # at the limit by design
+                # A one-token read-out (log-prob judgments) stops at max_tokens by design: not a truncation.
+                if reply.finish_reason == "length" and request.max_tokens != 1:
+                    self._count(truncated=1)
                 return reply, attempt + 1
             except openai.APIStatusError as e:
                 actual_usd = 0.0  # an HTTP error status is not billed

@@ -145,7 +145,8 @@ class LocalLlamaServer(_ManagedServer):
 
     `server_binary`: a `llama-server` executable instead of the wheel (e.g. one compiled here with -march=native,
     which beats the wheel's AVX2 build where the CPU has AVX-512), under the same lifecycle; `server_args` are extra
-    command-line options for it. Its `--version` line and the binary's sha256 take the wheel's place in the identity.
+    command-line options for it. Its `--version` line and a hash of it and the libraries beside it take the wheel's
+    place in the identity.
 
     identity = llama_server:<name>:<model sha256>:<hash of the engine version, n_ctx and params>: everything that
     can change an answer, and nothing that cannot (port, threads, slots).
