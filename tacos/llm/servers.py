@@ -89,18 +89,29 @@ class _ManagedServer(EndpointProvider):
         self._endpoint = None
 
 
-class LocalLlamaCpp(_ManagedServer):
-    """`python -m llama_cpp.server` on a bundled Qwen GGUF (or any .gguf path), CPU, loopback only."""
+class _LocalGGUFServer(_ManagedServer):
+    """The settings both llama.cpp servers share: a bundled GGUF name (or a .gguf path) and how to run it on CPU."""
 
     def __init__(self, model: str = "qwen2.5-coder-0.5b", n_ctx: int = 4096, n_threads: int | None = None,
-                 startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1,
-                 extra_args: Sequence[Any] = ()):
+                 startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1):
         self.model = str(model)
         self.n_ctx = int(n_ctx)
         self.n_threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
         self.startup_timeout_s = float(startup_timeout_s)
         self.cache_dir = cache_dir
         self.max_concurrency = int(max_concurrency)
+        if self.max_concurrency < 1 or self.n_ctx < 1:
+            raise ValueError(f"llm.max_concurrency and llm.n_ctx must be >= 1, got {self.max_concurrency} and "
+                             f"{self.n_ctx}")
+
+
+class LocalLlamaCpp(_LocalGGUFServer):
+    """`python -m llama_cpp.server` on a bundled Qwen GGUF (or any .gguf path), CPU, loopback only."""
+
+    def __init__(self, model: str = "qwen2.5-coder-0.5b", n_ctx: int = 4096, n_threads: int | None = None,
+                 startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1,
+                 extra_args: Sequence[Any] = ()):
+        super().__init__(model, n_ctx, n_threads, startup_timeout_s, cache_dir, max_concurrency)
         self.extra_args = [str(a) for a in extra_args]
 
     @property
@@ -135,7 +146,7 @@ class LocalLlamaCpp(_ManagedServer):
         return self._endpoint
 
 
-class LocalLlamaServer(_ManagedServer):
+class LocalLlamaServer(_LocalGGUFServer):
     """llama.cpp's own C++ server (the xllamacpp wheel) on a bundled Qwen GGUF (or any .gguf path), CPU, loopback.
 
     It runs in a child process (`python -m tacos.llm.llama_server_child`), so it gets every guarantee of
@@ -156,15 +167,7 @@ class LocalLlamaServer(_ManagedServer):
                  startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1,
                  params: Mapping[str, Any] | None = None, server_binary: str | None = None,
                  server_args: Sequence[str] | None = None):
-        self.model = str(model)
-        self.n_ctx = int(n_ctx)
-        self.n_threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
-        self.startup_timeout_s = float(startup_timeout_s)
-        self.cache_dir = cache_dir
-        self.max_concurrency = int(max_concurrency)
-        if self.max_concurrency < 1 or self.n_ctx < 1:
-            raise ValueError(f"llm.max_concurrency and llm.n_ctx must be >= 1, got {self.max_concurrency} and "
-                             f"{self.n_ctx}")
+        super().__init__(model, n_ctx, n_threads, startup_timeout_s, cache_dir, max_concurrency)
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(params, DictConfig):  # from Hydra: plain values, so that they hash and travel as JSON
