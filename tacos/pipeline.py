@@ -9,7 +9,6 @@ config hash, code version and input hashes, no failed LLM call, and its files st
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import shutil
@@ -22,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from tacos import __version__
+from tacos.code_identity import code_identity
 from tacos.config import config_hash, to_container
 from tacos.rundir import intact, publish_folder, run_dir_lock
 from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component, empty_plan,
@@ -29,7 +29,6 @@ from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult,
 from tacos.stages import STAGE_ORDER, get_stage
 
 log = logging.getLogger(__name__)
-_METHOD_DIR = Path(__file__).resolve().parent / "method"
 _FORECAST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd", "gpu_hours")
 
 
@@ -61,16 +60,11 @@ def validate(cfg: DictConfig) -> list[str]:
 
 
 def code_version(stage: Stage, cfg: DictConfig) -> str:
-    """A hash of the source that computes the stage's output: its module, the modules of its components' classes
-    and tacos/method. Any change there makes earlier outputs stale (LLM answers stay cached: only work is redone)."""
-    files = {Path(inspect.getfile(type(stage)))} | set(_METHOD_DIR.glob("*.py"))
-    for group in stage.components:
-        files.add(Path(inspect.getfile(type(component(cfg, group)))))
-    h = hashlib.sha256(__version__.encode())
-    for f in sorted(files):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    """A hash of the source that computes the stage's output: the import closure in tacos/ of its module and of its
+    components' classes' modules (tacos.code_identity), with the tacos version. Any change there, however indirect,
+    makes earlier outputs stale (LLM answers stay cached: only work is redone)."""
+    classes = [type(stage), *(type(component(cfg, group)) for group in stage.components)]
+    return code_identity({cls.__module__ for cls in classes}, salt=__version__)[:16]
 
 
 @dataclass(frozen=True)

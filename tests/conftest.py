@@ -57,10 +57,12 @@ def stub_overrides(stub, tmp_path: Path) -> list[str]:
             f"paths.output_dir={tmp_path / 'outputs'}", "logger=none", "client.backoff_base=0.01"]
 
 
-def run_cli(args: list[str], timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """python run.py ARGS in the repo, no stdin, captured output."""
+def run_cli(args: list[str], timeout: float = 600, env: dict | None = None,
+            repo: Path = REPO) -> subprocess.CompletedProcess:
+    """python run.py ARGS in the repo (or in a copy of it, whose tacos/ is then the one imported), no stdin, captured
+    output."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, str(repo / "run.py"), *args], cwd=repo, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL, env=full_env)
 
 

@@ -57,18 +57,53 @@ def test_a_reference_tag_file_is_keyed_by_content(tmp_path):
 
 
 def test_the_code_version_follows_the_source(tmp_path, monkeypatch):
-    """Before: the store's only code input was tacos.__version__, unchanged since the first commit."""
+    """Before: the store's only code input was tacos.__version__, unchanged since the first commit. Then: only the
+    stage's module, its components' modules and tacos/method, so an edit to a module the stage reaches through them
+    (tacos/llm/parsing.py, via the tagger) left its outputs current."""
     from omegaconf import OmegaConf
 
-    import tacos.pipeline as pipeline
+    import tacos.code_identity
 
-    cfg = OmegaConf.create({"normalize": {}})
-    before = code_version(get_stage("normalize"), cfg)
-    method = tmp_path / "method"
-    shutil.copytree(pipeline._METHOD_DIR, method)
-    (method / "tag_normalization.py").write_text((method / "tag_normalization.py").read_text() + "\n# a fix\n")
-    monkeypatch.setattr(pipeline, "_METHOD_DIR", method)
-    assert code_version(get_stage("normalize"), cfg) != before
+    cfg = OmegaConf.create({"normalize": {}, "tagger": {"_target_": "tacos.strategies.taggers.OpenTagger"}})
+    before = {name: code_version(get_stage(name), cfg) for name in ("normalize", "tag")}
+    source = tacos.code_identity.PACKAGE_ROOT
+    for edited, stale in {"method/tag_normalization.py": {"normalize"}, "llm/parsing.py": {"tag"}}.items():
+        package = tmp_path / edited.replace("/", "_") / "tacos"
+        shutil.copytree(source, package, ignore=shutil.ignore_patterns("__pycache__"))
+        (package / edited).write_text((package / edited).read_text() + "\n# a fix\n")
+        monkeypatch.setattr(tacos.code_identity, "PACKAGE_ROOT", package)
+        after = {name: code_version(get_stage(name), cfg) for name in ("normalize", "tag")}
+        assert {name for name in after if after[name] != before[name]} == stale, edited
+
+
+def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_path):
+    """Run `tag`, then edit tacos/llm/parsing.py (the tagger's, not the stage's, import) in a copy of the repository:
+    a fresh run dir computes `tag` instead of copying the stored output, and the first run dir does not skip it.
+    The stage `data` does not import it: it is still reused."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "tacos", repo / "tacos", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "run.py", repo / "run.py")
+    for unchanged in ("conf", "data"):
+        (repo / unchanged).symlink_to(REPO / unchanged)
+    args = [*stub_overrides(stub, tmp_path), "stages=[data,tag]", "dataset.limit=6"]
+    first = tmp_path / "first"
+    out = run_cli([*args, f"hydra.run.dir={first}"], repo=repo)
+    assert out.returncode == 0, out.stderr[-3000:]
+    old = _manifest(first, "tag")["code_version"]
+
+    parsing = repo / "tacos" / "llm" / "parsing.py"
+    parsing.write_text(parsing.read_text() + "\n# a fix in how answers are parsed\n")
+    fresh = tmp_path / "fresh"
+    out = run_cli([*args, f"hydra.run.dir={fresh}"], repo=repo)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "reused_from" not in _manifest(fresh, "tag") and _manifest(fresh, "tag")["code_version"] != old
+    assert _manifest(fresh, "data")["reused_from"]
+
+    out = run_cli([*args, f"hydra.run.dir={first}"], repo=repo)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert _manifest(first, "tag")["code_version"] == _manifest(fresh, "tag")["code_version"]
+    assert "stage tag: complete with identical config" not in out.stderr + out.stdout
+    assert "stage data: complete with identical config" in out.stderr + out.stdout
 
 
 def test_damaged_outputs_are_recomputed_not_reused(stub, tmp_path):
