@@ -1,19 +1,24 @@
 """The package's shape: imports form layers (nothing imports upward, no import loop) and modules stay small.
 
-Every `import`/`from ... import` of a tacos module counts, also the ones inside functions: a lazy import is still a
-dependency a reader has to follow.
+The import graph is tacos.code_identity's, the one whose bytes identify a stage's code: every `import`/`from ... import`
+of a tacos module counts, also the ones inside functions (a lazy import is still a dependency a reader has to follow).
 """
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
+from tacos.code_identity import import_graph
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "tacos"
+ROOT = "tacos"  # the package's own __init__; as a prefix it would place every module, so it matches only itself
 
-# Lower layers never import higher ones. A module's layer is the first prefix that matches its dotted name.
+# Lower layers never import higher ones. A module's layer is the longest entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
-    ("tacos", "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts"),
+    (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.store", "tacos.plots", "tacos.rundir"),
     ("tacos.strategies", "tacos.eval", "tacos.sft"),
@@ -23,38 +28,27 @@ LAYERS: list[tuple[str, ...]] = [
 MAX_LINES = 300
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def _layer(module: str) -> int:
     best, best_len = None, -1
-    for i, prefixes in enumerate(LAYERS):
-        for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > best_len:
-                best, best_len = i, len(p)
+    for i, entries in enumerate(LAYERS):
+        for e in entries:
+            matches = module == e or (e != ROOT and module.startswith(e + "."))
+            if matches and len(e) > best_len:
+                best, best_len = i, len(e)
     assert best is not None, f"{module} is in no layer: add it to LAYERS in {__file__}"
     return best
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("tacos")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tacos") and node.level == 0:
-            found.add(node.module)
-            # `from tacos.llm import client` imports the submodule tacos.llm.client
-            found |= {f"{node.module}.{a.name}" for a in node.names
-                      if (PACKAGE.parent / f"{node.module}.{a.name}".replace(".", "/")).with_suffix(".py").exists()}
-    return found
-
-
 def _graph() -> dict[str, set[str]]:
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    return import_graph(PACKAGE)
+
+
+def test_every_module_has_a_layer():
+    with pytest.raises(AssertionError, match="add it to LAYERS"):
+        _layer("tacos.not_listed")
+    assert _layer(ROOT) == 0 and _layer("tacos.llm.client") == 1
+    for module in _graph():
+        _layer(module)
 
 
 def test_no_module_imports_upward():
