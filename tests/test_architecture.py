@@ -1,4 +1,5 @@
-"""The package's shape: imports form layers (nothing imports upward, no import loop) and modules stay small.
+"""The package's shape: imports form layers (nothing imports upward, no import loop, no stage imports another stage)
+and modules stay small.
 
 The import graph is tacos.code_identity's, the one whose bytes identify a stage's code: every `import`/`from ... import`
 of a tacos module counts, also the ones inside functions (a lazy import is still a dependency a reader has to follow).
@@ -20,7 +21,7 @@ ROOT = "tacos"  # the package's own __init__; as a prefix it would place every m
 LAYERS: list[tuple[str, ...]] = [
     (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
     ("tacos.llm", "tacos.data", "tacos.method"),
-    ("tacos.stage", "tacos.store", "tacos.plots", "tacos.rundir"),
+    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
     ("tacos.strategies", "tacos.eval", "tacos.sft"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
@@ -81,6 +82,15 @@ def test_no_import_loops():
 def _init_reexport(loop: str) -> bool:
     names = loop.split(" -> ")
     return any(b.startswith(a + ".") or a.startswith(b + ".") for a, b in zip(names, names[1:]))
+
+
+def test_no_stage_imports_another_stage():
+    """What two stages share (the pool, the clusters) lives below them (tacos.stage_io), so a stage's code is its own
+    module plus lower layers. The registry, tacos/stages/__init__.py, is no stage."""
+    stages = {m: deps for m, deps in import_graph(PACKAGE).items() if m.startswith("tacos.stages.")}
+    crossing = [f"{m} imports {d}" for m, deps in sorted(stages.items()) for d in sorted(deps)
+                if d == "tacos.stages" or d.startswith("tacos.stages.")]
+    assert not crossing, "\n".join(crossing)
 
 
 def test_modules_are_small_or_say_why():

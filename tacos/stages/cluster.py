@@ -8,7 +8,7 @@ import json
 from tacos.config import to_container
 from tacos.records import iter_jsonl, write_jsonl
 from tacos.stage import StageBase, StageError, StageResult, component
-from tacos.stages.common import load_pool
+from tacos.stage_io import load_pool, write_clusters
 
 
 class ClusterStage(StageBase):
@@ -37,8 +37,7 @@ class ClusterStage(StageBase):
         if result.tag_rows is not None:
             write_jsonl(ctx.out_dir / "tag_clusters.jsonl", result.tag_rows)
         write_jsonl(ctx.out_dir / "label_sets.jsonl", result.label_rows)
-        (ctx.out_dir / "clusters.json").write_text(
-            json.dumps({str(c): ids for c, ids in sorted(result.clusters.items())}, indent=1) + "\n", encoding="utf-8")
+        write_clusters(ctx.out_dir, result.clusters)
         sizes = {c: len(ids) for c, ids in result.clusters.items()}
         cluster_size_bar(sizes, ctx.out_dir / "cluster_sizes.png", title=f"Cluster sizes ({method.name})")
         ctx.add_plot(ctx.out_dir / "cluster_sizes.png")
@@ -48,12 +47,6 @@ class ClusterStage(StageBase):
                     "clusters": len(result.clusters), "memberships": sum(sizes.values())},
             stats={**result.stats, "largest_cluster": max(sizes.values(), default=0),
                    "smallest_cluster": min(sizes.values(), default=0)})
-
-
-def read_clusters(stage_dir) -> dict[int, list[str]]:
-    """clusters.json of a cluster stage folder: cluster id -> member record ids."""
-    raw = json.loads((stage_dir / "clusters.json").read_text(encoding="utf-8"))
-    return {int(c): ids for c, ids in raw.items()}
 
 
 STAGE = ClusterStage()

@@ -6,8 +6,7 @@ from __future__ import annotations
 from tacos.config import to_container
 from tacos.records import write_jsonl
 from tacos.stage import StageBase, StageResult, component, empty_plan
-from tacos.stages.cluster import read_clusters
-from tacos.stages.common import load_pool, pool_for_plan
+from tacos.stage_io import load_pool, pool_for_plan, read_clusters
 
 
 class ScoreStage(StageBase):

@@ -9,7 +9,7 @@ from pathlib import Path
 from tacos.config import to_container
 from tacos.records import Record, iter_jsonl, write_jsonl
 from tacos.stage import StageBase, StageResult, component
-from tacos.stages.common import load_pool
+from tacos.stage_io import load_pool
 
 
 class SelectStage(StageBase):
