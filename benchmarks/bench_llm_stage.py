@@ -24,7 +24,7 @@ from tacos.llm.cache import CallCache  # noqa: E402
 from tacos.llm.client import LLMClient  # noqa: E402
 from tacos.llm.wire import response_format as _response_format  # noqa: E402
 from tacos.llm.servers import LocalLlamaServer# noqa: E402
-from tacos.stages.tag import OpenTagger  # noqa: E402
+from tacos.strategies.taggers import OpenTagger  # noqa: E402
 
 
 def main() -> None:

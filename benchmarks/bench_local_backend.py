@@ -70,14 +70,8 @@ def _preference_request(scorer_cls: type, a: Any, b: Any) -> Any:
 
 def build_requests(n: int) -> tuple[dict[str, list], dict[str, Callable[[str], Any]]]:
     from tacos.data.loaders import load_records, sample_pool_path
-    try:
-        from tacos.strategies.taggers import OpenTagger
-    except ImportError:
-        from tacos.stages.tag import OpenTagger
-    try:
-        from tacos.strategies.pairwise import ContrastiveScorer
-    except ImportError:
-        from tacos.stages.score import ContrastiveScorer
+    from tacos.strategies.pairwise import ContrastiveScorer
+    from tacos.strategies.taggers import OpenTagger
 
     records = load_records(sample_pool_path(), limit=max(2, 2 * n), seed=0)
     if len(records) < 2 * n:
@@ -95,25 +89,9 @@ def build_requests(n: int) -> tuple[dict[str, list], dict[str, Callable[[str], A
 
 def _sdk_body(request: Any, endpoint: Endpoint) -> dict:
     """The request body LLMClient sends (first generation), for --via sdk."""
-    try:
-        from tacos.llm.wire import request_body
-        return request_body(request, 0, endpoint.model, endpoint.structured_output, endpoint.supports_logprobs, {})
-    except ImportError:
-        return LLMClientShim.body(request, endpoint)
+    from tacos.llm.wire import request_body
 
-
-class LLMClientShim:
-    @staticmethod
-    def body(request: Any, endpoint: Endpoint) -> dict:
-        from tacos.llm.client import LLMClient
-        from tacos.llm.cache import CallCache
-
-        with tempfile.TemporaryDirectory() as tmp:
-            client = LLMClient(endpoint, CallCache(Path(tmp)), progress=False)
-            try:
-                return client._request_kwargs(request, 0, endpoint)
-            finally:
-                client.close()
+    return request_body(request, 0, endpoint.model, endpoint.structured_output, endpoint.supports_logprobs, {})
 
 
 class Sender:

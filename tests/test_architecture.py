@@ -1,5 +1,5 @@
-"""The package's shape: imports form layers (nothing imports upward, no import loop, no stage imports another stage)
-and modules stay small.
+"""The package's shape: imports form layers (nothing imports upward, no import loop, no stage imports another stage),
+the applications on top (run.py, benchmarks/, scripts/) use only what tacos makes public, and modules stay small.
 
 The import graph is tacos.code_identity's, the one whose bytes identify a stage's code: every `import`/`from ... import`
 of a tacos module counts, also the ones inside functions (a lazy import is still a dependency a reader has to follow).
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tacos.code_identity import import_graph
+from tacos.code_identity import import_graph, imports, module_file
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "tacos"
@@ -25,7 +25,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("tacos.strategies", "tacos.eval", "tacos.sft"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
+    ("run", "benchmarks", "scripts"),  # the applications: they use the package, nothing in it uses them
 ]
+APPLICATIONS = {"run": REPO / "run.py",
+                **{f"{p.parent.name}.{p.stem}": p for d in ("benchmarks", "scripts") for p in (REPO / d).glob("*.py")}}
+# run.py composes the config and hands it to the runner; it stays that thin.
+RUN_PY_IMPORTS = {"tacos.config", "tacos.hydra_callbacks", "tacos.pipeline", "tacos.tracking", "tacos.records",
+                  "tacos.stage", "tacos.llm.ledger"}
 MAX_LINES = 300
 
 
@@ -41,13 +47,14 @@ def _layer(module: str) -> int:
 
 
 def _graph() -> dict[str, set[str]]:
-    return import_graph(PACKAGE)
+    """Every tacos module and every application -> the tacos modules it imports."""
+    return {**import_graph(PACKAGE), **{app: imports(path, PACKAGE) for app, path in APPLICATIONS.items()}}
 
 
 def test_every_module_has_a_layer():
     with pytest.raises(AssertionError, match="add it to LAYERS"):
         _layer("tacos.not_listed")
-    assert _layer(ROOT) == 0 and _layer("tacos.llm.client") == 1
+    assert _layer(ROOT) == 0 and _layer("tacos.llm.client") == 1 and _layer("benchmarks.bench_x") == len(LAYERS) - 1
     for module in _graph():
         _layer(module)
 
@@ -91,6 +98,96 @@ def test_no_stage_imports_another_stage():
     crossing = [f"{m} imports {d}" for m, deps in sorted(stages.items()) for d in sorted(deps)
                 if d == "tacos.stages" or d.startswith("tacos.stages.")]
     assert not crossing, "\n".join(crossing)
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module name an import statement in the file names, the package's or not."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return found
+
+
+def test_nothing_in_the_package_imports_an_application():
+    # benchmarks/ and scripts/ put their own folder on sys.path, so a bare `import bench_x` would reach them too
+    apps = set(APPLICATIONS) | {app.rsplit(".", 1)[-1] for app in APPLICATIONS}
+    found = [f"{p.relative_to(REPO)} imports {name}" for p in sorted(PACKAGE.rglob("*.py"))
+             for name in sorted(_imported_names(p)) if name in apps or name.split(".")[0] in ("benchmarks", "scripts")]
+    assert not found, "\n".join(found)
+
+
+def test_run_py_imports_only_its_allowlist():
+    extra = imports(APPLICATIONS["run"], PACKAGE) - RUN_PY_IMPORTS
+    assert not extra, f"run.py imports {sorted(extra)}: give the work to tacos.pipeline (or widen RUN_PY_IMPORTS)"
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names (a leading underscore) of tacos the file uses: imported, through a module, or on an object.
+
+    An attribute `x._name` counts unless x is self/cls or a module that is not the package's: an object of unknown
+    type in a benchmark or script is most likely one of tacos'."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    outside = {"self", "cls"}
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] != ROOT:
+                    outside.add(a.asname or a.name.split(".")[0])
+                elif any(part.startswith("_") for part in a.name.split(".")):
+                    uses.append(f"{node.lineno}: import {a.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] != ROOT:
+                outside |= {a.asname or a.name for a in node.names}
+                continue
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            if private or any(part.startswith("_") for part in node.module.split(".")):
+                uses.append(f"{node.lineno}: from {node.module} import {', '.join(private) or '...'}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if not (isinstance(base, ast.Name) and base.id in outside):
+                uses.append(f"{node.lineno}: {ast.unparse(node)}")
+    return uses
+
+
+def _public_names(module: str) -> set[str]:
+    """The names `from module import ...` can take: what its top level binds, and its submodules."""
+    path = module_file(module, PACKAGE)
+    names = {p.stem for p in path.parent.glob("*.py")} | {d.name for d in path.parent.iterdir() if d.is_dir()} \
+        if path.name == "__init__.py" else set()
+    body = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {a.asname or a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        else:  # if / try / with / for at the top level bind names too
+            body += [child for field in ("body", "orelse", "finalbody", "handlers") for child in getattr(node, field, [])]
+    return names
+
+
+def test_applications_use_public_names_that_exist():
+    problems = []
+    for app, path in sorted(APPLICATIONS.items()):
+        problems += [f"{path.relative_to(REPO)}:{use} is private" for use in _private_uses(path)]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == ROOT:
+                if module_file(node.module, PACKAGE) is None:
+                    problems.append(f"{path.relative_to(REPO)}:{node.lineno}: no module {node.module}")
+                    continue
+                missing = [a.name for a in node.names if a.name not in _public_names(node.module)]
+                problems += [f"{path.relative_to(REPO)}:{node.lineno}: {node.module} has no {n}" for n in missing]
+    assert not problems, "\n".join(problems)
 
 
 def test_modules_are_small_or_say_why():
