@@ -1,5 +1,6 @@
 """The package's shape: imports form layers (nothing imports upward, no import loop, no stage imports another stage),
-the applications on top (run.py, benchmarks/, scripts/) use only what tacos makes public, and modules stay small.
+the applications on top (run.py, benchmarks/, scripts/) use only what tacos makes public, modules stay small, and
+classes implement the protocols they claim.
 
 The import graph is tacos.code_identity's, the one whose bytes identify a stage's code: every `import`/`from ... import`
 of a tacos module counts, also the ones inside functions (a lazy import is still a dependency a reader has to follow).
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Protocol
 
 import pytest
+from _protocol_check import implements
 
 from tacos.code_identity import import_graph, imports, module_file
 
@@ -204,7 +207,78 @@ def test_stages_follow_the_contract():
     from tacos.stage import Stage, StageBase
     from tacos.stages import STAGE_ORDER, get_stage
 
+    assert implements(StageBase, Stage) == []
     for name in STAGE_ORDER:
         stage = get_stage(name)
         assert isinstance(stage, Stage) and isinstance(stage, StageBase), name
+        assert implements(type(stage), Stage) == [], name
         assert stage.name == name
+
+
+# -- implements(cls, protocol) on toy classes ----------------------------------------------------------------------
+class Greeter(Protocol):
+    name: str
+
+    @property
+    def language(self) -> str: ...
+    def greet(self, who: str, *, loud: bool = False) -> str: ...
+
+
+class Complete:
+    name = "c"
+    language = "en"
+
+    def greet(self, who: str, *, suffix: str = "", loud: bool = False) -> str:  # extra if optional; any keyword order
+        return who
+
+
+class FromFieldsAndInit:
+    name: str  # an annotation (a dataclass field) is an attribute
+
+    def __init__(self):
+        self.language = "fr"
+
+    @staticmethod
+    def greet(who, *, loud=False):
+        return who
+
+
+def test_implements_accepts_what_a_caller_cannot_tell_apart():
+    assert implements(Complete, Greeter) == []
+    assert implements(FromFieldsAndInit, Greeter) == []
+
+
+@pytest.mark.parametrize("body, problem", [
+    ({"language": "en", "greet": lambda self, who, *, loud=False: who}, "name: missing"),
+    ({"name": "x", "language": "en"}, "greet: missing"),
+    ({"name": "x", "language": "en", "greet": "hello"}, "greet: a method in the protocol"),
+    ({"name": "x", "language": "en", "greet": lambda self, whom, *, loud=False: whom}, "greet: parameters"),
+    ({"name": "x", "language": "en", "greet": lambda self, who, loud=False: who}, "greet: parameters"),  # kind
+    ({"name": "x", "language": "en", "greet": lambda self, who, *, loud: who}, "greet: loud needs a default"),
+    ({"name": "x", "language": "en", "greet": lambda self, who, n, *, loud=False: who},
+     "greet: extra parameter(s) without a default: n"),
+    ({"name": "x", "language": "en", "greet": lambda self, who, *, loud=False, n: who},
+     "greet: extra parameter(s) without a default: n"),
+    ({"name": "x", "language": "en", "greet": lambda self, *, loud=False: None}, "greet: parameters"),
+    ({"name": "x", "language": "en", "greet": lambda self, *args, **kwargs: None}, "greet: parameters"),
+    ({"name": None, "language": "en", "greet": lambda self, who, *, loud=False: who}, None),  # None is a value
+    ({"name": lambda self: "x", "language": "en", "greet": lambda self, who, *, loud=False: who},
+     "name: an attribute in Greeter, a method in"),
+])
+def test_implements_names_what_is_missing_or_incompatible(body, problem):
+    found = implements(type("Toy", (), body), Greeter)
+    assert found == [] if problem is None else len(found) == 1 and found[0].startswith(problem), found
+
+
+def test_implements_handles_classmethods_and_inherited_members():
+    class Base:
+        name, language = "b", "en"
+
+        @classmethod
+        def greet(cls, who, *, loud=False):
+            return who
+
+    class Child(Base):
+        pass
+
+    assert implements(Child, Greeter) == []
