@@ -12,12 +12,11 @@ import contextlib
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tacos.llm.process import http_ok
+from tacos.llm.readiness import NotServing, describe, wait_until_serving
 from tacos.llm.types import Endpoint, StructuredOutput
 
 log = logging.getLogger(__name__)
@@ -125,8 +124,9 @@ class OpenAIEndpoint(_RemoteProvider):
 
 @dataclass(kw_only=True, eq=False)
 class _SelfHostedProvider(_RemoteProvider):
-    """The settings `llm=openai_compatible` and `llm=pool` share; both check at start() that GET <base_url>/models
-    answers within `check_timeout_s`."""
+    """The settings `llm=openai_compatible` and `llm=pool` share, and their start-up check: GET <base_url>/models
+    must answer. `check_timeout_s` bounds the TCP connection (nothing there: fail at once); a server that is
+    connected but busy is waited for up to `ready_timeout_s` (see tacos.llm.readiness)."""
 
     model: str
     api_key_env: str | None = None
@@ -136,6 +136,7 @@ class _SelfHostedProvider(_RemoteProvider):
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
     check_timeout_s: float = 5.0
+    ready_timeout_s: float = 600.0
     extra_body: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -147,18 +148,20 @@ class _SelfHostedProvider(_RemoteProvider):
         self.price_in_per_mtok = float(self.price_in_per_mtok)
         self.price_out_per_mtok = float(self.price_out_per_mtok)
         self.check_timeout_s = float(self.check_timeout_s)
+        self.ready_timeout_s = float(self.ready_timeout_s)
         self.extra_body = dict(self.extra_body or {})
+        if self.check_timeout_s <= 0 or self.ready_timeout_s <= 0:
+            raise ValueError(f"llm.check_timeout_s ({self.check_timeout_s}) and llm.ready_timeout_s "
+                             f"({self.ready_timeout_s}) must be > 0 seconds")
 
     def prices(self) -> tuple[float, float]:
         return self.price_in_per_mtok, self.price_out_per_mtok
 
-    def _dead(self, endpoints: Sequence[Endpoint]) -> list[str]:
-        """The base_urls of the endpoints that did not answer GET /models within check_timeout_s."""
+    def _not_serving(self, endpoints: Sequence[Endpoint]) -> list[NotServing]:
+        """The endpoints whose server is not usable (waits while they are busy)."""
         headers = {"Authorization": f"Bearer {endpoints[0].api_key()}"}
-        with ThreadPoolExecutor(min(8, len(endpoints)), thread_name_prefix="pool-check") as checks:
-            up = list(checks.map(lambda ep: http_ok(f"{ep.base_url}/models", self.check_timeout_s, headers=headers,
-                                                    use_proxy=True), endpoints))
-        return [ep.base_url for ep, ok in zip(endpoints, up) if not ok]
+        return wait_until_serving([f"{ep.base_url}/models" for ep in endpoints], headers, self.check_timeout_s,
+                                  self.ready_timeout_s)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -174,11 +177,10 @@ class OpenAICompatible(_SelfHostedProvider):
 
     def start(self, log_dir: Path | None = None) -> Endpoint:
         endpoint = self._endpoint(self.base_url, self.max_concurrency)
-        if self._dead([endpoint]):
-            raise RuntimeError(
-                f"no OpenAI-compatible server answered GET {self.base_url}/models within {self.check_timeout_s:.0f} s. "
-                f"Start one there (e.g. `vllm serve MODEL` or `python -m llama_cpp.server`) or fix llm.base_url "
-                f"(it must end with /v1); for an authenticated server set llm.api_key_env")
+        failed = self._not_serving([endpoint])
+        if failed:
+            raise RuntimeError(f"the OpenAI-compatible server of llm=openai_compatible is not usable: "
+                               f"{describe(failed)}")
         return endpoint
 
 
@@ -230,11 +232,8 @@ class EndpointPool(_SelfHostedProvider):
 
     def start(self, log_dir: Path | None = None) -> list[Endpoint]:
         endpoints = [self._endpoint(url, limit) for url, limit in self.members]
-        dead = self._dead(endpoints)
-        if dead:
-            raise RuntimeError(
-                f"{len(dead)} of the {len(endpoints)} endpoints of llm=pool did not answer GET <base_url>/models "
-                f"within {self.check_timeout_s:.0f} s: {', '.join(f'{url}/models' for url in dead)}. Start a server "
-                f"there (e.g. `vllm serve MODEL`), fix or drop it in llm.endpoints (each base_url must end with "
-                f"/v1); for an authenticated server set llm.api_key_env")
+        failed = self._not_serving(endpoints)
+        if failed:
+            raise RuntimeError(f"{len(failed)} of the {len(endpoints)} endpoints of llm=pool are not usable (fix or "
+                               f"drop them in llm.endpoints): {describe(failed)}")
         return endpoints
