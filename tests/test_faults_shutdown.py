@@ -189,6 +189,27 @@ def test_a_run_resumed_after_kill_9_waits_for_the_server_its_orphan_keeps_busy(t
     assert tag["status"] == "complete" and tag["llm"]["calls"] == n
 
 
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_for_a_busy_server_exits_at_once(tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", sample_rows(2))
+    log = tmp_path / "run.log"
+    with StubServer(responder=tacos_responder, models_delay=60) as stub:
+        proc = start_run([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]",
+                          f"hydra.run.dir={tmp_path / 'run'}"], log)
+        try:
+            wait_for(lambda: stub.models_asked >= 1, "GET /models", proc, log)
+            time.sleep(1)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=30)
+            elapsed = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130 and elapsed < 5, (elapsed, log.read_text()[-3000:])
+
+
 @pytest.mark.real_llm
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_LOCAL_LLM, reason="the embedded llama.cpp server or the bundled GGUF is not installed")
