@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from tacos.data.formats import unwrap_alpaca_one_line  # noqa: E402
 from tacos.paths import BUNDLED_DATA_DIR  # noqa: E402
-from tacos.data.test_sets import EXPECTED_SIZES  # noqa: E402
+from tacos.data.benchmark_sets import EXPECTED_SIZES  # noqa: E402
 from tacos.records import TestQuestion, dumps, file_sha256, record_id, write_jsonl  # noqa: E402
 
 # Unrefined sets whose human turn carries the one-line Alpaca wrapper (refined sets are GPT-4o rewrites).

@@ -1,12 +1,13 @@
-"""A small local OpenAI-compatible chat server for tests and benchmarks (stdlib only).
+"""A small local OpenAI-compatible chat server for tests and benchmarks (stdlib only). Over 300 lines: the fault
+catalogue, the handler that serves it and the command line that exposes it are one tool and read best together.
 
 In process:
     with StubServer(faults=["429", None, "truncated"]) as stub:
         ... OpenAI(base_url=stub.base_url) ...; stub.count, stub.requests, stub.max_in_flight
 
 As a subprocess (serves until killed, one "REQUEST <n>" line per chat request on stdout or --log):
-    python tests/stub_server.py --port-file F [--delay S] [--fast N] [--responder tacos] [--max-prompt-chars N]
-                                [--log FILE]
+    python tests/stub_server.py --port-file F [--delay S] [--fast N] [--last-delayed N] [--responder tacos]
+                                [--max-prompt-chars N] [--models-delay S] [--single-slot] [--log FILE]
 
 Faults are consumed one per chat request, in order; once the list is empty every request is normal:
     None          normal answer
@@ -20,11 +21,16 @@ Faults are consumed one per chat request, in order; once the list is empty every
 
 `max_prompt_chars=N`: a request whose messages hold more than N characters gets llama.cpp's HTTP 400
 "the request exceeds the available context size" (CONTEXT_EXCEEDED_MESSAGE). `fast=N`: the first N chat requests
-skip `delay`.
+skip `delay`, `last_delayed=N`: the requests after the N-th do too.
+
+GET /models: `models_delay` seconds before the answer; `models_faults` HTTP statuses answered instead, one per GET,
+in order. `single_slot=True` serves one request at a time, GET /models included, like llama-cpp-python's server
+with one slot: a GET /models waits for the completion in progress, also one whose client was killed.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -104,10 +110,16 @@ def completion_body(body: dict, text: str, number: int) -> dict:
 class StubServer:
     def __init__(self, responder: Callable[[dict], str] | None = None, faults: Iterable[str | None] = (),
                  delay: float = 0.0, timeout_sleep: float = 2.0, port: int = 0, log: TextIO | None = None,
-                 max_prompt_chars: int | None = None, fast: int = 0):
+                 max_prompt_chars: int | None = None, fast: int = 0, last_delayed: int | None = None,
+                 models_delay: float = 0.0, models_faults: Iterable[int] = (), single_slot: bool = False):
         self.responder = responder or default_responder
         self.delay = delay  # seconds every chat request takes
         self.fast = fast  # the first `fast` chat requests take no delay
+        self.last_delayed = last_delayed  # the chat requests after this one take no delay
+        self.models_delay = models_delay
+        self.models_asked = 0  # GET /models requests received (counted on arrival, before any wait)
+        self._models_faults = [int(status) for status in models_faults]
+        self._slot = threading.Lock() if single_slot else contextlib.nullcontext()
         self.max_prompt_chars = max_prompt_chars  # longer prompts get llama.cpp's context-size 400
         self.too_long: list[int] = []  # numbers of the requests refused as longer than max_prompt_chars
         self.timeout_sleep = timeout_sleep
@@ -203,11 +215,22 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                                                      "code": status}}).encode())
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/").endswith("/models"):
-                self._send(200, json.dumps({"object": "list", "data": [
-                    {"id": "stub", "object": "model", "created": 0, "owned_by": "stub"}]}).encode())
-            else:
+            if not self.path.rstrip("/").endswith("/models"):
                 self._error(404, f"no route GET {self.path}")
+                return
+            with stub._lock:
+                stub.models_asked += 1
+                fault = stub._models_faults.pop(0) if stub._models_faults else None
+            with stub._slot:
+                time.sleep(stub.models_delay)
+                try:
+                    if fault is not None:
+                        self._error(fault, f"stub fault {fault} on GET /models")
+                    else:
+                        self._send(200, json.dumps({"object": "list", "data": [
+                            {"id": "stub", "object": "model", "created": 0, "owned_by": "stub"}]}).encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -215,9 +238,13 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 self._error(404, f"no route POST {self.path}")
                 return
             body = json.loads(raw)
+            with stub._slot:
+                self._serve_chat(body)
+
+        def _serve_chat(self, body: dict) -> None:
             number, fault = stub._arrive(body)
             try:
-                if number > stub.fast:
+                if number > stub.fast and (stub.last_delayed is None or number <= stub.last_delayed):
                     time.sleep(stub.delay)
                 chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
                 if stub.max_prompt_chars is not None and chars > stub.max_prompt_chars and fault is None:
@@ -263,6 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds every chat request takes")
     parser.add_argument("--fast", type=int, default=0, help="the first N chat requests take no delay")
+    parser.add_argument("--last-delayed", type=int, default=None, help="chat requests after the N-th take no delay")
+    parser.add_argument("--models-delay", type=float, default=0.0, help="seconds GET /models takes")
+    parser.add_argument("--single-slot", action="store_true",
+                        help="one request at a time, GET /models included (llama-cpp-python with one slot)")
     parser.add_argument("--responder", choices=("default", "tacos"), default="default",
                         help="tacos: answer TACOS prompts (tests/tacos_responder.py) instead of echoing JSON")
     parser.add_argument("--max-prompt-chars", type=int, default=None,
@@ -275,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from tacos_responder import tacos_responder as responder
     stub = StubServer(responder=responder, delay=args.delay, port=args.port, log=log,
-                      max_prompt_chars=args.max_prompt_chars, fast=args.fast).start()
+                      max_prompt_chars=args.max_prompt_chars, fast=args.fast, last_delayed=args.last_delayed,
+                      models_delay=args.models_delay, single_slot=args.single_slot).start()
     tmp = f"{args.port_file}.tmp"
     with open(tmp, "w") as f:
         f.write(str(stub.port))

@@ -4,10 +4,12 @@ the re-run makes only the calls that were never answered."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,6 +141,73 @@ def test_kill_9_in_the_middle_of_a_stage_leaves_nothing_running_and_resumes(tmp_
         assert stub.count - sent == n - cached  # no answered call is asked again
     tag = manifests(run_dir)["tag"]
     assert tag["llm"]["cache_hits"] == cached and tag["llm"]["calls"] == n - cached
+
+
+@pytest.mark.slow
+def test_a_run_resumed_after_kill_9_waits_for_the_server_its_orphan_keeps_busy(tmp_path):
+    """llama-cpp-python's server with one slot answers GET /models only after the completion in progress, and after
+    kill -9 that is the killed run's orphaned request. The resumed run used to stop after 5 s ("no OpenAI-compatible
+    server answered GET .../models within 5 s"); now it waits, says so, and finishes."""
+    n = 3
+    pool = write_pool(tmp_path / "pool.jsonl", sample_rows(n))
+    run_dir, killed_log, resumed_log = tmp_path / "run", tmp_path / "killed.log", tmp_path / "resumed.log"
+    release_orphan = threading.Event()
+    numbers = itertools.count(1)
+
+    def orphan_held_until_released(body: dict) -> str:
+        if next(numbers) == 1:  # the killed run's request: answered only when the test says so
+            release_orphan.wait(timeout=120)
+        return tacos_responder(body)
+
+    with StubServer(responder=orphan_held_until_released, single_slot=True) as stub:
+        args = [*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]", f"hydra.run.dir={run_dir}"]
+        killed = start_run(args, killed_log)
+        resumed = None
+        try:
+            wait_for(lambda: stub.count >= 1, "the first call", killed, killed_log)
+            killed.kill()
+            killed.wait(timeout=10)
+            resumed = start_run(args, resumed_log)
+            wait_for(lambda: stub.models_asked >= 2, "the resumed run's GET /models", resumed, resumed_log)
+            asked = time.monotonic()
+            time.sleep(7)  # longer than the 5 s the start-up check used to allow
+            assert resumed.poll() is None, resumed_log.read_text()[-3000:]
+            release_orphan.set()
+            code = resumed.wait(timeout=120)
+            print(f"resumed run: ended {time.monotonic() - asked:.1f} s after its GET /models")
+        finally:
+            release_orphan.set()
+            for proc in (killed, resumed):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        text = resumed_log.read_text()
+        assert code == 0, text[-3000:]
+        assert "server busy, still waiting, 5 s" in text
+        assert stub.count == n + 1  # the orphan, then every call of the resumed run (the orphan's answer was lost)
+    tag = manifests(run_dir)["tag"]
+    assert tag["status"] == "complete" and tag["llm"]["calls"] == n
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_for_a_busy_server_exits_at_once(tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", sample_rows(2))
+    log = tmp_path / "run.log"
+    with StubServer(responder=tacos_responder, models_delay=60) as stub:
+        proc = start_run([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]",
+                          f"hydra.run.dir={tmp_path / 'run'}"], log)
+        try:
+            wait_for(lambda: stub.models_asked >= 1, "GET /models", proc, log)
+            time.sleep(1)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=30)
+            elapsed = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130 and elapsed < 5, (elapsed, log.read_text()[-3000:])
 
 
 @pytest.mark.real_llm

@@ -2,7 +2,8 @@
 
 Accepted files: a JSON array or JSON Lines (optionally gzip-compressed) of Alpaca rows
 (`instruction`, `input`?, `output`), Evol-Instruct rows (`instruction`, `output`) or ShareGPT/FastChat
-rows (`conversations`: [{from, value}] or [{role, content}]); or a Hugging Face dataset by name.
+rows (`conversations`: [{from, value}] or [{role, content}]); or a Hugging Face dataset by name, which also stands
+in for a missing pool file that has a hub copy (`hub_fallback`, tacos.data.hub).
 Text is kept byte for byte. Every problem raises `DataError` naming the file, the row and the fix,
 before anything is returned.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from tacos.data.formats import unwrap_alpaca_one_line
+from tacos.data.hub import hf_name_hint, load_hub_dataset, missing_file_hint
 from tacos.data.pool_text import DataError, check_unicode, read_pool_text
 from tacos.paths import REPO_ROOT, BUNDLED_DATA_DIR
 from tacos.records import Record, record_id
@@ -41,7 +42,9 @@ def sample_pool_path() -> Path:
 class PoolSource:
     """Where the pool comes from (Hydra-instantiated from conf/dataset/*.yaml).
 
-    With neither `path` nor `hf_name` set, the bundled sample pool (data/sample/) is used.
+    With neither `path` nor `hf_name` set, the bundled sample pool (data/sample/) is used. When the file `path`
+    names does not exist, `hub_fallback` (a Hugging Face dataset with the same rows in the same order) is loaded
+    instead: the same records, hence the same ids.
     """
 
     name: str = "sample"
@@ -53,6 +56,8 @@ class PoolSource:
     max_row_bytes: int = 1_000_000
     on_duplicate: str = "error"
     unwrap_alpaca_prompt: bool = True
+    hub_fallback: str | None = None  # a Hugging Face dataset name; its split is hf_split
+    path_env: str | None = None  # the environment variable that sets `path`, named in the missing-file fix
 
     def load(self, seed: int = 0) -> list[Record]:
         kw = dict(name=self.name, limit=self.limit, seed=seed, max_row_bytes=self.max_row_bytes,
@@ -62,6 +67,12 @@ class PoolSource:
                             f"dataset.hf_name ({self.hf_name!r}), not both.")
         if self.hf_name:
             return load_hf_records(self.hf_name, self.hf_split, self.format, **kw)
+        if self.path and self.hub_fallback and find_file(self.path) is None:
+            missing = Path(self.path).expanduser().absolute()
+            log.warning("%s does not exist: loading its copy %s from the Hugging Face hub (cached after the first "
+                        "download)", missing, self.hub_fallback)
+            return load_hf_records(self.hub_fallback, self.hf_split, self.format, **kw,
+                                   unavailable_hint=missing_file_hint(self.name, missing, self.path_env))
         return load_records(self.path or sample_pool_path(), self.format, **kw)
 
 
@@ -78,24 +89,13 @@ def load_records(path: str | Path, format: str = "auto", *, name: str = "", limi
 
 def load_hf_records(hf_name: str, split: str = "train", format: str = "auto", *, name: str = "",
                     limit: int | None = None, seed: int = 0, max_row_bytes: int = 1_000_000,
-                    on_duplicate: str = "error", unwrap_alpaca_prompt: bool = True) -> list[Record]:
-    """Records of a Hugging Face dataset; offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) is respected."""
+                    on_duplicate: str = "error", unwrap_alpaca_prompt: bool = True,
+                    unavailable_hint: str | None = None) -> list[Record]:
+    """Records of a Hugging Face dataset; offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) is respected.
+    `unavailable_hint`: what the error says to do when the dataset cannot be loaded."""
     where = f"Hugging Face dataset {hf_name!r} (split {split!r})"
     _check_options(format, limit, on_duplicate, max_row_bytes, where=where)
-    try:
-        import datasets
-    except ImportError as e:
-        raise DataError(f"{where}: the `datasets` package is not installed. Install it (pip install datasets) "
-                        "or download the data yourself and set dataset.path to the .json/.jsonl file.") from e
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    try:
-        ds = datasets.load_dataset(hf_name, split=split)
-    except Exception as e:  # datasets raises many unrelated types; all mean "not loadable"
-        hint = ("Offline mode is on (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) and the dataset is not in the local "
-                "cache: fetch it once with network access, or set dataset.path to a local file."
-                if offline else "Check the name, the split and your network access, or set dataset.path.")
-        raise DataError(f"{where} could not be loaded ({type(e).__name__}: {e}). {hint}") from e
+    ds = load_hub_dataset(hf_name, split, where, unavailable_hint or hf_name_hint())
     rows = []
     for k, row in enumerate(ds):
         loc = f"{where}, row {k} (0-based)"
@@ -117,13 +117,20 @@ def _check_options(format: str, limit: int | None, on_duplicate: str, max_row_by
         raise DataError(f"{where}: dataset.max_row_bytes must be positive, got {max_row_bytes}.")
 
 
-def resolve_path(path: str | Path) -> Path:
-    """Relative paths: from the working directory, else from the repo root (Hydra may change the cwd)."""
+def find_file(path: str | Path) -> Path | None:
+    """The absolute path `path` names, None when nothing is there. Relative paths: from the working directory, else
+    from the repo root (Hydra may change the cwd)."""
     p = Path(path).expanduser()
     if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
         p = REPO_ROOT / p
-    p = p.absolute()
-    if not p.exists():
+    return p.absolute() if p.exists() else None
+
+
+def resolve_path(path: str | Path) -> Path:
+    """`find_file`, or a DataError that says what to set."""
+    p = find_file(path)
+    if p is None:
+        p = Path(path).expanduser().absolute()
         raise DataError(f"{p}: file not found. Set dataset.path to an existing .json/.jsonl(.gz) file "
                         "(relative paths are looked up in the working directory, then in the repository root).")
     if p.is_dir():

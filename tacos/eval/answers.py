@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tacos.data.test_sets import MT_BENCH, TEST_SETS, load_test_set
+from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS, load_test_set
 from tacos.paths import BUNDLED_DATA_DIR
 from tacos.records import TestQuestion, dumps
 from tacos.data.formats import human_turn

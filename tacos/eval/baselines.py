@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tacos.data.test_sets import MT_BENCH, TEST_SETS
+from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.eval import registry
 from tacos.eval.answer_files import Answers, read_answers
 from tacos.records import file_sha256

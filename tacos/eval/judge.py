@@ -10,7 +10,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from tacos.data.test_sets import MT_BENCH, load_mt_bench, load_test_set, mt_bench_file, test_set_file
+from tacos.data.benchmark_sets import MT_BENCH, load_mt_bench, load_test_set, mt_bench_file, test_set_file
 from tacos.eval.answer_files import our_answers, placeholder_answers
 from tacos.eval.baselines import baseline_fingerprints, load_baselines
 from tacos.eval.mt_bench import judge_mt_bench, mt_bench_requests
@@ -58,7 +58,7 @@ class JudgeSpec:
     seed: int = 0  # ${seed}: the seed of every judge call (and of the bootstrap)
 
     def validate(self) -> None:
-        from tacos.data.test_sets import TEST_SETS
+        from tacos.data.benchmark_sets import TEST_SETS
 
         if self.kind not in KINDS:
             raise ValueError(f"judge.kind must be pairwise, mt_bench or all, not {self.kind!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from tacos.data.test_sets import load_mt_bench, mt_bench_file, mt_bench_judge_prompts, mt_bench_reference_answers
+from tacos.data.benchmark_sets import load_mt_bench, mt_bench_file, mt_bench_judge_prompts, mt_bench_reference_answers
 from tacos.eval.answer_files import Answers
 from tacos.eval.judging import (NEED_REF_CATS, MTBenchItem, fastchat_single_row, mt_bench_prompt_name,
                                 mt_bench_summary, mt_bench_user_prompt, parse_mt_bench_rating)

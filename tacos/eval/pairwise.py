@@ -12,7 +12,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from tacos.data.test_sets import load_test_set
+from tacos.data.benchmark_sets import load_test_set
 from tacos.eval.answer_files import Answers
 from tacos.eval.judging import combine, pairwise_summary, parse_pairwise_scores, verdict
 from tacos.prompts import prompts_hash, read_prompt, render

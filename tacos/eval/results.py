@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tacos.data.test_sets import TEST_SETS
+from tacos.data.benchmark_sets import TEST_SETS
 
 # The report stage's own folder: it does not make a folder a run dir (a sweep dir with its report is not a run).
 REPORT_DIR = "report"

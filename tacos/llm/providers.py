@@ -12,11 +12,11 @@ import contextlib
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tacos.llm.process import http_ok
+from tacos.llm.readiness import NotServing, describe, wait_until_serving
 from tacos.llm.types import Endpoint, StructuredOutput
 
 log = logging.getLogger(__name__)
@@ -122,41 +122,70 @@ class OpenAIEndpoint(_RemoteProvider):
         return endpoint
 
 
-class OpenAICompatible(_RemoteProvider):
-    """Any server that speaks the OpenAI chat API (a vLLM or llama.cpp you run yourself, a gateway, ...)."""
+@dataclass(kw_only=True, eq=False)
+class _SelfHostedProvider(_RemoteProvider):
+    """The settings `llm=openai_compatible` and `llm=pool` share, and their start-up check: GET <base_url>/models
+    must answer. `check_timeout_s` bounds the TCP connection (nothing there: fail at once); a server that is
+    connected but busy is waited for up to `ready_timeout_s` (see tacos.llm.readiness)."""
 
-    kind = "openai_compatible"
+    model: str
+    api_key_env: str | None = None
+    structured_output: StructuredOutput = "json_object"
+    supports_logprobs: bool = False
+    max_concurrency: int = 4
+    price_in_per_mtok: float = 0.0
+    price_out_per_mtok: float = 0.0
+    check_timeout_s: float = 5.0
+    ready_timeout_s: float = 600.0
+    extra_body: Mapping[str, Any] | None = None
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = None,
-                 structured_output: StructuredOutput = "json_object", supports_logprobs: bool = False,
-                 price_in_per_mtok: float = 0.0, price_out_per_mtok: float = 0.0, max_concurrency: int = 4,
-                 check_timeout_s: float = 5.0, extra_body: Mapping[str, Any] | None = None):
-        self.base_url = str(base_url).rstrip("/")
-        self.model = str(model)
-        self.api_key_env = str(api_key_env) if api_key_env else None
-        self.structured_output = structured_output
-        self.supports_logprobs = bool(supports_logprobs)
-        self.price_in_per_mtok = float(price_in_per_mtok)
-        self.price_out_per_mtok = float(price_out_per_mtok)
-        self.max_concurrency = int(max_concurrency)
-        self.check_timeout_s = float(check_timeout_s)
-        self.extra_body = dict(extra_body or {})
+    def __post_init__(self) -> None:
+        # Hydra hands over DictConfigs and YAML may hold ints for floats: store plain values.
+        self.model = str(self.model)
+        self.api_key_env = str(self.api_key_env) if self.api_key_env else None
+        self.supports_logprobs = bool(self.supports_logprobs)
+        self.max_concurrency = int(self.max_concurrency)
+        self.price_in_per_mtok = float(self.price_in_per_mtok)
+        self.price_out_per_mtok = float(self.price_out_per_mtok)
+        self.check_timeout_s = float(self.check_timeout_s)
+        self.ready_timeout_s = float(self.ready_timeout_s)
+        self.extra_body = dict(self.extra_body or {})
+        if self.check_timeout_s <= 0 or self.ready_timeout_s <= 0:
+            raise ValueError(f"llm.check_timeout_s ({self.check_timeout_s}) and llm.ready_timeout_s "
+                             f"({self.ready_timeout_s}) must be > 0 seconds")
 
     def prices(self) -> tuple[float, float]:
         return self.price_in_per_mtok, self.price_out_per_mtok
 
+    def _not_serving(self, endpoints: Sequence[Endpoint]) -> list[NotServing]:
+        """The endpoints whose server is not usable (waits while they are busy)."""
+        headers = {"Authorization": f"Bearer {endpoints[0].api_key()}"}
+        return wait_until_serving([f"{ep.base_url}/models" for ep in endpoints], headers, self.check_timeout_s,
+                                  self.ready_timeout_s)
+
+
+@dataclass(kw_only=True, eq=False)
+class OpenAICompatible(_SelfHostedProvider):
+    """Any server that speaks the OpenAI chat API (a vLLM or llama.cpp you run yourself, a gateway, ...)."""
+
+    kind = "openai_compatible"
+    base_url: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.base_url = str(self.base_url).rstrip("/")
+
     def start(self, log_dir: Path | None = None) -> Endpoint:
         endpoint = self._endpoint(self.base_url, self.max_concurrency)
-        headers = {"Authorization": f"Bearer {endpoint.api_key()}"}
-        if not http_ok(f"{self.base_url}/models", self.check_timeout_s, headers=headers, use_proxy=True):
-            raise RuntimeError(
-                f"no OpenAI-compatible server answered GET {self.base_url}/models within {self.check_timeout_s:.0f} s. "
-                f"Start one there (e.g. `vllm serve MODEL` or `python -m llama_cpp.server`) or fix llm.base_url "
-                f"(it must end with /v1); for an authenticated server set llm.api_key_env")
+        failed = self._not_serving([endpoint])
+        if failed:
+            raise RuntimeError(f"the OpenAI-compatible server of llm=openai_compatible is not usable: "
+                               f"{describe(failed)}")
         return endpoint
 
 
-class EndpointPool(_RemoteProvider):
+@dataclass(kw_only=True, eq=False)
+class EndpointPool(_SelfHostedProvider):
     """Several OpenAI-compatible servers of ONE model (e.g. vLLM replicas); the client sends each call to the
     least-loaded one. Same identity as `OpenAICompatible` for the same model, so the two share cached calls.
 
@@ -165,21 +194,13 @@ class EndpointPool(_RemoteProvider):
     """
 
     kind = "openai_compatible"  # no URL: whichever replica answers, it is one model
+    endpoints: Sequence[Any] = ()
+    structured_output: StructuredOutput = "json_schema"
+    max_concurrency: int = 16
 
-    def __init__(self, model: str, endpoints: Sequence[Any] = (), api_key_env: str | None = None,
-                 structured_output: StructuredOutput = "json_schema", supports_logprobs: bool = False,
-                 max_concurrency: int = 16, price_in_per_mtok: float = 0.0, price_out_per_mtok: float = 0.0,
-                 check_timeout_s: float = 5.0, extra_body: Mapping[str, Any] | None = None):
-        self.model = str(model)
-        self.api_key_env = str(api_key_env) if api_key_env else None
-        self.structured_output = structured_output
-        self.supports_logprobs = bool(supports_logprobs)
-        self.max_concurrency = int(max_concurrency)
-        self.price_in_per_mtok = float(price_in_per_mtok)
-        self.price_out_per_mtok = float(price_out_per_mtok)
-        self.check_timeout_s = float(check_timeout_s)
-        self.extra_body = dict(extra_body or {})
-        self.members = self._members(endpoints, self.max_concurrency)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.members = self._members(self.endpoints, self.max_concurrency)
 
     @staticmethod
     def _members(endpoints: Sequence[Any], default_concurrency: int) -> list[tuple[str, int]]:
@@ -209,20 +230,10 @@ class EndpointPool(_RemoteProvider):
             raise ValueError(f"llm.endpoints lists {duplicates} more than once; raise its max_concurrency instead")
         return members
 
-    def prices(self) -> tuple[float, float]:
-        return self.price_in_per_mtok, self.price_out_per_mtok
-
     def start(self, log_dir: Path | None = None) -> list[Endpoint]:
         endpoints = [self._endpoint(url, limit) for url, limit in self.members]
-        headers = {"Authorization": f"Bearer {endpoints[0].api_key()}"}
-        with ThreadPoolExecutor(min(8, len(endpoints)), thread_name_prefix="pool-check") as checks:
-            up = list(checks.map(lambda ep: http_ok(f"{ep.base_url}/models", self.check_timeout_s, headers=headers,
-                                                    use_proxy=True), endpoints))
-        dead = [ep.base_url for ep, ok in zip(endpoints, up) if not ok]
-        if dead:
-            raise RuntimeError(
-                f"{len(dead)} of the {len(endpoints)} endpoints of llm=pool did not answer GET <base_url>/models "
-                f"within {self.check_timeout_s:.0f} s: {', '.join(f'{url}/models' for url in dead)}. Start a server "
-                f"there (e.g. `vllm serve MODEL`), fix or drop it in llm.endpoints (each base_url must end with "
-                f"/v1); for an authenticated server set llm.api_key_env")
+        failed = self._not_serving(endpoints)
+        if failed:
+            raise RuntimeError(f"{len(failed)} of the {len(endpoints)} endpoints of llm=pool are not usable (fix or "
+                               f"drop them in llm.endpoints): {describe(failed)}")
         return endpoints

@@ -10,13 +10,20 @@ class DataStage(StageBase):
     name, shareable, components = "data", True, ("dataset",)
 
     def config_slice(self, cfg) -> dict:
-        from tacos.data.loaders import resolve_path
+        from tacos.data.loaders import find_file, resolve_path
 
         ds = to_container(cfg.dataset)
         path = ds.pop("path", None)
+        ds.pop("path_env", None)  # only named in an error message
         # The file's content, not its location, identifies the pool; the path is resolved exactly as the loader
         # resolves it (~, the working directory, then the repository root), so an edited file is never stale.
-        ds["file_sha256"] = file_sha256(resolve_path(path)) if path else None
+        file = find_file(path) if path else None
+        if file is not None:
+            ds.pop("hub_fallback", None)  # unused while the file exists: runs made before it existed keep their id
+        elif path and not ds.get("hub_fallback"):
+            resolve_path(path)  # raises: the file is missing and nothing stands in for it
+        # A missing file with a hub copy: the hub dataset's name (kept in `ds`) identifies the pool.
+        ds["file_sha256"] = file_sha256(file) if file else None
         return {"dataset": ds, "seed": int(cfg.seed)}
 
     def run(self, ctx) -> StageResult:

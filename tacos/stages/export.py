@@ -29,7 +29,7 @@ class ExportStage(StageBase):
 
 def _reports(ctx, rows: list[dict]) -> dict:
     """n-gram contamination against the 5 test sets."""
-    from tacos.data.test_sets import TEST_SETS, load_test_set
+    from tacos.data.benchmark_sets import TEST_SETS, load_test_set
     from tacos.method.contamination import contamination_report
 
     rcfg = ctx.cfg.report

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli, stub_overrides
-from tacos.data.test_sets import load_mt_bench, load_test_set
+from tacos.data.benchmark_sets import load_mt_bench, load_test_set
 from tacos.eval.answers import AnswerJob, InferSpec, WorkFile, make_jobs, question_seed
 from tacos.data.formats import wrap_alpaca_one_line as alpaca_one_line
 
