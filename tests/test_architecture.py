@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tacos", "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts"),
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.store", "tacos.plots", "tacos.rundir"),
-    ("tacos.strategies", "tacos.eval", "tacos.sft"),
+    ("tacos.strategies", "tacos.eval", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
 ]
