@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from tacos.eval.answers import AnswerJob
+from tacos.llm.types import LLMRequest
 
 # vLLM answers this many questions per batch; the work file is appended after each batch (resume granularity).
 VLLM_BATCH = 256
@@ -224,11 +225,9 @@ class OpenAIBackend:
         return {"failed_questions": len(self.errors)}
 
 
-def endpoint_request(job: AnswerJob, answers: Sequence[str], turn: int):
+def endpoint_request(job: AnswerJob, answers: Sequence[str], turn: int) -> LLMRequest:
     """The chat call asking user turn `turn` of `job` after the model's earlier `answers` (the label is for logs only,
     not part of the cache key)."""
-    from tacos.llm.types import LLMRequest
-
     return LLMRequest(messages=tuple((m["role"], m["content"]) for m in conversation(job, answers, turn)),
                       prompt_hash=OPENAI_PROMPT_HASH, temperature=job.temperature, top_p=job.top_p,
                       max_tokens=job.max_new_tokens, seed=job.seed, label=f"{job.bench}:{job.question_id}:{turn}")

@@ -142,7 +142,7 @@ def run_infer(ctx, spec: InferSpec) -> StageResult:
     counts: dict = {"generated": gen.pop("generated"), "resumed": sum(resumed.values()), "missing": 0}
     table: list = []
     files = write_answers(ctx.out_dir, jobs, done, resumed, spec.model_id, counts, table)
-    stats = {"model_id": spec.model_id, "backend": spec.generator.name, "model_path": str(path) if path else None,
+    stats = {"model_id": spec.model_id, "generator": spec.generator.name, "model_path": str(path) if path else None,
              "answer_files": files, **gen}
     if spec.base_answers:
         base_path, template = base_model(ctx, spec, path)
@@ -160,7 +160,8 @@ def run_infer(ctx, spec: InferSpec) -> StageResult:
 
 
 def forecast_infer(ctx, spec: InferSpec) -> dict:
-    """The generator's forecast for the questions not yet in the work folder (local generators call no LLM)."""
+    """The generator's forecast for the questions not yet in the work folder. A local generator calls no LLM: nothing
+    to count (and in a dry run the checkpoint that keys its work folder may not exist yet)."""
     if not spec.generator.uses_llm:
         return empty_plan()
     jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir)
