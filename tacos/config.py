@@ -216,3 +216,29 @@ def flatten(obj: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
     else:
         out[prefix] = obj
     return out
+
+
+# -- value checks for the validate() of config specs: each error names the key -----------------------------------
+def check_bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+
+
+def check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be an integer >= {minimum}, not {value!r}")
+
+
+def check_number(key: str, value: Any, low: float, high: float = float("inf"), low_open: bool = False) -> None:
+    """low <= value <= high (low < value with low_open); an int counts as a number, a bool does not."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        bounds = f"{'>' if low_open else '>='} {low}" if high == float("inf") else \
+            f"in {'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{key} must be a number {bounds}, not {value!r}")
+
+
+def check_choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; not {value!r}")

@@ -57,8 +57,6 @@ def run_identity(cfg: Any, sweep_dir: str | None) -> tuple[str, str, list[str]]:
 class NullLogger:
     """logger=none: no tracking."""
 
-    backend = "none"  # what the training child reports to (the train stage's report_to=auto follows it)
-
     def __init__(self, group: str | None = None) -> None:  # group: accepted so sweeps can set logger.group always
         self.group = group
 
@@ -68,6 +66,10 @@ class NullLogger:
 
     def log_stage(self, manifest: dict, run_dir: Path) -> None:
         pass
+
+    def training_report_to(self) -> str:
+        """What a training child (LLaMA-Factory's report_to) reports to when train.report_to=auto: nothing."""
+        return "none"
 
     def finish(self, ok: bool = True) -> None:
         pass
@@ -83,10 +85,13 @@ class WandbLogger:
     mode: str = "offline"
     tags: list[str] = field(default_factory=list)
 
-    backend = "wandb"  # the training child (LLaMA-Factory) reports to the same W&B project and group
-
     def __post_init__(self) -> None:
         self._run = None
+
+    def training_report_to(self) -> str:
+        """What a training child (LLaMA-Factory's report_to) reports to when train.report_to=auto: W&B, as its own
+        run in this run's project and group."""
+        return "wandb"
 
     def start(self, config: dict, run_dir: Path, name: str, group: str | None = None,
               tags: list[str] | None = None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli, stub_overrides
 
 SMALL = ["dataset.limit=40", "selection.budget=6", "clustering.k=6", "scorer.n_boot=20"]
@@ -143,6 +145,35 @@ def test_bad_inputs_exit_nonzero_with_clear_messages(tmp_path):
     assert unknown.returncode != 0 and "does_not_exist" in unknown.stderr
     stage = run_cli(["stages=[data,teleport]", "logger=none", f"hydra.run.dir={tmp_path / 's'}"])
     assert stage.returncode == 2 and "teleport" in stage.stderr
+
+
+SELECTION_AND_REFINE = "stages=[data,tag,normalize,cluster,score,select,export,refine]"
+
+
+@pytest.mark.parametrize("override,key", [
+    ("normalize.alpha=-1", "normalize.alpha"), ("normalize.order=random", "normalize.order"),
+    ("normalize.association.min_confidence=0", "normalize.association.min_confidence"),
+    ("export.prompt_wrapper=chatml", "export.prompt_wrapper"),
+    ("export.write_alpaca_json=3", "export.write_alpaca_json"),
+    ("refine.top_p=0", "refine.top_p"), ("refine.max_tokens=0", "refine.max_tokens"),
+    ("report.contamination_ngram=0", "report.contamination_ngram"),
+    ("report.contamination_threshold=1.5", "report.contamination_threshold")])
+def test_stage_sections_are_validated_before_any_stage(override, key):
+    """normalize, export (+ report, its contamination check) and refine build typed specs from their sections; the
+    runner validates them with the other components: a bad value is an error naming its key."""
+    from test_configs import compose_cfg
+    from tacos.pipeline import validate
+
+    assert validate(compose_cfg([SELECTION_AND_REFINE]))
+    with pytest.raises(ValueError, match=rf"^{key} must"):
+        validate(compose_cfg([SELECTION_AND_REFINE, override]))
+
+
+def test_a_bad_section_value_stops_the_run_before_the_first_stage(tmp_path):
+    out = run_cli(["stages=[data,tag,normalize]", "normalize.order=random", "logger=none",
+                   f"paths.output_dir={tmp_path / 'outputs'}", f"hydra.run.dir={tmp_path / 'r'}"])
+    assert out.returncode == 2 and "normalize.order must be one of" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r" / "data" / "manifest.json").exists()
 
 
 # Fake keys, built at run time so no key-shaped literal sits in the source.

@@ -1,12 +1,37 @@
-"""The training-set file format: ShareGPT/FastChat JSON (+ Alpaca JSON) with a LLaMA-Factory dataset_info.json."""
+"""The training-set file format: ShareGPT/FastChat JSON (+ Alpaca JSON) with a LLaMA-Factory dataset_info.json, and
+ExportSpec, the `export` section of conf/config.yaml (how stages export and refine write it)."""
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from tacos.data.formats import human_turn
+from tacos.config import check_bool, check_choice
+from tacos.data.formats import PROMPT_WRAPPERS, human_turn
 from tacos.records import file_sha256
+
+
+@dataclass
+class ExportSpec:
+    """The `export` section: the dataset's name, the human-turn wrapper, whether an Alpaca JSON copy is written."""
+
+    name: str = "tacos_subset"  # files and the dataset_info entry are named after it (unsafe characters become _)
+    prompt_wrapper: str = "alpaca_one_line"
+    write_alpaca_json: bool = True
+
+    def __post_init__(self) -> None:
+        self.name = str(self.name)  # a name of digits arrives from the command line as a number
+
+    def validate(self) -> None:
+        if not self.name.strip():
+            raise ValueError(f"export.name must not be empty, got {self.name!r}")
+        check_choice("export.prompt_wrapper", self.prompt_wrapper, PROMPT_WRAPPERS)
+        check_bool("export.write_alpaca_json", self.write_alpaca_json)
+
+    def write(self, folder: Path, rows: list[dict], name_suffix: str = "") -> dict:
+        """Write the rows as dataset `<name><name_suffix>` into folder (see write_export)."""
+        return write_export(folder, f"{self.name}{name_suffix}", rows, self.prompt_wrapper, self.write_alpaca_json)
 
 
 def dataset_name(name: str) -> str:

@@ -2,7 +2,9 @@
 results table (stage `report`, `tacos report`). The stages are glue over these modules.
 
     answers.py       the `infer` config (InferSpec), answer jobs, prompts, seeds, the resumable work file, FastChat rows
-    backends.py      the generators: transformers (CPU/GPU), vLLM (offline LLM class), any OpenAI-compatible endpoint
+    generators.py    the answer generators, chosen by infer.generator._target_: transformers (CPU/GPU), vLLM (offline
+                     LLM class), any OpenAI-compatible endpoint; each validates itself and opens a loaded generator
+    backends.py      the loaded generators (a model in memory, or the run's LLM session) that answer the jobs
     inference.py     what the infer stage does: model choice, resumable generation, answer files, base model, forecast
     registry.py      the answers registry (<answers_dir>/<model>/<run_name>[-seed<k>]/): baselines by name
     answer_files.py  reading FastChat answer files: ours (the infer stage's), placeholders for forecasts

@@ -9,13 +9,13 @@ reuses a stale answer. The final files follow FastChat llm_judge's layout and ro
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
 
 from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS, load_test_set
 from tacos.paths import BUNDLED_DATA_DIR
@@ -24,8 +24,6 @@ from tacos.data.formats import human_turn
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("transformers", "vllm", "openai")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 # FastChat llm_judge.common.temperature_config: MT-Bench sampling temperature per question category.
 FASTCHAT_MT_BENCH_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
                                   "reasoning": 0.0, "stem": 0.1, "humanities": 0.1, "arena-hard-200": 0.0}
@@ -34,11 +32,33 @@ _FULL_HASH_BYTES = 64 << 20
 _SAMPLE = 1 << 20
 
 
+class LoadedGenerator(Protocol):
+    """A generator with its model loaded (tacos.eval.backends)."""
+
+    errors: list[str]  # questions left unanswered (an endpoint's transport errors; a local model answers every one)
+
+    def generate(self, jobs: Sequence[AnswerJob]) -> Iterator[tuple[AnswerJob, list[str], float | None]]: ...
+    def stats(self) -> dict: ...
+
+
+class AnswerGenerator(Protocol):
+    """What the infer stage asks of `infer.generator` (the classes are in tacos.eval.generators)."""
+
+    name: str  # recorded in the manifest
+    needs_checkpoint: bool  # answers with a local model folder (infer.model_path or the train stage's checkpoint)
+    uses_llm: bool  # answers through the run's `llm` endpoint
+
+    def validate(self) -> None: ...
+    def identity(self) -> dict: ...  # its settings that change the answers (keys the resumable work folder)
+    def open(self, ctx: Any, model: Path | None, chat_template: str | None) -> LoadedGenerator: ...
+    def forecast(self, ctx: Any, jobs: Sequence[AnswerJob]) -> dict: ...
+
+
 @dataclass
 class InferSpec:
-    """conf/infer/*.yaml: what answers to generate, with which model, backend and sampling."""
+    """conf/infer/*.yaml: what answers to generate, with which model, generator and sampling."""
 
-    backend: str = "transformers"
+    generator: AnswerGenerator | None = None  # conf/infer/generator/*.yaml: transformers | vllm | openai
     model_path: str | None = None  # None: the checkpoint of this run's `train` stage
     model_id: str = "model"  # the answer files' name; characters other than letters, digits, _ . - become _
     chat_template: str | None = None  # a .jinja file replacing the checkpoint's own chat template
@@ -53,9 +73,6 @@ class InferSpec:
     mt_bench_temperatures: dict[str, float] = field(default_factory=lambda: dict(FASTCHAT_MT_BENCH_TEMPERATURES))
     mt_bench_default_temperature: float = 0.7
     mt_bench_max_new_tokens: int = 1024
-    dtype: str = "auto"  # auto: bfloat16 on a GPU that supports it (else float16), float32 on CPU
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (transformers backend)
-    vllm: dict = field(default_factory=dict)  # extra keyword arguments of vllm.LLM (tensor_parallel_size, ...)
     base_answers: bool = False  # also answer with the model before fine-tuning (judge baseline `base`)
 
     def __post_init__(self) -> None:
@@ -63,8 +80,10 @@ class InferSpec:
         self.model_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.model_id)).strip("_") or "model"
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"infer.backend must be one of {BACKENDS}, not {self.backend!r}")
+        if self.generator is None or isinstance(self.generator, (str, dict)):
+            raise ValueError(f"infer.generator must be a generator object (conf/infer/generator/: infer/generator="
+                             f"transformers | vllm | openai), not {self.generator!r}")
+        self.generator.validate()
         unknown = [t for t in self.test_sets if t not in TEST_SETS]
         if unknown:
             raise ValueError(f"infer.test_sets: unknown {unknown}; valid: {list(TEST_SETS)}")
@@ -72,25 +91,23 @@ class InferSpec:
             raise ValueError("infer: nothing to answer (infer.test_sets is empty and infer.mt_bench is false)")
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"infer.limit must be a positive number of questions per set or null, got {self.limit}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"infer.dtype must be one of {DTYPES}, not {self.dtype!r}")
         human_turn("x", "", self.prompt_wrapper)  # raises on an unknown wrapper
         if self.chat_template is not None and not Path(self.chat_template).is_file():
             raise ValueError(f"infer.chat_template: {self.chat_template} is not a file")
-        if self.backend == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise ValueError("infer.backend=vllm needs the vllm package, which is not installed: pip install vllm in "
-                             "a separate env on a GPU machine (it pins its own torch), or use infer.backend=openai "
-                             "against a running vLLM server, or infer.backend=transformers")
-        if self.backend != "openai" and self.model_path is not None:
+        if self.uses_checkpoint_path():
             checkpoint_dir(self.model_path)
 
+    def uses_checkpoint_path(self) -> bool:
+        """A local model folder named by infer.model_path answers (its content is part of the stage's identity)."""
+        return self.generator.needs_checkpoint and self.model_path is not None
+
     def uses_train_stage(self) -> bool:
-        """A local backend without infer.model_path answers with this run's train-stage checkpoint."""
-        return self.backend != "openai" and self.model_path is None
+        """A local generator without infer.model_path answers with this run's train-stage checkpoint."""
+        return self.generator.needs_checkpoint and self.model_path is None
 
     def uses_llm(self) -> bool:
-        """The openai backend answers through the run's `llm` endpoint (and its cache)."""
-        return self.backend == "openai"
+        """The endpoint generator answers through the run's `llm` endpoint (and its cache)."""
+        return self.generator.uses_llm
 
     def benches(self) -> list[str]:
         return list(self.test_sets) + ([MT_BENCH] if self.mt_bench else [])

@@ -1,7 +1,8 @@
-"""Answer generators. Each one takes AnswerJobs and yields (job, answers per turn, tstamp or None for "now") as
-answers become available.
+"""The loaded answer generators: what `open()` of a generator in tacos.eval.generators returns. Each takes AnswerJobs
+and yields (job, answers per turn, tstamp or None for "now") as answers become available; `stats()` and `errors`
+(questions left unanswered) are read after the last answer.
 
-The local backends (transformers, vLLM) render every prompt with the checkpoint's own chat template (the one
+The local ones (transformers, vLLM) render every prompt with the checkpoint's own chat template (the one
 LLaMA-Factory saved at training), so the model sees at inference what it saw in training: the original chose a
 FastChat template by a substring of the model id and got it wrong for most models (method_spec §13, §17.8).
 Turn k+1 of a multi-turn question is asked after the model's own answer to turn k.
@@ -15,6 +16,7 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from tacos.eval.answers import AnswerJob
+from tacos.llm.types import LLMRequest
 
 # vLLM answers this many questions per batch; the work file is appended after each batch (resume granularity).
 VLLM_BATCH = 256
@@ -78,8 +80,8 @@ def _pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"infer.device={device} but torch sees no CUDA device (this torch: {torch.__version__}); "
-                           f"use infer.device=cpu or auto")
+        raise RuntimeError(f"infer.generator.device={device} but torch sees no CUDA device (this torch: "
+                           f"{torch.__version__}); use infer.generator.device=cpu or auto")
     return device
 
 
@@ -152,8 +154,8 @@ class VllmBackend:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as e:
-            raise RuntimeError(f"infer.backend=vllm needs the vllm package ({e}); install it in its own env on a GPU "
-                               f"machine, or use infer.backend=openai against a vLLM server") from e
+            raise RuntimeError(f"infer/generator=vllm needs the vllm package ({e}); install it in its own env on a GPU "
+                               f"machine, or use infer/generator=openai against a vLLM server") from e
         options = dict(options or {})
         self._params = SamplingParams
         self.llm = LLM(model=str(model_path), dtype=dtype, seed=seed, **options)
@@ -196,17 +198,12 @@ class OpenAIBackend:
         self.calls = 0
 
     def generate(self, jobs: Sequence[AnswerJob]) -> Iterator[tuple[AnswerJob, list[str], float | None]]:
-        from tacos.llm.types import LLMRequest
-
         answers: dict[AnswerJob, list[str]] = {j: [] for j in jobs}
         last_key: dict[AnswerJob, str] = {}
         active = list(jobs)
         for turn in range(max((len(j.turns) for j in jobs), default=0)):
             active = [j for j in active if turn < len(j.turns)]
-            requests = [LLMRequest(messages=tuple((m["role"], m["content"]) for m in conversation(j, answers[j], turn)),
-                                   prompt_hash=OPENAI_PROMPT_HASH, temperature=j.temperature, top_p=j.top_p,
-                                   max_tokens=j.max_new_tokens, seed=j.seed, label=f"{j.bench}:{j.question_id}:{turn}")
-                        for j in active]
+            requests = [endpoint_request(j, answers[j], turn) for j in active]
             results = self.session.run(requests, _as_text, desc=f"infer (turn {turn + 1})")
             self.calls += len(results)
             still = []
@@ -226,6 +223,14 @@ class OpenAIBackend:
 
     def stats(self) -> dict:
         return {"failed_questions": len(self.errors)}
+
+
+def endpoint_request(job: AnswerJob, answers: Sequence[str], turn: int) -> LLMRequest:
+    """The chat call asking user turn `turn` of `job` after the model's earlier `answers` (the label is for logs only,
+    not part of the cache key)."""
+    return LLMRequest(messages=tuple((m["role"], m["content"]) for m in conversation(job, answers, turn)),
+                      prompt_hash=OPENAI_PROMPT_HASH, temperature=job.temperature, top_p=job.top_p,
+                      max_tokens=job.max_new_tokens, seed=job.seed, label=f"{job.bench}:{job.question_id}:{turn}")
 
 
 def _as_text(raw: str) -> str:

@@ -1,6 +1,6 @@
 """What the infer stage does: pick the model (the train stage's checkpoint, `infer.model_path`, or the `llm`
-endpoint), answer every job not yet in the resumable work file through a backend, write FastChat's answer files,
-optionally answer again with the base model; and the openai backend's call forecast.
+endpoint), answer every job not yet in the resumable work file through `infer.generator` (tacos.eval.generators),
+write FastChat's answer files, optionally answer again with the base model; and the forecast of LLM calls.
 
 Answers are appended to <run_dir>/.infer_work/<model key>/<bench>.jsonl as they come, outside the stage's partial
 folder, so a killed run resumes by question id; the model_answer files are written at the end (infer/README.md).
@@ -25,7 +25,7 @@ def infer_inputs(spec: InferSpec) -> dict:
     """What besides the config determines the answers: an explicit checkpoint's content (a train-stage checkpoint
     is identified by the train manifest) and the chat template file's bytes."""
     out = {}
-    if spec.backend != "openai" and spec.model_path is not None:
+    if spec.uses_checkpoint_path():
         out["checkpoint"] = checkpoint_fingerprint(spec.model_path)
     if spec.chat_template is not None:
         out["chat_template_sha256"] = file_sha256(spec.chat_template)
@@ -55,23 +55,13 @@ def train_checkpoint(train_dir: Path) -> Path:
 def resolve_model(ctx, spec: InferSpec) -> tuple[Path | None, str]:
     """(checkpoint folder or None for an endpoint, the key of the work folder: what the answers depend on besides
     the job itself)."""
-    if spec.backend == "openai":
-        return None, config_hash({"backend": "openai", "llm": ctx.llm.identity})[:16]
+    generator = spec.generator
+    if not generator.needs_checkpoint:
+        return None, config_hash({**generator.identity(), "llm": ctx.llm.identity})[:16]
     path = checkpoint_dir(spec.model_path) if spec.model_path is not None else train_checkpoint(ctx.input_dir("train"))
     template = file_sha256(spec.chat_template) if spec.chat_template else None
-    key = config_hash({"backend": spec.backend, "checkpoint": checkpoint_fingerprint(path), "chat_template": template,
-                       "dtype": spec.dtype, "device": spec.device if spec.backend == "transformers" else None})
+    key = config_hash({**generator.identity(), "checkpoint": checkpoint_fingerprint(path), "chat_template": template})
     return path, key[:16]
-
-
-def make_backend(ctx, spec: InferSpec, path: Path | None, chat_template: str | None = None):
-    from tacos.eval.backends import OpenAIBackend, TransformersBackend, VllmBackend
-
-    if spec.backend == "openai":
-        return OpenAIBackend(ctx.llm)
-    if spec.backend == "vllm":
-        return VllmBackend(path, chat_template or spec.chat_template, spec.dtype, spec.vllm, seed=ctx.seed)
-    return TransformersBackend(path, chat_template or spec.chat_template, spec.dtype, spec.device)
 
 
 def generate(ctx, spec: InferSpec, jobs: dict, path: Path | None, key: str, chat_template: str | None = None) -> tuple:
@@ -84,13 +74,13 @@ def generate(ctx, spec: InferSpec, jobs: dict, path: Path | None, key: str, chat
     generated = 0
     t0 = time.perf_counter()
     if todo:
-        backend = make_backend(ctx, spec, path, chat_template)
+        loaded = spec.generator.open(ctx, path, chat_template or spec.chat_template)
         t0 = time.perf_counter()  # generation only, not model loading
-        for job, turns, tstamp in backend.generate(todo):
+        for job, turns, tstamp in loaded.generate(todo):
             done[job.bench][job.key] = work.append(job, turns, tstamp)
             generated += 1
-        backend_stats = backend.stats()
-        failed = backend.errors
+        backend_stats = loaded.stats()
+        failed = loaded.errors
         if failed and len(failed) / len(todo) > float(ctx.cfg.client.max_error_rate):
             raise StageError(f"infer: {len(failed)}/{len(todo)} questions failed after retries (first: {failed[0]}). "
                              f"Answered ones are kept in {work.folder}; re-run to answer only the rest.")
@@ -127,7 +117,7 @@ def base_model(ctx, spec: InferSpec, checkpoint: Path) -> tuple[Path, str]:
     checkpoint's chat template: the base model answers in the same prompt format as the fine-tuned one."""
     from tacos.eval.backends import load_tokenizer
 
-    if spec.backend == "openai" or spec.model_path is not None:
+    if not spec.uses_train_stage():
         raise StageError("infer.base_answers needs this run's train stage (it answers with the train stage's base "
                          "model): unset infer.model_path, or set infer.base_answers=false")
     base = _train_stats(ctx.input_dir("train")).get("model_name_or_path")
@@ -152,12 +142,12 @@ def run_infer(ctx, spec: InferSpec) -> StageResult:
     counts: dict = {"generated": gen.pop("generated"), "resumed": sum(resumed.values()), "missing": 0}
     table: list = []
     files = write_answers(ctx.out_dir, jobs, done, resumed, spec.model_id, counts, table)
-    stats = {"model_id": spec.model_id, "backend": spec.backend, "model_path": str(path) if path else None,
+    stats = {"model_id": spec.model_id, "generator": spec.generator.name, "model_path": str(path) if path else None,
              "answer_files": files, **gen}
     if spec.base_answers:
         base_path, template = base_model(ctx, spec, path)
         base_key = config_hash({"base": checkpoint_fingerprint(base_path), "template": file_sha256(template),
-                                "dtype": spec.dtype, "device": spec.device, "backend": spec.backend})[:16]
+                                **spec.generator.identity()})[:16]
         bdone, bresumed, bgen = generate(ctx, spec, jobs, base_path, base_key, template)
         counts["generated"] += bgen.pop("generated")
         counts["resumed"] += sum(bresumed.values())
@@ -170,19 +160,11 @@ def run_infer(ctx, spec: InferSpec) -> StageResult:
 
 
 def forecast_infer(ctx, spec: InferSpec) -> dict:
-    """LLM calls of the openai backend: exact for single-turn sets; MT-Bench's second turns are estimated with an
-    empty first answer (unknown before it is generated). Local backends call no LLM."""
-    from tacos.eval.backends import OPENAI_PROMPT_HASH, conversation
-    from tacos.llm.types import LLMRequest
-
-    if spec.backend != "openai":
+    """The generator's forecast for the questions not yet in the work folder. A local generator calls no LLM: nothing
+    to count (and in a dry run the checkpoint that keys its work folder may not exist yet)."""
+    if not spec.generator.uses_llm:
         return empty_plan()
     jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir)
     work = WorkFile(ctx.run_dir / WORK_DIR / resolve_model(ctx, spec)[1])
     todo = [j for bench, js in jobs.items() for j in js if j.key not in work.load(bench)]
-    requests = [LLMRequest(messages=tuple((m["role"], m["content"]) for m in conversation(j, [""] * turn, turn)),
-                           prompt_hash=OPENAI_PROMPT_HASH, temperature=j.temperature, top_p=j.top_p,
-                           max_tokens=j.max_new_tokens, seed=j.seed)
-                for j in todo for turn in range(len(j.turns))]
-    fc = ctx.llm.forecast(requests) if requests else empty_plan()
-    return {**fc, "exact": all(len(j.turns) == 1 for j in todo)}
+    return spec.generator.forecast(ctx, todo)

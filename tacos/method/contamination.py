@@ -2,15 +2,19 @@
 
 n-grams are hashed with blake2b (8 bytes), not Python's salted hash(), so reports are stable across runs.
 An inverted index (n-gram -> test questions) keeps the check linear in the total number of n-grams.
+ContaminationCheck is the `report` section of conf/config.yaml: the export stage's check against the test sets.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from tqdm import tqdm
+
+from tacos.config import check_int, check_number
 
 _WORD = re.compile(r"\w+")
 
@@ -80,6 +84,22 @@ def contamination_report(train: Mapping[str, str], tests: Mapping[str, Mapping[s
         per_set[name] = {"n_questions": len(items), "n_flagged": len({h[1] for h in hits}), "flagged": hits}
     n_train_flagged = len({h[0] for hits in flagged.values() for h in hits})
     return {"n": n, "threshold": threshold, "per_test_set": per_set, "n_train_flagged": n_train_flagged}
+
+
+@dataclass
+class ContaminationCheck:
+    """The `report` section: the n-gram contamination report the export stage writes (contamination.json)."""
+
+    contamination_ngram: int = 8
+    contamination_threshold: float = 0.5
+
+    def validate(self) -> None:
+        check_int("report.contamination_ngram", self.contamination_ngram, 1)
+        check_number("report.contamination_threshold", self.contamination_threshold, 0.0, 1.0, low_open=True)
+
+    def run(self, train: Mapping[str, str], tests: Mapping[str, Mapping[str, str]]) -> dict:
+        return contamination_report(train, tests, n=self.contamination_ngram,
+                                    threshold=float(self.contamination_threshold))
 
 
 def _normalise(text: str) -> str:

@@ -73,12 +73,8 @@ def resolve_model(spec, models_dir: Path, required: bool = True) -> tuple[str, i
     """(local folder or hub id to train from, hidden_size). Never downloads: with HF_HUB_OFFLINE=1 (run.py's
     default) a model missing from the local cache is a clear error instead of a hang. required=False (configs
     generated but not launched): a missing model keeps its hub id."""
-    if spec.builder not in (None, "tiny_llama"):
-        raise StageError(f"model.builder={spec.builder!r} is unknown; the only local builder is 'tiny_llama'")
-    if spec.builder == "tiny_llama":
-        from tacos.sft.tiny_model import ensure_tiny_llama
-
-        path = ensure_tiny_llama(absolute(models_dir) / spec.model_name_or_path)
+    if spec.builder is not None:  # a model made here (model=tiny), not downloaded
+        path = spec.builder.build(absolute(models_dir) / spec.model_name_or_path)
         return str(path), _hidden_size(path, spec)
     name = os.path.expanduser(str(spec.model_name_or_path))
     if Path(name).is_dir():

@@ -40,8 +40,15 @@ class ModelSpec:
     gradient_checkpointing: bool = True
     deepspeed: str = "z3_offload"       # the default of train.deepspeed: z3 | z3_offload | none
     hidden_size: int | None = None      # resolves DeepSpeed "auto" buckets when validating without the weights
-    builder: str | None = None          # "tiny_llama": built locally under ${paths.output_dir}/models/
+    builder: Any = None                 # an object whose build(folder) makes the model locally, under
+                                        # ${paths.output_dir}/models/ (e.g. tacos.sft.tiny_model.TinyLlamaBuilder);
+                                        # null: model_name_or_path is a local folder or a hub id
     params_b: float | None = None       # parameters in billions: the dry run's GPU-hour forecast (6 x params x tokens)
+
+    def validate(self) -> None:
+        if self.builder is not None and not callable(getattr(self.builder, "build", None)):
+            raise ValueError(f"model.builder must be null or a builder object with build(folder), e.g. "
+                             f"{{_target_: tacos.sft.tiny_model.TinyLlamaBuilder}}; got {self.builder!r}")
 
 
 DEEPSPEED_CHOICES = ("z3", "z3_offload", "none")
@@ -91,11 +98,9 @@ class TrainConfig:
             if getattr(self, name):
                 setattr(self, name, str(absolute(getattr(self, name))))
 
-    def reports_to(self, pipeline_uses_wandb: bool) -> str:
-        """report_to of the LLaMA-Factory run: `auto` follows the pipeline's logger."""
-        if self.report_to != "auto":
-            return self.report_to
-        return "wandb" if pipeline_uses_wandb else "none"
+    def reports_to(self, logger_report_to: str) -> str:
+        """report_to of the LLaMA-Factory run: `auto` follows the pipeline's logger (its training_report_to())."""
+        return logger_report_to if self.report_to == "auto" else self.report_to
 
     def validate(self) -> None:
         if self.deepspeed is not None and self.deepspeed not in DEEPSPEED_CHOICES:

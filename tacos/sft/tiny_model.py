@@ -53,6 +53,13 @@ def ensure_tiny_llama(path: str | Path, seed: int = 0) -> Path:
     return path
 
 
+class TinyLlamaBuilder:
+    """`model.builder` of model=tiny: the model is built locally (and cached) instead of downloaded."""
+
+    def build(self, folder: Path) -> Path:
+        return ensure_tiny_llama(folder)
+
+
 def _corpus() -> list[str]:
     rows = json.loads(CORPUS.read_text(encoding="utf-8"))
     return [f"{r['instruction']} {r['input']} {r['output']}" for r in rows]

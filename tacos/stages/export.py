@@ -1,18 +1,19 @@
 """Stage `export`: the selected subset as ShareGPT/FastChat JSON (+ Alpaca JSON) with a LLaMA-Factory
-dataset_info.json entry; the subset's content hash; an n-gram contamination report against the test sets."""
+dataset_info.json entry; the subset's content hash; an n-gram contamination report against the test sets.
+The settings are `export:` (tacos.data.sharegpt.ExportSpec) and `report:`
+(tacos.method.contamination.ContaminationCheck), both validated before any stage runs."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from tacos.config import to_container
-from tacos.data.sharegpt import write_export
 from tacos.records import iter_jsonl
 from tacos.stage import StageBase, StageResult
 
 
 class ExportStage(StageBase):
-    name, shareable = "export", True
+    name, shareable, components = "export", True, ("export", "report")
 
     def requires(self, cfg) -> list[str]:
         return ["select"]
@@ -22,23 +23,19 @@ class ExportStage(StageBase):
 
     def run(self, ctx) -> StageResult:
         rows = list(iter_jsonl(ctx.input_dir("select") / "selected.jsonl"))
-        ecfg = ctx.cfg.export
-        info = write_export(ctx.out_dir, str(ecfg.name), rows, str(ecfg.prompt_wrapper), bool(ecfg.write_alpaca_json))
+        info = ctx.component("export").write(ctx.out_dir, rows)
         return StageResult(counts={"exported": len(rows)}, stats={**info, **_reports(ctx, rows)})
 
 
 def _reports(ctx, rows: list[dict]) -> dict:
     """n-gram contamination against the 5 test sets."""
     from tacos.data.benchmark_sets import TEST_SETS, load_test_set
-    from tacos.method.contamination import contamination_report
 
-    rcfg = ctx.cfg.report
     data_dir = Path(ctx.paths.data_dir)
     train = {r["id"]: f"{r['instruction']}\n{r['input']}".strip() for r in rows}
     tests = {name: {q.question_id: f"{q.instruction}\n{q.input}".strip() for q in load_test_set(name, data_dir=data_dir)}
              for name in TEST_SETS}
-    rep = contamination_report(train, tests, n=int(rcfg.contamination_ngram),
-                               threshold=float(rcfg.contamination_threshold))
+    rep = ctx.component("report").run(train, tests)
     (ctx.out_dir / "contamination.json").write_text(json.dumps(rep, indent=1, default=str) + "\n", encoding="utf-8")
     ctx.add_table("contamination", ["test_set", "questions", "flagged"],
                   [[k, v["n_questions"], v["n_flagged"]] for k, v in rep["per_test_set"].items()])

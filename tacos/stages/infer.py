@@ -2,8 +2,9 @@
 (<stage>/model_answer/<bench>/<model_id>.jsonl; see infer/README.md).
 
 The model is `infer.model_path`, or by default the checkpoint of this run's `train` stage (or the `llm` endpoint with
-infer.backend=openai); a killed run resumes by question id (tacos.eval.inference). Once complete, the answers are
-registered by run name and seed in the answers registry, where other runs name them as judge baselines.
+infer/generator=openai; the generators are tacos.eval.generators); a killed run resumes by question id
+(tacos.eval.inference). Once complete, the answers are registered by run name and seed in the answers registry, where
+other runs name them as judge baselines.
 """
 from __future__ import annotations
 

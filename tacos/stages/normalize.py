@@ -1,7 +1,7 @@
 """Stage `normalize`: frequency filter, rule aggregation (stem every word), association aggregation.
 
 tag_map.jsonl lists every raw tag with its canonical tag (or null when dropped) and the reason, so every merge is
-auditable.
+auditable. The settings are `normalize:` (tacos.method.tag_normalization.NormalizeSpec, validated before any stage).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tacos.stage import StageBase, StageResult
 
 
 class NormalizeStage(StageBase):
-    name, shareable = "normalize", True
+    name, shareable, components = "normalize", True, ("normalize",)
 
     def requires(self, cfg) -> list[str]:
         return ["tag"]
@@ -24,23 +24,18 @@ class NormalizeStage(StageBase):
         return to_container(cfg.normalize)
 
     def run(self, ctx) -> StageResult:
-        from tacos.method.tag_normalization import effective_alpha, normalize_tags, surface_forms
+        from tacos.method.tag_normalization import normalize_tags, surface_forms
         from tacos.plots import tag_frequency_histogram
 
-        ncfg = ctx.cfg.normalize
+        spec = ctx.component("normalize")
         raw: dict[str, list[str]] = {}
         for row in iter_jsonl(ctx.input_dir("tag") / "tags.jsonl"):
             if row["status"] == "ok" and row["tags"]:
                 raw[row["id"]] = [t["tag"] for t in row["tags"]]
-        alpha = int(ncfg.alpha)
-        assoc = ncfg.association
-        support = int(assoc.min_support)
-        if ncfg.scale_alpha:  # both thresholds were tuned on 52k rows; small pools need proportionally smaller ones
-            alpha = effective_alpha(alpha, len(raw))
-            support = effective_alpha(support, len(raw), min_alpha=min(3, support))
+        alpha, support = spec.thresholds(len(raw))
         canonical, tag_map, stats = normalize_tags(
-            raw, alpha=alpha, order=str(ncfg.order), association=bool(assoc.enabled),
-            min_support=support, min_confidence=float(assoc.min_confidence))
+            raw, alpha=alpha, order=spec.order, association=spec.association.enabled,
+            min_support=support, min_confidence=float(spec.association.min_confidence))
         write_jsonl(ctx.out_dir / "record_tags.jsonl", ({"id": k, "tags": v} for k, v in canonical.items()))
         write_jsonl(ctx.out_dir / "tag_map.jsonl", (asdict(e) for e in tag_map))
         # Stemmed forms embed badly ("creativ write"): the cluster stage embeds each canonical tag's most frequent
@@ -60,7 +55,7 @@ class NormalizeStage(StageBase):
         return StageResult(
             counts={"records_in": len(raw), "records_out": len(canonical), "raw_tags": len(raw_counts),
                     "canonical_tags": len(canon_counts), "association_merges": len(merges)},
-            stats={**stats, "alpha_configured": int(ncfg.alpha), "alpha_used": alpha, "min_support_used": support})
+            stats={**stats, "alpha_configured": spec.alpha, "alpha_used": alpha, "min_support_used": support})
 
 
 STAGE = NormalizeStage()

@@ -72,7 +72,7 @@ class TrainStage(StageBase):
         output_dir = Path(tcfg.output_dir or ctx.run_dir / "train_output").resolve()
         kind = recipe.deepspeed_kind(spec, tcfg)
         ds = recipe.deepspeed_config(kind)
-        report_to = tcfg.reports_to(ctx.component("logger").backend == "wandb")
+        report_to = tcfg.reports_to(ctx.component("logger").training_report_to())
         wandb = self.wandb_env(cfg, ctx.run_dir) if report_to == "wandb" else {}
         args = recipe.llamafactory_args(spec, tcfg, model_path=model_path, data=data, output_dir=output_dir, plan=plan,
                                         deepspeed_file=f"ds_{kind}.json" if ds else None, report_to=report_to,

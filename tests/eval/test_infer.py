@@ -1,5 +1,6 @@
 """Stage `infer`: answers in FastChat's model_answer format from the tiny local model (transformers, CPU), from an
-OpenAI-compatible endpoint (the stub) and from vLLM (a stand-in module); resume by question id; clear errors."""
+OpenAI-compatible endpoint (the stub) and from vLLM (a stand-in module); resume by question id; the generators as
+config objects (infer/generator=...); clear errors."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,6 +15,7 @@ import pytest
 from conftest import REPO, run_cli, stub_overrides
 from tacos.data.benchmark_sets import load_mt_bench, load_test_set
 from tacos.eval.answers import AnswerJob, InferSpec, WorkFile, make_jobs, question_seed
+from tacos.eval.generators import EndpointGenerator, TransformersGenerator, VllmGenerator
 from tacos.data.formats import wrap_alpaca_one_line as alpaca_one_line
 
 # conf/config.yaml lists `- infer: default` once the lead adds it; until then the group is appended here.
@@ -110,7 +112,7 @@ def test_transformers_backend_fastchat_format_and_resume(tiny, tmp_path):
 
 
 def test_openai_backend_through_the_client_cache(stub, tmp_path):
-    base = [INFER, *stub_overrides(stub, tmp_path), "stages=[infer]", "infer.backend=openai", "infer.limit=2",
+    base = [INFER, *stub_overrides(stub, tmp_path), "stages=[infer]", "infer/generator=openai", "infer.limit=2",
             "infer.test_sets=[vicuna]"]
     out = run_cli([*base, f"hydra.run.dir={tmp_path / 'a'}"])
     assert out.returncode == 0, out.stderr[-3000:]
@@ -164,16 +166,44 @@ def test_vllm_backend_batches_turns_with_per_question_seeds(tiny, monkeypatch):
 def test_clear_errors(tmp_path):
     if importlib.util.find_spec("vllm") is None:
         with pytest.raises(ValueError, match="vllm package"):
-            InferSpec(backend="vllm").validate()
+            InferSpec(generator=VllmGenerator()).validate()
+    local = TransformersGenerator()
     with pytest.raises(ValueError, match="not a local model folder"):
-        InferSpec(model_path=str(tmp_path)).validate()
+        InferSpec(generator=local, model_path=str(tmp_path)).validate()
+    InferSpec(generator=EndpointGenerator(), model_path=str(tmp_path)).validate()  # an endpoint loads no folder
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ValueError, match="LoRA adapter only"):
-        InferSpec(model_path=str(tmp_path)).validate()
+        InferSpec(generator=local, model_path=str(tmp_path)).validate()
     with pytest.raises(ValueError, match="unknown"):
-        InferSpec(test_sets=["koala", "nope"]).validate()
+        InferSpec(generator=local, test_sets=["koala", "nope"]).validate()
+    with pytest.raises(ValueError, match=r"infer.generator.dtype must be one of .* not 'fp8'"):
+        InferSpec(generator=TransformersGenerator(dtype="fp8")).validate()
+    for generator in (None, "openai"):  # no generator, or a name where the object belongs (infer.generator=openai)
+        with pytest.raises(ValueError, match="infer.generator must be a generator object.*infer/generator="):
+            InferSpec(generator=generator).validate()
     out = run_cli([INFER, "stages=[infer]", "logger=none", f"hydra.run.dir={tmp_path / 'r'}"])
     assert out.returncode != 0 and "train" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_generators_are_chosen_by_config_group():
+    """infer/generator=transformers|vllm|openai picks the class by its _target_; what the stage asks of each."""
+    from test_configs import compose_cfg
+    from hydra.utils import instantiate
+
+    from tacos.stages.infer import STAGE
+
+    expected = {"transformers": (TransformersGenerator, True, False), "vllm": (VllmGenerator, True, False),
+                "openai": (EndpointGenerator, False, True)}
+    for option, (cls, needs_checkpoint, uses_llm) in expected.items():
+        cfg = compose_cfg([INFER, f"infer/generator={option}", "stages=[infer]"])
+        spec = instantiate(cfg.infer, _convert_="all")
+        assert type(spec.generator) is cls
+        assert (spec.generator.needs_checkpoint, spec.generator.uses_llm) == (needs_checkpoint, uses_llm)
+        assert STAGE.requires(cfg) == (["train"] if needs_checkpoint else []) and STAGE.uses_llm(cfg) == uses_llm
+    assert compose_cfg([INFER]).infer.generator._target_.endswith("TransformersGenerator")  # the default
+    spec = instantiate(compose_cfg([INFER, "infer.generator.device=cpu", "infer.generator.dtype=float32"]).infer,
+                       _convert_="all")
+    assert spec.generator.identity() == {"backend": "transformers", "dtype": "float32", "device": "cpu"}
 
 
 def test_registry_keeps_every_seed(tmp_path):

@@ -57,3 +57,17 @@ def test_exact_overlap_with_reference():
     result = overlap_with_reference(["Hello  World", "new text", "HELLO world\n"], ["hello world", "other"])
     assert result == {"n_selected": 3, "n_reference": 2, "n_overlap": 2, "fraction": 2 / 3}
     assert overlap_with_reference([], ["x"])["fraction"] == 0.0
+
+
+def test_contamination_check_is_the_report_section():
+    from tacos.method.contamination import ContaminationCheck
+
+    check = ContaminationCheck(contamination_ngram=4, contamination_threshold=0.5)
+    check.validate()
+    rep = check.run({"r1": QUESTION}, {"vicuna": {"q": QUESTION}})
+    assert (rep["n"], rep["threshold"], rep["n_train_flagged"]) == (4, 0.5, 1)
+    for kwargs, key in [({"contamination_ngram": 0}, "report.contamination_ngram"),
+                        ({"contamination_threshold": 0.0}, "report.contamination_threshold"),
+                        ({"contamination_threshold": "half"}, "report.contamination_threshold")]:
+        with pytest.raises(ValueError, match=rf"^{key} must"):
+            ContaminationCheck(**kwargs).validate()

@@ -159,3 +159,21 @@ def test_surface_forms_pick_the_most_frequent_unmerged_raw_form():
     # frequent than any single raw form of "creativ write" but must not name it
     assert _by_raw(tag_map)["Poetry"].canonical == "creativ write"
     assert surface_forms(tag_map) == {"creativ write": "creative writing", "geometri": "geometry"}
+
+
+def test_normalize_spec_thresholds_and_clear_errors():
+    """The `normalize` section as NormalizeSpec: thresholds scaled as the stage uses them; a bad value names its key."""
+    from tacos.method.tag_normalization import NormalizeSpec
+
+    spec = NormalizeSpec(alpha=20, association={"enabled": True, "min_support": 40, "min_confidence": 0.99})
+    spec.validate()
+    assert spec.thresholds(5_000) == (effective_alpha(20, 5_000), effective_alpha(40, 5_000, min_alpha=3)) == (2, 4)
+    assert NormalizeSpec(scale_alpha=False).thresholds(5_000) == (20, 40)
+    bad = [({"alpha": -1}, "normalize.alpha"), ({"alpha": "20"}, "normalize.alpha"),
+           ({"order": "random"}, "normalize.order"), ({"scale_alpha": "yes"}, "normalize.scale_alpha"),
+           ({"association": {"min_support": 0}}, "normalize.association.min_support"),
+           ({"association": {"min_confidence": 1.5}}, "normalize.association.min_confidence"),
+           ({"association": {"enabled": 1}}, "normalize.association.enabled")]
+    for kwargs, key in bad:
+        with pytest.raises(ValueError, match=rf"^{key} must"):
+            NormalizeSpec(**kwargs).validate()

@@ -192,6 +192,30 @@ def test_model_missing_offline_is_a_clear_error(tmp_path, monkeypatch):
                                 tmp_path / "models")
 
 
+def test_model_builder_is_an_object(tmp_path):
+    """model.builder is an object that makes the model (model=tiny: TinyLlamaBuilder), asked for the folder; a name
+    string where the object belongs is refused before any work."""
+    from tacos.sft.tiny_model import TinyLlamaBuilder
+
+    spec = instantiate(compose_cfg(["model=tiny"]).model, _convert_="all")
+    assert isinstance(spec.builder, TinyLlamaBuilder)
+    spec.validate()
+    asked = []
+
+    class Builder:
+        def build(self, folder: Path) -> Path:
+            asked.append(folder)
+            (folder / "config.json").parent.mkdir(parents=True)
+            (folder / "config.json").write_text(json.dumps({"hidden_size": 8}))
+            return folder
+
+    spec.builder = Builder()
+    assert preflight.resolve_model(spec, tmp_path / "models") == (str(tmp_path / "models" / "tiny-llama"), 8)
+    assert asked == [tmp_path / "models" / "tiny-llama"]
+    with pytest.raises(ValueError, match="model.builder must be null or a builder object.*'tiny_llama'"):
+        instantiate(compose_cfg(["model=tiny", "model.builder=tiny_llama"]).model, _convert_="all").validate()
+
+
 def run_cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     """python run.py [-m] OVERRIDES with this interpreter (the train venv)."""
     flags = [a for a in args if a.startswith("-")]
