@@ -195,13 +195,17 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
         from tacos.llm.ledger import read_spend
 
         print(f"LLM spend in this run dir (all processes so far): ${read_spend(spend)['spent_usd']:.4f}")
-    for name, m in result.items():  # the gate (tacos.eval.gate): say it last, where it is read
-        stats = m.get("stats", {})
-        if stats.get("judge_informative") is False:
-            print(f"\nwarning: {name}: the judge {stats.get('judge_llm') or ''} is not shown to be informative, so "
-                  f"these {'scores' if name == 'score' else 'results'} may not mean what they seem:", file=sys.stderr)
-            for reason in stats.get("judge_gate_reasons", []):
+    for name, m in result.items():  # the gate (tacos.judges.gate): say it last, where it is read
+        gate = m.get("gate") or {}
+        if gate.get("judge_informative") is False:
+            print(f"\nwarning: {name}: the judge {m['stats'].get('judge_name') or ''} is not shown to be informative, "
+                  f"so these {'scores' if name == 'score' else 'results'} may not mean what they seem:", file=sys.stderr)
+            for reason in gate.get("judge_gate_reasons", []):
                 print(f"  - {reason}", file=sys.stderr)
+        elif gate.get("judge_informative"):
+            print(f"{name}: the judge passed the gate ("
+                  + ", ".join(f"{s} {v.get('agreement', v.get('spearman')):.2f}" for s, v in gate["judge_measured"].items())
+                  + ")")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""Which local judge and judgment mode carry signal? Judge (0.5B, 1.5B) x mode (text, log-prob) on the `test` halves
-of the bundled label suites (data/judge_eval/), through `tacos judge-eval` (same prompts, client, cache and parser as
-the score stage). Writes a Markdown table (for the README), a JSON file, and the measurements the gate reads
+"""Which judge carries signal here? Every candidate judge x every labelled suite, through `tacos judge-eval` (the
+same judge objects, prompts, read-outs, client, cache and parsers as the score stage). Writes a Markdown table (for
+the README), a JSON file and, for the `test` halves, the measurements the gate reads
 (benchmarks/results/judge_eval_measurements.jsonl: committed, so a fresh clone knows how its default judge measured).
 
-    .venv/bin/python benchmarks/bench_judges.py                        # everything (about an hour on 2 cores)
-    .venv/bin/python benchmarks/bench_judges.py --judges local --scorers contrastive --modes logprob
+    .venv/bin/python benchmarks/bench_judges.py --split dev                  # tune here (thresholds, weights, prompts)
+    .venv/bin/python benchmarks/bench_judges.py --split test                 # report here
+    .venv/bin/python benchmarks/bench_judges.py --split test --candidates default relevance --suites refined_balanced
 
-Tune prompts and decoding on the `dev` halves only (--split dev); report the `test` halves.
+Tune on the `dev` halves only; report the `test` halves.
 """
 from __future__ import annotations
 
@@ -21,75 +22,84 @@ sys.path.insert(0, str(REPO))
 from tacos.evaluate_judge import evaluate_judge  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-PAIR_SUITES = ("swapped_response", "mt_bench_pair")
-SINGLE_SUITES = ("mt_bench_single",)
+COMMITTED = RESULTS / "judge_eval_measurements.jsonl"
+PAIR_SUITES = ("swapped_response", "cross_instruction", "refined_balanced", "mt_bench_pair")
+RATING_SUITES = ("mt_bench_single",)
+# name -> (Hydra overrides, what it is). A rating judge is measured on pairs as the contrastive scorer uses it
+# (the higher rating wins) and on ratings through scorer=single.
+CANDIDATES: dict[str, tuple[list[str], str]] = {
+    "default": ([], "guard (relevance + completeness) + response likelihood, 0.5B scoring model"),
+    "relevance": (["scorer/judge=relevance"], "MiniLM cos(instruction, response)"),
+    "likelihood_gain": (["scorer/judge=likelihood_gain"], "log P(r|i) - log P(r), 0.5B"),
+    "ifd": (["scorer/judge=ifd"], "Cherry IFD (higher = harder), IFD >= 1 screened, 0.5B"),
+    "response_likelihood": (["scorer/judge=response_likelihood"], "mean log P(r|i), 0.5B"),
+    "completeness": (["scorer/judge=completeness"], "log P(end | i, r), 0.5B"),
+    "llm_logprob": (["scorer/judge=llm_logprob"], "LLM pairwise, forced one-token read-out, 0.5B"),
+    "llm_text": (["scorer/judge=llm_text"], "LLM pairwise, two JSON scores per call (the reference), 0.5B"),
+    "guarded_llm": (["scorer/judge=guarded_llm"], "guard + LLM pairwise forced read-out, 0.5B"),
+    "llm_digit": (["scorer=single"], "LLM single rating, expected digit, 0.5B"),
+    "llm_logprob_1.5b": (["scorer/judge=llm_logprob", "llm=local_large"], "LLM pairwise forced read-out, 1.5B"),
+    "llm_text_1.5b": (["scorer/judge=llm_text", "llm=local_large"], "LLM pairwise JSON scores, 1.5B"),
+    "default_1.5b": (["lm=local_large"], "the default with the 1.5B scoring model"),
+}
+RATING_JUDGES = {"relevance", "likelihood_gain", "ifd", "response_likelihood", "completeness", "llm_digit"}
 
 
-def run(judges: list[str], scorers: list[str], modes: list[str], suites: list[str], split: str, cache_dir: Path,
-        n_boot: int) -> list:
+def run(candidates: list[str], suites: list[str], split: str, work: Path, n_boot: int, record: bool) -> list[dict]:
     rows = []
-    for judge in judges:
-        for scorer in scorers:
-            for mode in modes:
-                for suite in suites:
-                    if suite in SINGLE_SUITES and scorer != "single":
-                        continue  # ratings grade one answer at a time
-                    name = f"{suite}_{split}"
-                    kind = {"ratings" if suite in SINGLE_SUITES else "pairs":
-                            str(REPO / "data" / "judge_eval" / f"{name}.jsonl")}
-                    overrides = [f"llm={judge}", f"scorer={scorer}", f"scorer.judgment={mode}",
-                                 f"paths.cache_dir={cache_dir}", f"paths.output_dir={cache_dir.parent}", "logger=none",
-                                 f"gate.measurements=[{RESULTS / 'judge_eval_measurements.jsonl'}]"]
-                    out = cache_dir.parent / "bench_judges" / f"{judge}_{scorer}_{mode}_{name}"
-                    result = evaluate_judge(overrides, out=str(out), n_boot=n_boot, **kind)
-                    rows.append({"judge": judge, "scorer": scorer, "mode": mode, "suite": name,
-                                 **result["metrics"]["overall"]})
-                    print(json.dumps(rows[-1]), flush=True)
+    for name in candidates:
+        overrides, _ = CANDIDATES[name]
+        for suite in suites:
+            ratings = suite in RATING_SUITES
+            if ratings and name not in RATING_JUDGES:
+                continue  # ratings grade one answer at a time
+            file = REPO / "data" / "judge_eval" / f"{suite}_{split}.jsonl"
+            extra = ["scorer=single", *[o for o in overrides if o != "scorer=single"]] if ratings else overrides
+            measurements = f"gate.measurements=[{COMMITTED}]" if record else \
+                f"gate.measurements=[{work / 'measurements.jsonl'}]"
+            common = [f"paths.output_dir={work}", f"paths.cache_dir={work / 'cache'}", "logger=none", measurements]
+            result = evaluate_judge(extra + common, out=str(work / "bench_judges" / f"{name}_{suite}_{split}"),
+                                    n_boot=n_boot, **({"ratings": str(file)} if ratings else {"pairs": str(file)}))
+            rows.append({"candidate": name, "suite": f"{suite}_{split}", "judge_key": result["judge_key"],
+                         **result["metrics"]["overall"]})
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
+def _ci(v, ci) -> str:
+    return "–" if v is None else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{v:.2f}"
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| judge | scorer | mode | suite | n | agreement [95% CI] / Spearman [95% CI] | consistency | "
-             "first position | prefers longer | always-longer | s/call |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| judge | suite | n | agreement [95% CI] / Spearman [95% CI] | always-longer / length ρ | invalid | "
+             "first position | answer mass | s/item |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if "agreement" in r:
-            ci = r["agreement_ci"] or [None, None]
-            main = f"{r['agreement']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if r["agreement"] is not None else "–"
-            base = f"{r['baseline_longer']:.2f}"
-        else:
-            ci = r.get("spearman_ci") or [None, None]
-            main = f"ρ {r['spearman']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if r.get("spearman") is not None else "–"
-            base = f"ρ {r['baseline_length_spearman']:.2f}" if r.get("baseline_length_spearman") is not None else "–"
-        fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-        spc = r["seconds_per_1000"] / 1000 if r.get("seconds_per_1000") else None
-        lines.append(f"| {r['judge']} | {r['scorer']} | {r['mode']} | {r['suite']} | {r['n']} | {main} | "
-                     f"{fmt(r.get('consistency'))} | "
-                     f"{fmt(r.get('first_position_rate'))} | {fmt(r.get('prefers_longer_rate'))} | {base} | "
-                     f"{fmt(spc)} |")
+        pair = "agreement" in r
+        main = _ci(r["agreement"], r["agreement_ci"]) if pair else "ρ " + _ci(r["spearman"], r.get("spearman_ci"))
+        base = r["baseline_longer"] if pair else r.get("baseline_length_spearman")
+        cells = [r["candidate"], r["suite"], r["n"], main, "–" if base is None else f"{base:.2f}",
+                 r.get("invalid_rate"), r.get("first_position_win_rate"), r.get("mean_answer_mass"),
+                 r.get("seconds_per_item")]
+        lines.append("| " + " | ".join("–" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c)
+                                       for c in cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--judges", nargs="+", default=["local", "local_large"])
-    ap.add_argument("--scorers", nargs="+", default=["contrastive", "single"])
-    ap.add_argument("--modes", nargs="+", default=["logprob", "text"])
-    ap.add_argument("--suites", nargs="+", default=[*PAIR_SUITES, *SINGLE_SUITES])
-    ap.add_argument("--split", default="test", choices=("dev", "test"))
-    ap.add_argument("--cache-dir", type=Path, default=REPO / "outputs" / "bench_judges" / "cache")
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    ap.add_argument("--suites", nargs="+", default=[*PAIR_SUITES, *RATING_SUITES])
+    ap.add_argument("--split", choices=("dev", "test"), default="dev")
+    ap.add_argument("--work", type=Path, default=REPO / "outputs" / "bench_judges")
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--out", type=Path, default=RESULTS / "judges.json")
     args = ap.parse_args(argv)
-    rows = run(args.judges, args.scorers, args.modes, args.suites, args.split, args.cache_dir, args.n_boot)
-    if args.out.is_file():  # keep earlier rows of other configurations (runs may be split by judge or mode)
-        done = {(r["judge"], r["scorer"], r["mode"], r["suite"]) for r in rows}
-        rows = [r for r in json.loads(args.out.read_text()) if (r["judge"], r["scorer"], r["mode"], r["suite"])
-                not in done] + rows
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=1) + "\n")
-    table = markdown(rows)
-    args.out.with_suffix(".md").write_text(table + "\n")
-    print(table)
+    # Only test-half measurements are committed for the gate; dev halves are for tuning and stay local.
+    rows = run(args.candidates, args.suites, args.split, args.work, args.n_boot, record=args.split == "test")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = f"judges_{args.split}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text(markdown(rows) + "\n", encoding="utf-8")
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

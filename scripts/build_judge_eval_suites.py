@@ -5,7 +5,11 @@
 Suites (see data/judge_eval/README.md), each split into dev/test by `split_of(id)`:
   mt_bench_pair_*     GPT-4 pairwise MT-Bench verdicts that agree in both orders and are not ties;
   mt_bench_single_*   GPT-4 single-answer MT-Bench ratings (1-10);
-  swapped_response_*  an Alpaca answer vs another row's answer: the own answer is known to be better.
+  swapped_response_*  an Alpaca answer vs another row's answer: the own answer is known to be better;
+  refined_balanced_*  a TACOS-1k answer vs its GPT-4o refinement (the refinement is better), length-balanced: the
+                      refinement is the longer answer in exactly half of the pairs of each split;
+  cross_instruction_* two rows of one cluster, one of them made bad (off-topic, cut mid-sentence, a non-answer):
+                      what the contrastive scorer decides inside a cluster.
 Question, answers and reference answers are parsed out of the judge prompts by matching FastChat's prompt templates
 exactly (the known MT-Bench questions anchor the match; an ambiguous or failed match stops the build).
 Deterministic: the same reference files give byte-identical outputs (canonical JSON Lines, fixed order, seed 0).
@@ -31,6 +35,11 @@ from tacos.records import dumps, record_id  # noqa: E402
 PAIR_SOURCE = "judgment_examples/mt_bench_pair__WHATMAKESGOOD_1k_sharegpt-score.jsonl"
 SINGLE_SOURCE = "judgment_examples/mt_bench_single__llama2-13b-alpaca_tips_WHAT_1k_sharegpt-e15lr1e-05_single.jsonl"
 SWAP_SOURCE = "baselines/filtered_alpaca_1k_score.json"
+ORIGINAL_1K = "selected/filtered_alpaca_1k_opencs.json"
+REFINED_1K = "selected/refined_alpaca_1k_opencs.json"
+MATCH_MIN_SIMILARITY = 0.8  # instruction+input cosine of a matched original / refined row (the refinement rewrites
+                            # most instructions: 38 of 1,000 are unchanged)
+CROSS_CLUSTERS, CROSS_PAIRS_PER_CLUSTER = 50, 3
 QUESTIONS = "llm_judge/mt_bench/question.jsonl"
 TEMPLATES = "llm_judge/judge_prompts.jsonl"  # the templates OpenCS judged with (identical to upstream FastChat's)
 SWAP_PAIRS = 100
@@ -189,15 +198,98 @@ def build_swapped(reference: Path) -> tuple[list[dict], dict[str, int]]:
         recs.append({"id": f"swap-{record_id(instruction, input, output)}", "instruction": instruction, "input": input,
                      "own": output, "other": j[3], "subset": "swapped_response", "source_row": k,
                      "distractor_row": j[0]})
+    for r in recs:
+        r["good"], r["bad"] = r.pop("own"), r.pop("other")
+    position_balanced(recs, rng)
+    return recs, {"rows": len(rows), "kept": len(recs)}
+
+
+def alpaca_rows(reference: Path, name: str) -> list[tuple[str, str, str]]:
+    """(instruction, input, output) of a ShareGPT file with the one-line Alpaca wrapper."""
+    out = []
+    for k, row in enumerate(json.loads((reference / name).read_text(encoding="utf-8"))):
+        split = unwrap_alpaca_one_line(row["conversations"][0]["value"])
+        if split is None or len(row["conversations"]) < 2:
+            raise SystemExit(f"{name} row {k}: not a one-line Alpaca row with an answer.")
+        out.append((split[0].strip(), split[1].strip(), row["conversations"][1]["value"]))
+    return out
+
+
+def embed(texts: list[str]):
+    from tacos.method.clustering import embed_texts
+
+    return embed_texts(texts, "all-MiniLM-L6-v2", progress=False)
+
+
+def position_balanced(recs: list[dict], rng: random.Random) -> None:
+    """Put the better output ("good") first or second, half and half within each split."""
     for split in ("dev", "test"):
         part = [r for r in recs if split_of(r["id"]) == split]
-        labels = [1, 2] * (len(part) // 2 + 1)
-        labels = labels[:len(part)]
+        labels = ([1, 2] * (len(part) // 2 + 1))[:len(part)]
         rng.shuffle(labels)
         for r, label in zip(part, labels):
-            own, other = r.pop("own"), r.pop("other")
-            r["output_1"], r["output_2"], r["preference"] = (own, other, 1) if label == 1 else (other, own, 2)
-    return recs, {"rows": len(rows), "kept": len(recs)}
+            good, bad = r.pop("good"), r.pop("bad")
+            r["output_1"], r["output_2"], r["preference"] = (good, bad, 1) if label == 1 else (bad, good, 2)
+            if "instruction_bad" in r:  # output_2 (or _1) answers its own instruction
+                ins, inp = r.pop("instruction_bad"), r.pop("input_bad")
+                if label == 1:
+                    r["instruction_2"], r["input_2"] = ins, inp
+                else:  # the bad record comes first: swap the instructions too
+                    r["instruction_2"], r["input_2"] = r["instruction"], r["input"]
+                    r["instruction"], r["input"] = ins, inp
+
+
+def build_refined(reference: Path) -> tuple[list[dict], dict[str, int]]:
+    """Each TACOS-1k row vs its GPT-4o refinement, matched by instruction+input similarity (one-to-one assignment,
+    mutual best match, cosine >= MATCH_MIN_SIMILARITY, same input); then per split every pair whose refinement is
+    shorter and as many (seeded) whose refinement is longer: always-the-longer-answer scores 0.5 by construction."""
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = alpaca_rows(reference, ORIGINAL_1K), alpaca_rows(reference, REFINED_1K)
+    sim = embed([f"{x[0]}\n{x[1]}" for x in a]) @ embed([f"{x[0]}\n{x[1]}" for x in b]).T
+    rows, cols = linear_sum_assignment(-sim)
+    keep = [(i, j) for i, j in zip(rows, cols) if sim.argmax(1)[i] == j and sim.argmax(0)[j] == i
+            and sim[i, j] >= MATCH_MIN_SIMILARITY and a[i][1] == b[j][1] and a[i][2].strip() != b[j][2].strip()]
+    recs = [{"id": f"refined-{record_id(*a[i])}", "instruction": a[i][0], "input": a[i][1], "good": b[j][2],
+             "bad": a[i][2], "subset": "refined_balanced", "refined_longer": len(b[j][2]) > len(a[i][2]),
+             "refined_instruction": b[j][0]} for i, j in keep]
+    rng = random.Random(SEED)
+    balanced = []
+    for split in ("dev", "test"):
+        part = [r for r in recs if split_of(r["id"]) == split]
+        shorter = [r for r in part if not r["refined_longer"]]
+        balanced += shorter + rng.sample([r for r in part if r["refined_longer"]], len(shorter))
+    balanced.sort(key=lambda r: r["id"])
+    position_balanced(balanced, rng)
+    return balanced, {"rows": len(a), "matched": len(keep), "refined_longer": sum(r["refined_longer"] for r in recs),
+                      "kept": len(balanced)}
+
+
+def build_cross(reference: Path) -> tuple[list[dict], dict[str, int]]:
+    """Pairs of rows from one cluster (MiniLM instruction embeddings, seeded K-means), the second made bad in turn
+    off-topic (a response from another cluster), cut mid-sentence, or a non-answer (tacos.data.planted)."""
+    from sklearn.cluster import KMeans
+
+    from tacos.data.planted import KINDS, plant
+
+    rows = alpaca_rows(reference, SWAP_SOURCE)
+    labels = KMeans(CROSS_CLUSTERS, random_state=SEED, n_init=10).fit_predict(
+        embed([f"{x[0]}\n{x[1]}" for x in rows]))
+    rng = random.Random(SEED)
+    recs, kind = [], 0
+    for c in range(CROSS_CLUSTERS):
+        members = [k for k in range(len(rows)) if labels[k] == c]
+        rng.shuffle(members)
+        outside = [rows[k][2] for k in range(len(rows)) if labels[k] != c]
+        for p in range(min(CROSS_PAIRS_PER_CLUSTER, len(members) // 2)):
+            good, bad = rows[members[2 * p]], rows[members[2 * p + 1]]
+            what = KINDS[kind % len(KINDS)]
+            kind += 1
+            recs.append({"id": f"cross-{record_id(*good)}-{record_id(*bad)[:9]}", "instruction": good[0],
+                         "input": good[1], "good": good[2], "bad": plant(what, bad[2], rng, outside),
+                         "instruction_bad": bad[0], "input_bad": bad[1], "subset": what, "cluster": c})
+    position_balanced(recs, rng)
+    return recs, {"rows": len(rows), "clusters": CROSS_CLUSTERS, "kept": len(recs)}
 
 
 def describe(rows: list[dict]) -> str:
@@ -233,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.reference}: not the OpenCS reference folder ({PAIR_SOURCE} is missing).")
     args.out.mkdir(parents=True, exist_ok=True)
     for name, build in (("mt_bench_pair", build_pairs), ("mt_bench_single", build_single),
-                        ("swapped_response", build_swapped)):
+                        ("swapped_response", build_swapped), ("refined_balanced", build_refined),
+                        ("cross_instruction", build_cross)):
         rows, stats = build(args.reference)
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
         write_suite(args.out, name, rows)

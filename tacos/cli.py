@@ -2,8 +2,8 @@
 
     tacos report DIR [--out OUT]    the results of a run dir or of a whole sweep dir as report.md / report.csv
     tacos plan DIR                  the dry-run forecasts (dry_run.json) of every run under DIR as one grid
-    tacos judge-eval --pairs FILE [--source|--prompt score|judge] [OVERRIDES...]   agreement of the judge with labels
-    tacos judge-eval --ratings FILE scorer=single [OVERRIDES...]         correlation with labelled ratings
+    tacos judge-eval --pairs FILE [--judge scorer.judge] [OVERRIDES...]   agreement of a judge with labelled pairs
+    tacos judge-eval --ratings FILE scorer=single [OVERRIDES...]          correlation with labelled ratings
 """
 from __future__ import annotations
 
@@ -78,9 +78,10 @@ def _judge_eval(args: argparse.Namespace) -> int:
         print("error: give exactly one of --pairs FILE (preference pairs) or --ratings FILE (single ratings)",
               file=sys.stderr)
         return 2
-    result = evaluate_judge(args.overrides, pairs=args.pairs, ratings=args.ratings, source=args.source,
+    result = evaluate_judge(args.overrides, pairs=args.pairs, ratings=args.ratings, judge_path=args.judge,
                             out=args.out, n_boot=args.n_boot)
-    print(f"\njudge {result['judge']} ({result['source']} prompt, {result['mode']} judgments) on {result['suite']}")
+    print(f"\njudge {result['judge_name']} ({result['judge_path']}, key {result['judge_key']}"
+          f"{', llm ' + result['llm'] if result['llm'] else ''}) on {result['suite']}")
     print(format_table(result))
     print(f"-> {result['out_dir']}/judge_eval.json")
     return 0
@@ -99,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     je = sub.add_parser("judge-eval", help="measure the configured judge against labelled preference pairs or ratings")
     je.add_argument("--pairs", help="alpaca_eval-format pairs (JSON/JSONL): instruction, output_1, output_2, preference")
     je.add_argument("--ratings", help="single-answer ratings (JSON/JSONL): instruction, output, rating")
-    je.add_argument("--source", "--prompt", dest="source", choices=("score", "judge"), default="score",
-                    help="judge as the score stage does (default) or with the judge stage's pairwise prompt")
+    je.add_argument("--judge", default="scorer.judge",
+                    help="where the judge sits in the config (default scorer.judge: what the score stage uses; "
+                         "judge.pair_judge: the judge stage's pairwise judge)")
     je.add_argument("--out", help="output folder (default: <paths.output_dir>/judge_eval/<time>_<suite>)")
     je.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     je.add_argument("overrides", nargs="*", help="Hydra overrides, as for run.py (llm=local_large scorer=single ...)")

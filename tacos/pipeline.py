@@ -206,11 +206,22 @@ class Pipeline:
         return self._finish(stage, manifest)
 
     def _finish(self, stage: Stage, manifest: dict) -> dict:
-        """After a stage is complete in the run dir (computed, skipped or reused): its publish hook, then tracking."""
+        """After a stage is complete in the run dir (computed, skipped or reused): its publish hook, the gate's verdict
+        on its judge (computed now, from the measurements as they are now), then tracking."""
         stage.publish(self.cfg, self.run_dir / stage.name, manifest)
+        verdict = self._gate(stage, manifest)
         if self.logger:
             self.logger.log_stage(manifest, self.run_dir)
+        if verdict is not None and not verdict["judge_informative"] and verdict["on_fail"] == "error":
+            raise StageError(f"{stage.name}: the judge is not shown to be informative: "
+                             + "; ".join(verdict["judge_gate_reasons"]) + " (gate.on_fail=error; the stage's output is "
+                             "kept; set gate.on_fail=warn to go on)")
         return manifest
+
+    def _gate(self, stage: Stage, manifest: dict) -> dict | None:
+        from tacos.judges.gate import record_verdict
+
+        return record_verdict(self.run_dir, stage.name, manifest, component(self.cfg, "gate"))
 
     def _compute(self, stage: Stage, ident: Identity) -> dict:
         partial = self.run_dir / f".{stage.name}.partial"

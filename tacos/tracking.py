@@ -127,9 +127,12 @@ class WandbLogger:
         for key in ("subset_sha256",):
             if key in manifest.get("stats", {}):
                 self._run.summary[f"{stage}/{key}"] = manifest["stats"][key]
-        if manifest.get("stats", {}).get("judge_informative") is False:  # the gate failed: filterable on the dashboard
+        gate = manifest.get("gate") or {}
+        if gate.get("judge_informative") is False:  # the gate failed: filterable on the dashboard
             self._run.tags = tuple(sorted({*self._run.tags, f"{stage}:judge-not-informative"}))
-            self._run.summary[f"{stage}/judge_gate_reasons"] = "; ".join(manifest["stats"].get("judge_gate_reasons", []))
+            self._run.summary[f"{stage}/judge_gate_reasons"] = "; ".join(gate.get("judge_gate_reasons", []))
+        if gate:
+            self._run.summary[f"{stage}/judge_informative"] = gate.get("judge_informative")
 
     def finish(self, ok: bool = True) -> None:
         if self._run is not None:

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
+    ("tacos.judges",),
     ("tacos.strategies", "tacos.eval", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),

@@ -2,8 +2,9 @@
 
 A judge's scores drive data selection, so it is measured first against labels (alpaca_eval's evaluator
 leaderboard is the model). Pairs use alpaca_eval's annotation format (JSON list or JSON Lines, .gz too):
-`instruction`, `input`?, `output_1`, `output_2`, `preference` (1 or 2; 0 or 1.5 = tie), `id`?, `subset`?;
-any other field is kept in `extra`. Every problem raises `DataError` naming the file, the row and the problem,
+`instruction`, `input`?, `output_1`, `output_2`, `preference` (1 or 2; 0 or 1.5 = tie), `id`?, `subset`?, and
+`instruction_2` / `input_2`? when output_2 answers another instruction (two records of one cluster, as the contrastive
+scorer compares them); any other field is kept in `extra`. Every problem raises `DataError` naming the file, the row and the problem,
 before anything is returned: a judge measured on silently repaired labels would be measured on the wrong thing.
 """
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tacos.data.loaders import DataError, _read_rows
+from tacos.records import Record
 
 TIE = 1.5
 _PREFERENCES = {1: 1.0, 2: 2.0, 1.5: TIE, 0: TIE}  # alpaca_eval writes a tie as 0 or 1.5; we keep 1.5
-_PAIR_KEYS = ("id", "instruction", "input", "output_1", "output_2", "preference", "subset")
+_PAIR_KEYS = ("id", "instruction", "input", "output_1", "output_2", "preference", "subset", "instruction_2", "input_2")
 _RATING_KEYS = ("id", "instruction", "question", "input", "output", "rating", "subset")
 
 
@@ -34,6 +36,15 @@ class PreferencePair:
     preference: float
     subset: str = "all"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    instruction_2: str | None = None  # output_2's own instruction when it answers another one
+    input_2: str | None = None
+
+    def records(self) -> tuple[Record, Record]:
+        """The two (instruction, input, output) records a judge compares."""
+        second = (self.instruction_2 if self.instruction_2 is not None else self.instruction,
+                  self.input_2 if self.instruction_2 is not None else self.input)
+        return (Record.make(0, self.instruction, self.input, self.output_1, source=self.id),
+                Record.make(1, *second, self.output_2, source=self.id))
 
 
 @dataclass(frozen=True)
@@ -118,13 +129,16 @@ def load_preference_pairs(path: str | Path) -> list[PreferencePair]:
         if raw not in _PREFERENCES:
             raise DataError(f"{loc}: 'preference' must be 1 or 2 (0 or 1.5 = tie), got {row['preference']!r}.")
         pref = _PREFERENCES[raw]
-        if out1 == out2 and pref != TIE:
+        instruction_2 = _text(row, "instruction_2", loc, required=False, nonempty=True) if "instruction_2" in row \
+            else None
+        input_2 = _text(row, "input_2", loc, required=False) if instruction_2 is not None else None
+        if out1 == out2 and pref != TIE and instruction_2 is None:
             raise DataError(f"{loc}: output_1 and output_2 are identical but 'preference' is {pref:g}, not a tie.")
         pid = _text(row, "id", loc, nonempty=True) if "id" in row else content_id("p", instruction, input, out1, out2)
         subset = _text(row, "subset", loc, nonempty=True) if "subset" in row else "all"
         _check_new(pid, loc, seen)
         extra = {k: v for k, v in row.items() if k not in _PAIR_KEYS}
-        pairs.append(PreferencePair(pid, instruction, input, out1, out2, pref, subset, extra))
+        pairs.append(PreferencePair(pid, instruction, input, out1, out2, pref, subset, extra, instruction_2, input_2))
     return pairs
 
 

@@ -44,6 +44,14 @@ class RunInfo:
     def selection(self) -> str:
         return str((self.config.get("selection") or {}).get("name") or "")
 
+    def judge_informative(self, stage: str) -> bool | None:
+        """The gate's verdict on a stage's judge when the run last ended (<run_dir>/gate.json)."""
+        import json
+
+        p = self.path / "gate.json"
+        return (json.loads(p.read_text(encoding="utf-8")).get(stage) or {}).get("judge_informative") \
+            if p.is_file() else None
+
     @property
     def model(self) -> str:
         stats = self.manifests.get("judge", {}).get("stats", {})
@@ -110,7 +118,7 @@ def result_rows(runs: list[RunInfo]) -> list[list]:
         for baseline, per_set in sorted(per_baseline.items()):
             cells = [(per_set.get(t) or {}).get(k) for t in TEST_SETS for k in WTL]
             rows.append([run.run_name, run.selection, run.model, baseline, *mt_cells, *cells,
-                         stats.get("judge_informative")])
+                         run.judge_informative("judge")])
     return rows
 
 
@@ -126,7 +134,7 @@ def summary_rows(runs: list[RunInfo]) -> list[list]:
         rows.append([run.run_name, run.selection, select.get("counts", {}).get("selected"),
                      sha[:16] if sha else None, sum(int(x.get("calls", 0)) for x in llm),
                      round(sum(float(x.get("cost_usd", 0.0)) for x in llm), 6), "judge" in run.manifests,
-                     run.manifests.get("score", {}).get("stats", {}).get("judge_informative")])
+                     run.judge_informative("score")])
     return rows
 
 

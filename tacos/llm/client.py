@@ -264,7 +264,7 @@ class LLMClient:
             try:
                 reply = read_reply(self._apis[index].chat.completions.create(**request_body(
                     request, generation, endpoint.model, endpoint.structured_output, endpoint.supports_logprobs,
-                    endpoint.extra_body)))
+                    endpoint.extra_body, endpoint.grammar)))
                 prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else est_prompt
                 completion_tokens = (reply.completion_tokens if reply.completion_tokens is not None
                                      else est_completion)

@@ -142,7 +142,7 @@ class LocalLlamaCpp(_LocalGGUFServer):
         self.last_start_s = time.monotonic() - t0
         self._endpoint = Endpoint(
             base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity, api_key_env=None,
-            structured_output="llama_cpp", supports_logprobs=True, max_concurrency=self.max_concurrency)
+            structured_output="llama_cpp", supports_logprobs=True, max_concurrency=self.max_concurrency, grammar=True)
         return self._endpoint
 
 
@@ -267,5 +267,6 @@ class LocalLlamaServer(_LocalGGUFServer):
         self.last_start_s = time.monotonic() - t0
         self._endpoint = Endpoint(
             base_url=f"http://127.0.0.1:{port}/v1", model=served, identity=self.identity, api_key_env=None,
-            structured_output="json_schema", supports_logprobs=True, max_concurrency=self.max_concurrency)
+            structured_output="json_schema", supports_logprobs=True, max_concurrency=self.max_concurrency,
+            grammar=True)
         return self._endpoint

@@ -28,6 +28,9 @@ class LLMRequest:
     schema: dict | None = None  # JSON schema for constrained output
     logprobs: int = 0  # >0: ask for top_logprobs=N when the endpoint supports logprobs
     label: str = ""  # free text for logs
+    # The answer must be one of these strings (a one-token read-out): sent as a grammar where the endpoint takes one
+    # (Endpoint.grammar), otherwise only the prompt asks for it. Part of the cache key when set.
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         messages = tuple(tuple(m) for m in self.messages)  # accept lists (e.g. from JSON)
@@ -39,6 +42,7 @@ class LLMRequest:
         if not self.prompt_hash:
             raise ValueError("LLMRequest.prompt_hash is required: the sha256 of the prompt file(s) used")
         object.__setattr__(self, "messages", messages)
+        object.__setattr__(self, "choices", tuple(str(c) for c in self.choices))
 
     def params(self) -> dict:
         # float()/int() so that 0 and 0.0 give the same key
@@ -46,13 +50,16 @@ class LLMRequest:
                 "top_p": float(self.top_p), "seed": self.seed}
 
     def to_json(self) -> dict:
-        return {"messages": [list(m) for m in self.messages], "prompt_hash": self.prompt_hash, **self.params(),
-                "schema": self.schema, "logprobs": self.logprobs, "label": self.label}
+        out = {"messages": [list(m) for m in self.messages], "prompt_hash": self.prompt_hash, **self.params(),
+               "schema": self.schema, "logprobs": self.logprobs, "label": self.label}
+        return {**out, "choices": list(self.choices)} if self.choices else out
 
     def key(self, identity: str) -> str:
         payload = {"identity": identity, "prompt_hash": self.prompt_hash,
                    "messages": [list(m) for m in self.messages], "params": self.params(),
                    "schema": self.schema, "logprobs": int(self.logprobs)}
+        if self.choices:  # absent otherwise, so the keys of every earlier call stay what they were
+            payload["choices"] = list(self.choices)
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -142,6 +149,7 @@ class Endpoint:
     price_out_per_mtok: float = 0.0
     max_concurrency: int = 1
     extra_body: dict = field(default_factory=dict)
+    grammar: bool = False  # takes a GBNF `grammar` field (llama.cpp's server, llama-cpp-python): answers can be forced
 
     def api_key(self) -> str:
         import os

@@ -48,8 +48,15 @@ def response_format(mode: str, schema: dict) -> dict | None:
     raise ValueError(f"unknown structured_output mode {mode!r} ({' | '.join(STRUCTURED_OUTPUT_MODES)})")
 
 
+def choice_grammar(choices: tuple[str, ...]) -> str:
+    """A GBNF grammar whose only sentences are `choices` (llama.cpp's grammar syntax)."""
+    import json
+
+    return "root ::= " + " | ".join(json.dumps(c) for c in choices)
+
+
 def request_body(request: LLMRequest, generation: int, model: str, structured_output: str,
-                 supports_logprobs: bool, extra_body: dict) -> dict:
+                 supports_logprobs: bool, extra_body: dict, grammar: bool = False) -> dict:
     """keyword arguments of `chat.completions.create` for generation `generation` (0 = first try) of a call."""
     kwargs: dict[str, Any] = {
         "model": model,
@@ -67,8 +74,11 @@ def request_body(request: LLMRequest, generation: int, model: str, structured_ou
     if request.logprobs > 0 and supports_logprobs:
         kwargs["logprobs"] = True
         kwargs["top_logprobs"] = request.logprobs
-    if extra_body:
-        kwargs["extra_body"] = dict(extra_body)
+    extra = dict(extra_body or {})
+    if request.choices and grammar:
+        extra["grammar"] = choice_grammar(request.choices)
+    if extra:
+        kwargs["extra_body"] = extra
     return kwargs
 
 
