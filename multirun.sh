@@ -64,7 +64,7 @@ sweep lima experiment=baseline_lima "model=$MODELS"
 for ds in $DATASETS; do
   tacos=tacos_alpaca
   [ "$ds" = evol_instruct ] && tacos=tacos_evol
-  sweep "${ds}_baselines" experiment=baseline_random,baseline_longest,baseline_full,baseline_alpagasus \
+  sweep "${ds}_baselines" experiment=baseline_random,baseline_longest,baseline_full,baseline_alpagasus,baseline_ifd \
     "dataset=$ds" "model=$MODELS"
   sweep "${ds}_tacos" "experiment=$tacos" "dataset=$ds" "model=$MODELS"
   if [ "$ds" = "$ABLATION_DATASET" ]; then

@@ -96,9 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     # Only test-half measurements are committed for the gate; dev halves are for tuning and stay local.
     rows = run(args.candidates, args.suites, args.split, args.work, args.n_boot, record=args.split == "test")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"judges_{args.split}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    (RESULTS / f"{stem}.md").write_text(markdown(rows) + "\n", encoding="utf-8")
+    stem = RESULTS / f"judges_{args.split}"
+    # Keep the rows of earlier runs for the candidates and suites not measured now (one table for the README).
+    old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").is_file() else []
+    now = {(r["candidate"], r["suite"]) for r in rows}
+    order = list(CANDIDATES)
+    merged = sorted([r for r in old if (r["candidate"], r["suite"]) not in now] + rows,
+                    key=lambda r: (order.index(r["candidate"]) if r["candidate"] in order else 99, r["suite"]))
+    stem.with_suffix(".json").write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    stem.with_suffix(".md").write_text(markdown(merged) + "\n", encoding="utf-8")
     print(markdown(rows))
 
 

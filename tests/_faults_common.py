@@ -48,7 +48,7 @@ def llm_overrides(base_url: str, tmp_path: Path, pool: Path | None = None) -> li
     """run.py overrides: the stub as the LLM, outputs under tmp_path, no W&B, fast retries, one call at a time."""
     out = ["llm=openai_compatible", f"llm.base_url={base_url}", "llm.model=stub-judge",
            f"paths.output_dir={tmp_path / 'outputs'}", "logger=none", "client.backoff_base=0.01",
-           "client.max_concurrency=1"]
+           "client.max_concurrency=1", "scorer/judge=llm_text"]
     if pool is not None:
         out += ["dataset=jsonl", f"dataset.path={pool}"]
     return out

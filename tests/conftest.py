@@ -52,9 +52,12 @@ def stub():
         yield server
 
 
-def stub_overrides(stub, tmp_path: Path) -> list[str]:
+def stub_overrides(stub, tmp_path: Path, llm_judge: bool = True) -> list[str]:
+    """The stub as the LLM, outputs under tmp_path, no W&B, fast retries; `llm_judge`: the contrastive scorer compares
+    through the stub (the default judge reads a real scoring model instead of the chat LLM)."""
     return ["llm=openai_compatible", f"llm.base_url={stub.base_url}", "llm.model=stub-judge",
-            f"paths.output_dir={tmp_path / 'outputs'}", "logger=none", "client.backoff_base=0.01"]
+            f"paths.output_dir={tmp_path / 'outputs'}", "logger=none", "client.backoff_base=0.01",
+            *(["scorer/judge=llm_text"] if llm_judge else [])]
 
 
 def run_cli(args: list[str], timeout: float = 600, env: dict | None = None,

@@ -82,13 +82,14 @@ def test_prompt_change_invalidates_only_its_calls(stub, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     m = manifests(tmp_path / "b")
     assert m["tag"]["llm"].get("calls", 0) == 0  # tagging prompts unchanged: reused (or all cached)
-    assert m["score"]["llm"]["calls"] == m["score"]["counts"]["llm_requests"] > 0  # every scoring call re-issued
+    assert m["score"]["llm"]["calls"] == 2 * m["score"]["counts"]["pairs"] > 0  # every scoring call re-issued
 
 
 def test_ablation_grid_multirun(stub, tmp_path):
     sweep = tmp_path / "sweep"
     small = [a for a in SMALL if not a.startswith(("clustering.", "scorer."))]  # not every option has these keys
-    args = ["-m", "scorer=contrastive,single", "clustering=kmeans,none", *stub_overrides(stub, tmp_path), *small,
+    args = ["-m", "scorer=contrastive_text,single", "clustering=kmeans,none",
+            *stub_overrides(stub, tmp_path, llm_judge=False), *small,
             f"hydra.sweep.dir={sweep}"]
     out = run_cli(args)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,10 +1,14 @@
 """End to end against the REAL embedded local LLM (llama.cpp + Qwen2.5-Coder-0.5B).
 
-1. `experiment=smoke`, the whole chain on CPU: real tagging and contrastive scoring of 20 rows -> 16 selected ->
-   tiny-model SFT (LLaMA-Factory + DeepSpeed ZeRO-3) -> answers -> pairwise + MT-Bench judging -> report, W&B
-   offline. The dry-run forecast of LLM calls equals the calls made, stage by stage.
-2. The selection stages with refinement and the logprob preference read-out; a re-run is served from the cache.
-Both share one call cache (the 12-row pool of 2 is inside the 20-row pool of 1: its tags are cache hits).
+1. `experiment=smoke`, the whole chain on CPU: real tagging and the default contrastive scoring (the relevance guard
+   and likelihoods from the real scoring model) of 20 rows -> 16 selected -> tiny-model SFT (LLaMA-Factory +
+   DeepSpeed ZeRO-3) -> answers -> pairwise + MT-Bench judging -> report, W&B offline. The dry-run forecast of LLM
+   calls equals the calls made, stage by stage.
+2. The selection stages with refinement and the LLM pairwise judge's forced one-token read-out; a re-run is served
+   from the cache.
+3. The default selection on the same 20 rows with 5 of them made bad (off-topic, cut, non-answer): at most one is
+   selected.
+All share one call cache (the pools of 2 and 3 hold the instructions of 1: their tags are cache hits).
 """
 from __future__ import annotations
 
@@ -57,7 +61,9 @@ def test_smoke_experiment_whole_chain_with_real_local_llm(tmp_path, cache_dir):
     m = _manifests(run_dir)
     assert set(m) == set(STAGE_ORDER) - {"refine"}
     assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 20
-    assert forecast2["score"]["exact"] and m["score"]["llm"]["calls"] == forecast2["score"]["calls"] > 0
+    # The default judge needs no chat LLM: the guard and the ranker read the real scoring model's likelihoods.
+    assert forecast2["score"]["exact"] and m["score"]["llm"].get("calls", 0) == forecast2["score"]["calls"] == 0
+    assert m["score"]["stats"]["likelihood_calls"] + m["score"]["stats"]["likelihood_cached"] >= 20
     assert m["judge"]["llm"]["calls"] == forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 12
     assert m["tag"]["stats"]["invalid_rate"] <= 0.5
     assert m["select"]["counts"]["selected"] == 16
@@ -79,7 +85,7 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     run_dir = tmp_path / "real"
     common = ["experiment=smoke", "dataset.limit=12", "selection.budget=4", "clustering.k=4",
               "clustering.dedup_label_sets=true", f"paths.output_dir={tmp_path / 'outputs'}",
-              f"paths.cache_dir={cache_dir}", "scorer.judgment=logprob",
+              f"paths.cache_dir={cache_dir}", "scorer/judge=llm_logprob",
               "stages=[data,tag,normalize,cluster,score,select,export,refine]", "refine.max_tokens=120",
               "logger=wandb"]
     t0 = time.perf_counter()
@@ -90,13 +96,14 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     assert set(m) == {"data", "tag", "normalize", "cluster", "score", "select", "export", "refine"}
     assert m["tag"]["llm"]["calls"] + m["tag"]["llm"]["cache_hits"] == 12
     assert m["score"]["counts"]["judgments"] > 0
-    assert m["score"]["stats"]["consistency"] is None or 0 <= m["score"]["stats"]["consistency"] <= 1
+    assert m["score"]["stats"]["raw_consistency"] is None or 0 <= m["score"]["stats"]["raw_consistency"] <= 1
     assert m["select"]["counts"]["selected"] >= 1
     assert m["refine"]["counts"]["rows"] == m["select"]["counts"]["selected"]
     judgments = [json.loads(line) for line in (run_dir / "score" / "judgments.jsonl").read_text().splitlines()]
-    assert m["score"]["stats"]["judgment"] == "logprob"
-    assert any(j["p_first_better_debiased"] is not None for j in judgments)  # logprobs came back from llama.cpp
-    assert "judge_informative" in m["score"]["stats"]
+    # logprobs came back from llama.cpp, the answer forced by its grammar; the mass is what the model put on "1"/"2"
+    assert any(j["logit"] is not None for j in judgments)
+    assert 0 < m["score"]["stats"]["mean_answer_mass"] <= 1
+    assert "judge_informative" in json.loads((run_dir / "gate.json").read_text())["score"]
     assert set(_servers()) <= before, "a llama.cpp server was left running"
     print(f"\nreal selection + refine run: {elapsed:.0f} s; "
           + ", ".join(f"{k} {v['seconds']:.0f}s/{v['llm'].get('calls', 0)} calls" for k, v in m.items()))
@@ -109,3 +116,34 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     assert sum(v["llm"].get("calls", 0) for v in m2.values()) == 0
     assert all("server_start_seconds" not in v["llm"] for v in m2.values())
     assert m2["export"]["stats"]["subset_sha256"] == m["export"]["stats"]["subset_sha256"]
+
+
+def test_the_default_selection_leaves_out_planted_bad_rows(tmp_path, cache_dir):
+    """The smoke test's 20 rows (their tags are cached), 5 of them made bad: 2 answers to other instructions, 2 cut
+    mid-sentence, 1 non-answer. The default run at a budget of 7 selects at most one of them (random: 1.75)."""
+    import gzip
+    import random
+
+    from tacos.data.planted import hypergeometric_p, planted_pool
+    from tacos.paths import BUNDLED_DATA_DIR
+    from tacos.records import record_id
+
+    rows = [json.loads(line) for line in gzip.open(BUNDLED_DATA_DIR / "sample" / "alpaca_sample.jsonl.gz", "rt")]
+    pool, kinds = planted_pool(rows[:20], {"off_topic": 2, "cut": 2, "non_answer": 1}, random.Random(0),
+                               [r["output"] for r in rows[100:300]])
+    path = tmp_path / "planted.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in pool))
+    bad = {record_id(pool[i]["instruction"], pool[i]["input"], pool[i]["output"]): k for i, k in kinds.items()}
+    run_dir = tmp_path / "planted"
+    out = run_cli(["dataset=jsonl", f"dataset.path={path}", "selection.budget=7", f"paths.cache_dir={cache_dir}",
+                   f"paths.output_dir={tmp_path / 'outputs'}", f"hydra.run.dir={run_dir}", "logger=none"],
+                  timeout=1500)
+    assert out.returncode == 0, out.stderr[-4000:]
+    chosen = [json.loads(line)["id"] for line in (run_dir / "select" / "selected.jsonl").read_text().splitlines()]
+    picked = [bad[i] for i in chosen if i in bad]
+    excluded = {json.loads(line)["id"]: json.loads(line)["reason"]
+                for line in (run_dir / "select" / "excluded.jsonl").read_text().splitlines()}
+    print(f"\nplanted pool: {len(picked)} of {len(bad)} bad rows selected in {len(chosen)} ({picked}); "
+          f"p = {hypergeometric_p(20, 5, len(chosen), len(picked)):.3f}; screened: "
+          + "; ".join(f"{bad.get(i, 'good')}: {why}" for i, why in excluded.items()))
+    assert len(chosen) == 7 and len(picked) <= 1

@@ -38,3 +38,29 @@ def plant(kind: str, output: str, rng: random.Random, other_outputs: Sequence[st
     if kind == "non_answer":
         return rng.choice(NON_ANSWERS)
     raise ValueError(f"unknown kind {kind!r}; kinds: {KINDS}")
+
+
+def planted_pool(rows: Sequence[dict], bad: dict[str, int], rng: random.Random,
+                 other_outputs: Sequence[str]) -> tuple[list[dict], dict[int, str]]:
+    """A copy of Alpaca-format `rows` with `bad[kind]` rows of each kind made bad (rows drawn by `rng`; off-topic
+    responses drawn from `other_outputs`, answers to instructions outside the pool): (rows, row index -> kind)."""
+    if sum(bad.values()) > len(rows):
+        raise ValueError(f"cannot plant {sum(bad.values())} bad rows in a pool of {len(rows)}")
+    picks = rng.sample(range(len(rows)), sum(bad.values()))
+    out, kinds = [dict(r) for r in rows], {}
+    k = 0
+    for kind in KINDS:
+        for _ in range(bad.get(kind, 0)):
+            i = picks[k]
+            k += 1
+            out[i]["output"] = plant(kind, rows[i]["output"], rng, other_outputs)
+            kinds[i] = kind
+    return out, kinds
+
+
+def hypergeometric_p(pool: int, bad: int, selected: int, bad_selected: int) -> float:
+    """P(a random subset of `selected` rows holds at most `bad_selected` of the `bad` ones): how surprising it is
+    that a selection left out this many."""
+    from scipy.stats import hypergeom
+
+    return float(hypergeom(pool, bad, selected).cdf(bad_selected))

@@ -156,9 +156,15 @@ class RatingPairJudge:
 
     def judge_pairs(self, pairs: Sequence[tuple[Record, Record]], ctx: JudgeContext) -> list[PairVerdict]:
         unique = list({r.id: r for p in pairs for r in p}.values())
+        screened = self.judge.screen(unique, ctx)  # e.g. IFD >= 1: such a record never wins
         rating = {x.id: x for x in self.judge.rate(unique, ctx)}
         out = []
         for a, b in pairs:
+            if a.id in screened or b.id in screened:
+                p = 0.5 if a.id in screened and b.id in screened else 0.0 if a.id in screened else 1.0
+                who = " and ".join(f"{x.id}: {screened[x.id]}" for x in (a, b) if x.id in screened)
+                out.append(soft_verdict(a, b, p, f"screened: {who}", guard=who))
+                continue
             ra, rb = rating[a.id].value, rating[b.id].value
             if ra is None or rb is None:
                 why = "; ".join(f"{x.id}: {rating[x.id].reason}" for x in (a, b) if rating[x.id].value is None)

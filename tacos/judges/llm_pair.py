@@ -142,12 +142,15 @@ class LLMPairJudge(NoScreen):
 
     # -- diagnostics --------------------------------------------------------------------------------------------
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict:
-        """Position-bias diagnostics over the verdicts (each pair once)."""
-        views = []
+        """Position-bias diagnostics over the verdicts (each pair once). For log-probability read-outs the order
+        agreement and first-position rate describe the raw per-order answers BEFORE the offset is cancelled: they are
+        reported as raw_* (the gate's observed checks apply to text judgments, whose verdicts they are)."""
+        views, logprob = [], False
         for v in verdicts:
             pair = []
             for o in v.orders:
                 if "logit" in o:
+                    logprob = True
                     won = None if o["logit"] is None or o["logit"] == 0 else o["logit"] > 0
                     pair.append({"first_won": won, "logit": o["logit"], "answer_mass": o["answer_mass"]})
                 else:
@@ -156,4 +159,8 @@ class LLMPairJudge(NoScreen):
                     pair.append({"first_won": won})
             if len(pair) == 2:
                 views.append(tuple(pair))
-        return position_stats(views)
+        stats = position_stats(views)
+        if logprob:
+            for k in ("consistency", "first_position_win_rate"):
+                stats[f"raw_{k}"] = stats.pop(k)
+        return stats

@@ -168,7 +168,7 @@ class LLMClient:
         except BaseException as e:
             # Budget reached, endpoint refused, a bug, or Ctrl-C: start nothing new, end retry waits now.
             self._stop.set()
-            interrupted = isinstance(e, KeyboardInterrupt)
+            interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))  # Ctrl-C, or SIGTERM (run.py: SystemExit)
             raise
         finally:
             # On Ctrl-C nobody waits for in-flight HTTP requests (they may take minutes); otherwise they land in

@@ -55,8 +55,11 @@ class SelectStage(StageBase):
 
 
 def why_unscored(record_id: str, scores: list[dict]) -> str:
-    """A pairwise scorer cannot judge a record that is alone in each of its clusters; otherwise its judgments were
-    all invalid (or it had no judge at all)."""
+    """The judge's guard screened it out (with the reason); or a pairwise scorer could not judge it, alone in each of
+    its clusters; or its judgments were all invalid (or it had no judge at all)."""
+    screened = next((row["screened"] for row in scores if row["id"] == record_id and row.get("screened")), None)
+    if screened:
+        return f"screened: {screened}"
     size: dict = {}
     for row in scores:
         size[row.get("cluster")] = size.get(row.get("cluster"), 0) + 1

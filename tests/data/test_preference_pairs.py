@@ -20,7 +20,7 @@ from tacos.data.preference_pairs import (
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "data" / "judge_eval"
 REFERENCE = Path("/work/shared/data/reference")
-PAIR_SUITES = ("mt_bench_pair", "swapped_response")
+PAIR_SUITES = ("mt_bench_pair", "swapped_response", "refined_balanced", "cross_instruction")
 
 GOOD = {"instruction": "Say hi.", "output_1": "Hi!", "output_2": "Go away.", "preference": 1}
 
@@ -177,7 +177,7 @@ def test_bundled_pairs_are_decisive(name):
     for split in ("dev", "test"):
         prefs = [p.preference for p in load_suite(name, split)]
         assert set(prefs) <= {1.0, 2.0}
-        if name == "swapped_response":  # the correct answer's position is balanced within each split
+        if name != "mt_bench_pair":  # the correct answer's position is balanced within each split
             assert abs(prefs.count(1.0) - prefs.count(2.0)) <= 1
 
 
@@ -185,7 +185,16 @@ def test_bundled_sizes():
     assert sum(len(load_suite("swapped_response", s)) for s in ("dev", "test")) == 100
     assert sum(len(load_suite("mt_bench_pair", s)) for s in ("dev", "test")) == 75
     assert sum(len(load_suite("mt_bench_single", s)) for s in ("dev", "test")) == 158
-    assert sum(p.stat().st_size for p in SUITES.iterdir()) < 1_000_000
+    assert sum(len(load_suite("refined_balanced", s)) for s in ("dev", "test")) == 254
+    assert sum(len(load_suite("cross_instruction", s)) for s in ("dev", "test")) == 150
+    assert sum(p.stat().st_size for p in SUITES.iterdir()) < 1_500_000
+
+
+def test_the_length_balanced_suite_is_balanced():
+    for split in ("dev", "test"):
+        pairs = load_suite("refined_balanced", split)
+        refined_longer = [p.extra["refined_longer"] for p in pairs]
+        assert refined_longer.count(True) == refined_longer.count(False)  # always-longer scores exactly 0.5
 
 
 def test_rebuild_is_byte_identical(tmp_path, capsys):

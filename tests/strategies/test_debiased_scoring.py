@@ -1,6 +1,7 @@
-"""Position-debiased scoring: offset cancellation recovers the judge's preference exactly, soft outcomes feed the
-Bradley-Terry fit, the single scorer's expected score, records never judged get no score, and the seed reaches
-every LLM call."""
+"""The LLM pairwise judge's read-out and the contrastive scorer on it: the answer token is forced and read over the
+answer tokens only, a missing token is invalid (never a floor value), a pure position offset cancels exactly, soft
+outcomes feed Bradley-Terry, the single judge's expected digit, records never judged get no score, and the seed
+reaches every LLM call."""
 from __future__ import annotations
 
 import hashlib
@@ -10,10 +11,14 @@ import re
 import pytest
 from stub_server import Scripted, StubServer, last_user_message
 
-from tacos.llm.session import LLMSession
+from tacos.judges.base import JudgeContext
+from tacos.judges.llm_pair import LLMPairJudge
+from tacos.judges.llm_rating import LLMRatingJudge
+from tacos.judges.orders import debias
+from tacos.judges.readout import expected_value, first_token_logprobs, preference_logit, read_answer
 from tacos.llm.providers import OpenAICompatible
+from tacos.llm.session import LLMSession
 from tacos.method.bradley_terry import bradley_terry
-from tacos.method.scoring import debias, expected_score, first_token_logprobs, preference_logit
 from tacos.records import Record
 from tacos.strategies.pairwise import ContrastiveScorer
 from tacos.strategies.scorers import SingleScorer
@@ -32,15 +37,17 @@ def _between(text: str, start: str, end: str) -> str:
 
 
 def position_biased_judge(body: dict) -> str:
-    """log P("1") - log P("2") = q(first) - q(second) + OFFSET: a pure position offset on top of a true preference."""
+    """log P("1") - log P("2") = q(first) - q(second) + OFFSET: a pure position offset on top of a true preference.
+    The probabilities of the other tokens ("The", "Response") take a fixed share, as a real model's do."""
     user = last_user_message(body)
     if "Answer with a single digit: 1" in user:
         q1 = quality(_between(user, "[Response 1]", "[Instruction 2]"))
         q2 = quality(_between(user, "[Response 2]", "Answer with"))
         logit = q1 - q2 + OFFSET
-        return Scripted("1" if logit > 0 else "2", {"1": -math.log1p(math.exp(-logit)),
-                                                    "2": -math.log1p(math.exp(logit))})
-    if "Answer with a single digit from" in user:  # single scorer: a scripted distribution over 1..6
+        p1 = 0.6 / (1 + math.exp(-logit))
+        return Scripted("1" if logit > 0 else "2", {"1": math.log(p1), "2": math.log(0.6 - p1),
+                                                    "The": math.log(0.3), "Response": math.log(0.1)})
+    if "Answer with a single digit from" in user:  # single judge: a scripted distribution over 1..6
         return Scripted("3", {"1": math.log(0.1), "2": math.log(0.2), "3": math.log(0.4), "6": math.log(0.3)})
     return "?"
 
@@ -52,6 +59,10 @@ def session(tmp_path):
         s = LLMSession(provider, tmp_path / "cache", {"backoff_base": 0.01, "progress": False}, None)
         yield s, stub
         s.close()
+
+
+def _ctx(llm, seed: int = 0) -> JudgeContext:
+    return JudgeContext(llm=llm, cache=llm.cache if llm is not None else None, seed=seed, progress=False)
 
 
 def _records(n: int) -> dict[str, Record]:
@@ -66,35 +77,72 @@ def test_debias_cancels_a_pure_offset_exactly():
             assert p == pytest.approx(1 / (1 + math.exp(-s_true)), abs=1e-12) and offset == pytest.approx(d)
 
 
-def test_preference_logit_reads_the_two_answer_tokens():
-    lp = first_token_logprobs([{"token": "1", "logprob": -0.1, "top_logprobs": [
-        {"token": "1", "logprob": -0.1}, {"token": " 2", "logprob": -2.5}, {"token": "2", "logprob": -3.0}]}])
-    assert preference_logit(lp) == pytest.approx(-0.1 - math.log(math.exp(-2.5) + math.exp(-3.0)))
-    assert preference_logit({"x": -1.0}) is None
-    assert preference_logit({"1": -0.5}) == pytest.approx(-0.5 + 30.0)  # the absent token sits far below
+def _lp(top: dict[str, float]) -> list:
+    first = next(iter(top))
+    return [{"token": first, "logprob": top[first],
+             "top_logprobs": [{"token": t, "logprob": v} for t, v in top.items()]}]
 
 
-def test_expected_score_over_the_scale_tokens():
+def test_the_read_out_uses_the_answer_tokens_only_and_reports_their_mass():
+    r = read_answer(_lp({"1": math.log(0.3), " 2": math.log(0.1), "2": math.log(0.1), "The": math.log(0.5)}),
+                    ("1", "2"))
+    assert r.valid and r.mass == pytest.approx(0.5) and r.probs["1"] == pytest.approx(0.6)
+    assert preference_logit(r) == pytest.approx(math.log(0.3 / 0.2))  # " 2" and "2" are one answer
+
+
+def test_a_missing_answer_token_is_invalid_not_a_floor_value():
+    r = read_answer(_lp({"1": math.log(0.9), "The": math.log(0.05)}), ("1", "2"))
+    assert not r.valid and preference_logit(r) is None and "['2']" in r.reason and r.mass == pytest.approx(0.9)
+    assert not read_answer(None, ("1", "2")).valid
+    # A scale needs at least one digit; the expected value renormalises over the digits found.
     digits = {str(k): float(k) for k in range(1, 7)}
     top = {"1": math.log(0.1), "2": math.log(0.2), "3": math.log(0.4), "6": math.log(0.2), "x": math.log(0.1)}
-    assert expected_score(top, digits) == pytest.approx((0.1 + 0.4 + 1.2 + 1.2) / 0.9)
-    assert expected_score({"x": 0.0}, digits) is None
+    assert expected_value(read_answer(_lp(top), tuple(digits), require_all=False), digits) == \
+        pytest.approx((0.1 + 0.4 + 1.2 + 1.2) / 0.9)
+    assert expected_value(read_answer(_lp({"x": 0.0}), tuple(digits), require_all=False), digits) is None
+
+
+def test_first_token_logprobs_merges_space_variants():
+    top = first_token_logprobs(_lp({"1": math.log(0.2), " 1": math.log(0.2)}))
+    assert top["1"] == pytest.approx(math.log(0.4))
+
+
+def test_the_answer_is_forced_by_a_grammar_where_the_endpoint_takes_one():
+    from tacos.llm.wire import request_body
+
+    judge = LLMPairJudge(judgment="logprob")
+    a, b = list(_records(2).values())
+    req = judge.request(a, b, "logprob", seed=0)
+    assert req.choices == ("1", "2") and req.max_tokens == 1 and req.logprobs == 10
+    body = request_body(req, 0, "m", "json_schema", True, {}, grammar=True)
+    assert body["extra_body"]["grammar"] == 'root ::= "1" | "2"'
+    assert "extra_body" not in request_body(req, 0, "m", "json_schema", True, {}, grammar=False)
+    prefilled = LLMPairJudge(judgment="logprob", prefill="Better response:").request(a, b, "logprob", 0)
+    assert prefilled.messages[-1] == ("assistant", "Better response:")
+    # The forced answer is part of the cache key; a request without it keeps the key it always had.
+    assert req.key("x") != LLMPairJudge(judgment="logprob", force_answer=False).request(a, b, "logprob", 0).key("x")
 
 
 def test_scripted_position_offset_is_cancelled_end_to_end(session):
     llm, stub = session
     records = _records(12)
     clusters = {0: sorted(records)[:6], 1: sorted(records)[6:]}
-    scorer = ContrastiveScorer(judgment="logprob", rounds=3, n_boot=20)
-    out = scorer.score(records, clusters, llm, seed=0)
-    assert out.stats["judgment"] == "logprob"
+    scorer = ContrastiveScorer(judge=LLMPairJudge(judgment="logprob"), rounds=3, n_boot=20)
+    out = scorer.score(records, clusters, _ctx(llm))
     # The raw per-order decisions follow position (the offset wins every time) ...
-    assert out.stats["first_position_win_rate"] == pytest.approx(1.0) and out.stats["consistency"] == 0.0
-    assert out.stats["mean_position_offset"] == pytest.approx(OFFSET, abs=1e-4)
+    assert out.stats["raw_first_position_win_rate"] == pytest.approx(1.0) and out.stats["raw_consistency"] == 0.0
+    assert "first_position_win_rate" not in out.stats  # the gate's observed checks are for text verdicts
+    assert out.stats["mean_position_offset"] == pytest.approx(OFFSET, abs=1e-3)
+    assert out.stats["mean_answer_mass"] == pytest.approx(0.6, abs=1e-4)
     # ... and the debiased outcome of every pair is exactly the judge's preference.
+    pairs = {}
     for row in out.judgments:
-        a, b = records[row["first"]], records[row["second"]]
-        assert row["p_first_better_debiased"] == pytest.approx(
+        pairs.setdefault(frozenset((row["first"], row["second"])), []).append(row)
+    for rows in pairs.values():
+        ab = next(r for r in rows if r["first"] < r["second"])
+        ba = next(r for r in rows if r["first"] > r["second"])
+        a, b = records[ab["first"]], records[ab["second"]]
+        assert debias(ab["logit"], ba["logit"])[0] == pytest.approx(
             1 / (1 + math.exp(-(quality(a.output) - quality(b.output)))), abs=1e-5)
     # Bradley-Terry on those soft outcomes orders each cluster like the latent quality of the pairs it saw.
     for c, members in clusters.items():
@@ -107,6 +155,21 @@ def test_scripted_position_offset_is_cancelled_end_to_end(session):
     assert llm.stats.truncated == 0  # a one-token read-out stops at max_tokens by design: not a truncation
 
 
+def test_a_pair_whose_answer_token_is_missing_is_invalid(tmp_path):
+    def one_sided(body: dict) -> str:
+        return Scripted("1", {"1": math.log(0.8), "The": math.log(0.1)})  # "2" never listed
+
+    with StubServer(responder=one_sided) as stub:
+        llm = LLMSession(OpenAICompatible(base_url=stub.base_url, model="s", supports_logprobs=True),
+                         tmp_path / "cache", {"backoff_base": 0.01, "progress": False}, None)
+        records = _records(4)
+        out = ContrastiveScorer(judge=LLMPairJudge(judgment="logprob"), n_boot=10).score(
+            records, {0: sorted(records)}, _ctx(llm))
+        llm.close()
+    assert all(r["score"] is None for r in out.rows) and out.counts["invalid"] == out.counts["pairs"] == 2
+    assert all("not among the" in row["problem"] for row in out.judgments)
+
+
 def test_soft_outcomes_in_bradley_terry_follow_the_probabilities():
     ids = ["a", "b", "c"]
     strengths = bradley_terry(ids, [("a", "b", 0.8), ("b", "c", 0.8), ("a", "c", 0.9)] * 5, prior=0.1)
@@ -116,7 +179,7 @@ def test_soft_outcomes_in_bradley_terry_follow_the_probabilities():
 def test_single_scorer_expected_score_from_digit_logprobs(session):
     llm, _ = session
     records = _records(3)
-    out = SingleScorer(judgment="logprob").score(records, {0: sorted(records)}, llm, seed=0)
+    out = SingleScorer(judge=LLMRatingJudge(judgment="logprob")).score(records, {0: sorted(records)}, _ctx(llm))
     assert [r["score"] for r in out.rows] == [pytest.approx((0.1 + 0.4 + 1.2 + 1.8) / 1.0)] * 3
 
 
@@ -126,7 +189,8 @@ def test_records_never_judged_get_no_score(tmp_path):
         llm = LLMSession(provider, tmp_path / "cache", {"backoff_base": 0.01, "progress": False,
                                                         "parse_retries": 0}, None)
         records = _records(4)
-        out = ContrastiveScorer(judgment="text", n_boot=10).score(records, {0: sorted(records)}, llm, seed=0)
+        out = ContrastiveScorer(judge=LLMPairJudge(judgment="text"), n_boot=10).score(
+            records, {0: sorted(records)}, _ctx(llm))
         llm.close()
     assert all(r["score"] is None and r["ci_low"] is None and r["n_judgments"] == 0 for r in out.rows)
     assert out.counts["unscored"] == 4
@@ -136,23 +200,26 @@ def test_the_selection_says_why_a_record_has_no_score():
     from tacos.stages.select import why_unscored
 
     rows = [{"id": "alone", "cluster": 0, "score": None}, {"id": "a", "cluster": 1, "score": None},
-            {"id": "b", "cluster": 1, "score": 0.3}, {"id": "alone", "cluster": 2, "score": None}]
+            {"id": "b", "cluster": 1, "score": 0.3}, {"id": "alone", "cluster": 2, "score": None},
+            {"id": "off", "cluster": 1, "score": None, "screened": "the response does not address its instruction"}]
     assert why_unscored("alone", rows).startswith("alone in its cluster")
     assert why_unscored("a", rows) == "no valid judgment"
+    assert why_unscored("off", rows).startswith("screened: the response does not address")
 
 
 def test_auto_falls_back_to_text_without_logprobs():
-    scorer = ContrastiveScorer(judgment="auto")
-    assert scorer.mode(True) == "logprob" and scorer.mode(False) == "text"
-    with pytest.raises(ValueError, match="swap_order"):
-        ContrastiveScorer(judgment="logprob", swap_order=False).validate()
+    judge = LLMPairJudge(judgment="auto")
+    assert judge.mode(JudgeContext(llm=type("L", (), {"supports_logprobs": True})())) == "logprob"
+    assert judge.mode(JudgeContext(llm=None)) == "text"
+    with pytest.raises(ValueError, match="judgment"):
+        LLMPairJudge(judgment="sometimes").validate()
 
 
 def test_the_seed_reaches_every_scoring_request():
-    records = list(_records(4).values())
-    scorer = ContrastiveScorer()
-    for mode in ("text", "logprob"):
-        assert {r.seed for r in scorer.requests({r.id: r for r in records}, {0: [r.id for r in records]}, 7,
-                                                 mode == "logprob")} == {7}
-    assert {r.seed for r in SingleScorer().requests({r.id: r for r in records}, {0: [r.id for r in records]}, 5)} \
-        == {5}
+    records = _records(4)
+    clusters = {0: sorted(records)}
+    for judgment in ("text", "logprob"):
+        scorer = ContrastiveScorer(judge=LLMPairJudge(judgment=judgment))
+        assert {r.seed for r in scorer.requests(records, clusters, JudgeContext(seed=7))} == {7}
+    assert {r.seed for r in SingleScorer(judge=LLMRatingJudge(judgment="text")).requests(
+        records, clusters, JudgeContext(seed=5))} == {5}

@@ -1,0 +1,106 @@
+"""The gate: rules per suite with a bar (chance or a baseline of the same measurement), measurements matched by the
+judge's key AND the suite file's content, a local measurement overriding a committed one, observed position checks,
+and the verdict computed when a run ends (never frozen in a stage's output)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tacos.judges.gate import GateConfig, Rule, judge_key, measurement, record, record_verdict, verdict
+from tacos.records import file_sha256
+
+
+@pytest.fixture
+def suites(tmp_path):
+    d = tmp_path / "suites"
+    d.mkdir()
+    for name in ("sanity", "balanced"):
+        (d / f"{name}.jsonl").write_text(json.dumps({"name": name}) + "\n")
+    return d
+
+
+def _gate(tmp_path, suites, **kw) -> GateConfig:
+    return GateConfig(pair_rules=[Rule("sanity", 0.5), Rule("balanced", "baseline_longer")],
+                      rating_rules=[{"suite": "sanity", "bar": "baseline_length_spearman"}], suites_dir=str(suites),
+                      measurements=[str(tmp_path / "committed.jsonl"), str(tmp_path / "local.jsonl")], **kw)
+
+
+def _measure(path, key, suites, suite, **metrics):
+    record(path, measurement(key, {"judge": "x"}, None, suite, file_sha256(suites / f"{suite}.jsonl"), "pairs",
+                             {"overall": metrics}))
+
+
+def test_a_pair_judge_must_clear_every_rule(tmp_path, suites):
+    gate = _gate(tmp_path, suites)
+    key = judge_key({"judge": "x"}, None)
+    never = verdict(key, True, {}, gate)
+    assert not never["judge_informative"] and all("never measured" in r for r in never["judge_gate_reasons"])
+    _measure(gate.measurements[0], key, suites, "sanity", agreement=0.97, agreement_ci=[0.93, 1.0], n=50)
+    # always-longer is the bar on the balanced suite: 0.58 [0.52, 0.65] is above chance but not above 0.55
+    _measure(gate.measurements[0], key, suites, "balanced", agreement=0.58, agreement_ci=[0.52, 0.65], n=120,
+             baseline_longer=0.55)
+    v = verdict(key, True, {}, gate)
+    assert not v["judge_informative"] and len(v["judge_gate_reasons"]) == 1
+    assert "not above baseline_longer (0.55)" in v["judge_gate_reasons"][0]
+    _measure(gate.measurements[0], key, suites, "balanced", agreement=0.63, agreement_ci=[0.56, 0.7], n=120,
+             baseline_longer=0.5)
+    ok = verdict(key, True, {}, gate)
+    assert ok["judge_informative"] and ok["judge_measured"]["balanced"]["bar"] == 0.5
+
+
+def test_a_local_measurement_overrides_a_committed_one(tmp_path, suites):
+    gate = _gate(tmp_path, suites)
+    key = judge_key({"judge": "x"}, "llm:a")
+    for suite in ("sanity", "balanced"):
+        _measure(gate.measurements[1], key, suites, suite, agreement=0.5, agreement_ci=[0.4, 0.6], n=50,
+                 baseline_longer=0.5)
+        _measure(gate.measurements[0], key, suites, suite, agreement=0.9, agreement_ci=[0.8, 1.0], n=50,
+                 baseline_longer=0.5)
+    assert not verdict(key, True, {}, gate)["judge_informative"]  # the local (worse) one counts
+
+
+def test_a_measurement_of_another_suite_version_or_judge_does_not_count(tmp_path, suites):
+    gate = _gate(tmp_path, suites)
+    key = judge_key({"judge": "x"}, None)
+    for suite in ("sanity", "balanced"):
+        _measure(gate.measurements[0], key, suites, suite, agreement=0.9, agreement_ci=[0.8, 1.0], n=50,
+                 baseline_longer=0.5)
+    assert verdict(key, True, {}, gate)["judge_informative"]
+    assert not verdict(judge_key({"judge": "y"}, None), True, {}, gate)["judge_informative"]
+    (suites / "balanced.jsonl").write_text('{"name": "balanced, relabelled"}\n')
+    stale = verdict(key, True, {}, gate)
+    assert not stale["judge_informative"] and "earlier version" in stale["judge_gate_reasons"][0]
+
+
+def test_a_rating_judge_must_beat_length(tmp_path, suites):
+    gate = _gate(tmp_path, suites)
+    key = judge_key({"judge": "r"}, None)
+    record(gate.measurements[0], measurement(key, {}, None, "sanity", file_sha256(suites / "sanity.jsonl"), "ratings",
+                                             {"overall": {"spearman": 0.4, "spearman_ci": [0.2, 0.6], "n": 79,
+                                                          "baseline_length_spearman": 0.38}}))
+    v = verdict(key, False, {}, gate)
+    assert not v["judge_informative"] and "baseline_length_spearman (0.38)" in v["judge_gate_reasons"][0]
+
+
+def test_observed_position_checks(tmp_path, suites):
+    gate = _gate(tmp_path, suites, min_consistency=0.6, max_first_position_rate=0.8)
+    v = verdict("k", True, {"consistency": 0.03, "first_position_win_rate": 0.98}, gate)
+    assert "3%" in v["judge_gate_reasons"][0] and "98%" in v["judge_gate_reasons"][1]
+    with pytest.raises(ValueError, match="bar"):
+        GateConfig(pair_rules=[{"suite": "s", "bar": "always"}]).validate()
+
+
+def test_the_verdict_is_recomputed_from_the_measurements_as_they_are(tmp_path, suites):
+    gate = _gate(tmp_path, suites)
+    key = judge_key({"judge": "x"}, None)
+    manifest = {"stats": {"judge_key": key, "judge_pairwise": True}}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert record_verdict(run_dir, "score", manifest, gate)["judge_informative"] is False
+    for suite in ("sanity", "balanced"):
+        _measure(gate.measurements[1], key, suites, suite, agreement=0.9, agreement_ci=[0.8, 1.0], n=50,
+                 baseline_longer=0.5)
+    assert record_verdict(run_dir, "score", manifest, gate)["judge_informative"] is True
+    assert json.loads((run_dir / "gate.json").read_text())["score"]["judge_informative"] is True
+    assert record_verdict(run_dir, "tag", {"stats": {}}, gate) is None
