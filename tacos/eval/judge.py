@@ -40,8 +40,8 @@ class JudgeSpec:
 
     def validate(self) -> None:
         if not self.benchmarks:
-            raise ValueError("judge.benchmarks is empty: compose at least one from conf/benchmark/ (e.g. judge=pairwise, "
-                             "or +benchmark@judge.benchmarks.alpaca_eval2=alpaca_eval2)")
+            raise ValueError("judge.benchmarks is empty: compose at least one from conf/benchmark/ (e.g. "
+                             "judge=pairwise, or +benchmark@judge.benchmarks.alpaca_eval2=alpaca_eval2)")
         names = []
         for key, b in self.benchmarks.items():
             if not isinstance(b, Benchmark):

@@ -537,3 +537,25 @@ def test_baselines_by_registered_name(judge_stub, tmp_path):
     assert out.returncode != 0 and "no answers registered as 'nope'" in out.stderr
     out = run_cli([*args, f"{PAIRWISE}.baselines=[nope]"])
     assert out.returncode != 0 and "none of the baselines ['nope']" in out.stderr
+
+
+def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, judge_stub, tmp_path):
+    """`tacos judge-eval --judge judge.pair_judge` measures the judge stage's own judge (same object, prompts and
+    read-out) and files the measurement under the key the stage's manifest names: the key the runner's gate looks up."""
+    from tacos.cli import main as tacos_main
+    from tacos.judges import gate as gates
+
+    pairs = tmp_path / "toy_test.jsonl"
+    pairs.write_text("".join(json.dumps({"id": f"p{k}", "instruction": "Name a fruit.", "output_1": a, "output_2": b,
+                                         "preference": pref, "subset": "toy"}) + "\n"
+                             for k, (a, b, pref) in enumerate([("quality=9 apple", "quality=2 stone", 1),
+                                                               ("quality=3 rock", "quality=8 pear", 2)])))
+    outputs = judged["tmp"] / "outputs"
+    args = ["judge-eval", "--pairs", str(pairs), "--judge", "judge.pair_judge", "--out", str(tmp_path / "je"),
+            "--n-boot", "50", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
+            f"paths.output_dir={outputs}", "logger=none"]
+    assert tacos_main(args) == 0
+    result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
+    assert result["judge_key"] == judged["full"]["stats"]["judge_key"]
+    assert result["metrics"]["overall"]["agreement"] == pytest.approx(1.0)  # both orders, both pairs right
+    assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])
