@@ -4,7 +4,7 @@
 The model is `infer.model_path`, or by default the checkpoint of this run's `train` stage (or the `llm` endpoint with
 infer/generator=openai; the generators are tacos.eval.generators); a killed run resumes by question id
 (tacos.eval.inference). Besides infer's own sets it answers whatever the run's judge benchmarks ask beyond them (e.g.
-AlpacaEval 2's instructions when judge.benchmarks has alpaca_eval2). Once complete, the answers are registered by run
+AlpacaEval 2's instructions when judge.benchmarks has alpaca_eval2; the bundled sets stay infer's own choice). Once complete, the answers are registered by run
 name and seed in the answers registry, where other runs name them as judge baselines.
 """
 from __future__ import annotations
@@ -12,9 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from tacos.config import config_hash, to_container
+from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
 from tacos.eval.registry import register_run
 from tacos.stage import StageBase, StageResult, component
+
+
+BUNDLED_SETS = (*TEST_SETS, MT_BENCH)
 
 
 class InferStage(StageBase):
@@ -47,11 +51,12 @@ class InferStage(StageBase):
 
 
 def judge_asks(cfg) -> dict:
-    """bench -> questions the run's judge benchmarks ask that infer's own sets (infer.test_sets, infer.mt_bench) do
-    not cover; infer.limit applies to them too."""
+    """bench -> questions of the sets the run's judge benchmarks bring (e.g. AlpacaEval 2's instructions); infer.limit
+    applies to them too. The bundled sets stay infer's own choice (infer.test_sets, infer.mt_bench): a baseline run
+    answers the five test sets for the runs that judge against it, whatever its own judge config grades."""
     spec = component(cfg, "infer")
     asked = component(cfg, "judge").questions(component(cfg, "paths").data_dir, spec.limit)
-    return {bench: qs for bench, qs in asked.items() if bench not in spec.benches()}
+    return {bench: qs for bench, qs in asked.items() if bench not in BUNDLED_SETS}
 
 
 STAGE = InferStage()
