@@ -105,7 +105,8 @@ class FastChatSingleJudge(NoScreen):
         return _read_prompts(str(p), p.stat().st_mtime_ns)
 
     def validate(self) -> None:
-        missing = [n for c in ("writing", "math") for t in (1, 2) if prompt_name(c, t) not in self.prompts()]
+        prompts = self.prompts()
+        missing = [n for n in (prompt_name(c, t) for c in ("writing", "math") for t in (1, 2)) if n not in prompts]
         if missing:
             raise ValueError(f"{self.prompts_file} lacks the FastChat judge prompt(s) {missing}")
         if self.max_tokens < 1:

@@ -223,6 +223,20 @@ def _mt_bench():
                                                                        "judge_prompts.jsonl")))
 
 
+def test_mt_bench_grader_checks_its_prompts_before_work(tmp_path):
+    from tacos.benchmarks.mt_bench import MTBenchBenchmark
+    from tacos.judges.fastchat import FastChatSingleJudge
+
+    partial = tmp_path / "judge_prompts.jsonl"
+    partial.write_text(json.dumps({"name": "single-v1", "system_prompt": "s", "prompt_template": "{question}"}) + "\n")
+    with pytest.raises(ValueError, match="lacks the FastChat judge prompt"):
+        MTBenchBenchmark(judge=FastChatSingleJudge(prompts_file=str(partial))).validate()
+    with pytest.raises(FileNotFoundError, match="FastChat judge prompts"):
+        FastChatSingleJudge(prompts_file=str(tmp_path / "nope.jsonl")).validate()
+    with pytest.raises(ValueError, match="FastChat single-answer grader"):
+        MTBenchBenchmark(judge=None).validate()
+
+
 def test_mt_bench_plan_uses_references_for_60_judgments():
     from tacos.benchmarks.base import BenchmarkRun
     from tacos.data import load_mt_bench
