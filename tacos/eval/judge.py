@@ -114,8 +114,9 @@ class JudgeSpec:
             return {}
         identity = self.pair_judge.identity(jctx)
         llm = llm_identity if self.pair_judge.uses_llm else None
+        # judge_path: where `tacos judge-eval --judge` finds this judge to measure it under the same key
         return {"judge_key": judge_key(identity, llm), "judge_name": self.pair_judge.name, "judge_pairwise": True,
-                "judge_identity": identity, **self.pair_judge.diagnostics(verdicts)}
+                "judge_path": "judge.pair_judge", "judge_identity": identity, **self.pair_judge.diagnostics(verdicts)}
 
 
 def judge_name_from_identity(identity: str) -> str:

@@ -400,6 +400,7 @@ def test_both_orders_through_the_stage(judged, judge_stub):
     # measurements) and the position bias it showed here, over every question judged in both orders.
     s = m["stats"]
     assert s["judge_pairwise"] is True and s["judge_name"] == "judge_pairwise" and len(s["judge_key"]) == 24
+    assert s["judge_path"] == "judge.pair_judge"
     assert s["judge_identity"]["judge"] == "LLMPairJudge" and s["judge_identity"]["mode"] == "text"
     assert s["n_pairs_both_orders"] > 0 and 0 <= s["first_position_win_rate"] <= 1 and 0 <= s["consistency"] <= 1
     gate = json.loads((run_dir / "gate.json").read_text())["judge"]
