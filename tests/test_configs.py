@@ -22,6 +22,8 @@ REQUIRED = {
     ("llm", "openai_compatible"): ["llm.base_url=http://127.0.0.1:9/v1", "llm.model=x"],
     ("llm", "pool"): ["llm.endpoints=[http://127.0.0.1:9/v1]", "llm.model=x"],
     ("llm", "vllm"): ["llm.model=/models/x"],
+    # AlpacaEval 2's reference outputs come from an installed data package (or a file); here a tiny stand-in
+    ("judge", "alpaca_eval2"): ["judge.benchmarks.alpaca_eval2.reference_file=tests/benchmarks/data/alpaca_eval_tiny.json"],
 }
 
 

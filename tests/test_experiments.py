@@ -37,12 +37,13 @@ def test_paper_overlays_run_the_whole_chain(experiment, model):
     assert stages[-4:] == ["train", "infer", "judge", "report"] and "export" in stages
     assert cfg.model.name == model
     if experiment in PAPER:
-        assert cfg.judge.kind == "all" and cfg.selection.budget == 1000
-        assert list(cfg.judge.baselines) == [f"{cfg.dataset.name}-{b}" for b in ("full", "random", "longest",
-                                                                               "alpagasus")] + ["lima"]
-        assert cfg.judge.answers_dir.endswith(f"answers/{model}")
+        assert list(cfg.judge.benchmarks) == ["pairwise", "mt_bench"] and cfg.selection.budget == 1000
+        pairwise = cfg.judge.benchmarks.pairwise
+        assert list(pairwise.baselines) == [f"{cfg.dataset.name}-{b}" for b in ("full", "random", "longest",
+                                                                              "alpagasus")] + ["lima"]
+        assert pairwise.answers_dir.endswith(f"answers/{model}")
     else:
-        assert cfg.judge.kind == "mt_bench"
+        assert list(cfg.judge.benchmarks) == ["mt_bench"]
     # Baselines register their answers under the names the TACOS runs judge against.
     names = {"baseline_random": "random", "baseline_longest": "longest", "baseline_full": "full",
              "baseline_alpagasus": "alpagasus"}
@@ -56,7 +57,8 @@ def test_smoke_is_the_whole_chain_on_cpu():
     cfg = _compose("experiment=smoke")
     assert list(cfg.stages) == [s for s in STAGE_ORDER if s != "refine"]
     assert cfg.model.name == "tiny" and cfg.selection.budget == 16 and cfg.dataset.limit > 16
-    assert cfg.infer.base_answers and list(cfg.judge.baselines) == ["base"] and cfg.judge.kind == "all"
+    assert cfg.infer.base_answers and list(cfg.judge.benchmarks.pairwise.baselines) == ["base"]
+    assert list(cfg.judge.benchmarks) == ["pairwise", "mt_bench"]
     assert OmegaConf.select(cfg, "llm._target_").endswith("LocalLlamaServer")
 
 

@@ -1,7 +1,8 @@
 """Reading FastChat answer files for the judge: our model's (from the infer stage) and placeholders for forecasts.
 
 An answer file is FastChat's model_answer/<bench>/<model_id>.jsonl; the model id is the file name, as in FastChat.
-The baselines' files are found by tacos.eval.baselines.
+The baselines' files are found by tacos.eval.baselines. Problems are ValueErrors that say what to do (the stage
+reports them; nothing here depends on the stage machinery).
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tacos.records import TestQuestion, read_jsonl
-from tacos.stage import StageError, read_manifest
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,21 @@ def read_answers(path: Path) -> Answers:
             answer = [str(t) for t in row["choices"][0]["turns"]]
             turns[str(row["question_id"])] = answer
         except (KeyError, IndexError, TypeError):
-            raise StageError(f"{path}: line {n} is not a FastChat answer row "
+            raise ValueError(f"{path}: line {n} is not a FastChat answer row "
                              f"{{question_id, choices: [{{turns: [...]}}]}}") from None
     return Answers(model_id=path.stem, path=path, turns=turns)
 
 
 def our_answer_file(infer_dir: Path, model_id: str | None, bench: str) -> Path | None:
-    """Our answers to `bench` in an infer stage folder: `model_id`'s file, else the fine-tuned model the infer stage
-    names (not the base model it may also answer), else the only file there."""
+    """Our answers to `bench` in an infer stage folder: `model_id`'s file (the stage passes judge.model_id, else the
+    fine-tuned model its infer manifest names, not the base model it may also answer), else the only file there."""
     folder = infer_dir / "model_answer" / bench
-    model_id = model_id or (read_manifest(infer_dir.parent, infer_dir.name) or {}).get("stats", {}).get("model_id")
     if model_id:
         path = folder / f"{model_id}.jsonl"
         return path if path.is_file() else None
     files = sorted(folder.glob("*.jsonl"))
     if len(files) > 1:
-        raise StageError(f"{folder} holds answers of several models ({', '.join(f.stem for f in files)}); "
+        raise ValueError(f"{folder} holds answers of several models ({', '.join(f.stem for f in files)}); "
                          f"choose ours with judge.model_id=NAME")
     return files[0] if files else None
 
@@ -54,8 +53,9 @@ def our_answers(infer_dir: Path, model_id: str | None, benches: list[str]) -> di
     missing = [b for b in benches if b not in found]
     if missing:
         which = f"{model_id}.jsonl" if model_id else "*.jsonl"
-        raise StageError(f"no answers of our model for {missing} in {infer_dir / 'model_answer'}/<bench>/{which}. "
-                         f"Run infer on them, or judge fewer (judge.test_sets=[...], or judge=mt_bench/pairwise).")
+        raise ValueError(f"no answers of our model for {missing} in {infer_dir / 'model_answer'}/<bench>/{which}. "
+                         f"Run infer on them (it answers what the judge config's benchmarks ask), or judge fewer "
+                         f"(judge.benchmarks.pairwise.test_sets=[...], or another preset: judge=mt_bench / pairwise).")
     return {b: read_answers(p) for b, p in found.items()}
 
 

@@ -181,9 +181,13 @@ def make_jobs(spec: InferSpec, bench: str, questions: list[TestQuestion], seed: 
     return jobs
 
 
-def load_jobs(spec: InferSpec, seed: int, data_dir: str | Path = BUNDLED_DATA_DIR) -> dict[str, list[AnswerJob]]:
-    return {bench: make_jobs(spec, bench, load_test_set(bench, spec.limit, data_dir), seed)
-            for bench in spec.benches()}
+def load_jobs(spec: InferSpec, seed: int, data_dir: str | Path = BUNDLED_DATA_DIR,
+              asked: dict[str, list[TestQuestion]] | None = None) -> dict[str, list[AnswerJob]]:
+    """The jobs of infer's own sets, plus `asked`: sets the judge's benchmarks ask beyond them (e.g. AlpacaEval 2),
+    answered single-turn like the test sets."""
+    jobs = {bench: make_jobs(spec, bench, load_test_set(bench, spec.limit, data_dir), seed) for bench in spec.benches()}
+    jobs.update({bench: make_jobs(spec, bench, qs, seed) for bench, qs in (asked or {}).items() if bench not in jobs})
+    return jobs
 
 
 class WorkFile:

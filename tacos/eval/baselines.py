@@ -1,9 +1,9 @@
-"""The answers our model is compared with: one entry of `judge.baselines` each.
+"""The answers our model is compared with: one entry of the pairwise benchmark's `baselines` each.
 
 An entry is an answer file <...>/<bench>/<model>.jsonl, a run dir with infer/, an infer stage folder, a folder of
 <bench>/ subfolders (FastChat's model_answer layout), or a bare name registered in the answers registry
-(tacos.eval.registry; `judge.answers_dir`). A baseline is named in the results by its answer files' name (FastChat's
-model id).
+(tacos.eval.registry; the benchmark's `answers_dir`). A baseline is named in the results by its answer files' name
+(FastChat's model id). Problems are ValueErrors that say what to do.
 """
 from __future__ import annotations
 
@@ -14,23 +14,23 @@ from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.eval import registry
 from tacos.eval.answer_files import Answers, read_answers
 from tacos.records import file_sha256
-from tacos.stage import StageError
 
 log = logging.getLogger(__name__)
 
 BENCHES = (*TEST_SETS, MT_BENCH)
+KEY = "judge.benchmarks.pairwise.baselines"  # where the entries are set (messages name it)
 
 
 def baseline_files(entry: str, benches: list[str], answers_dir: str | None,
                    missing_baselines: str = "skip") -> dict[str, Path] | None:
-    """bench -> answer file of one judge.baselines entry (None: a bare name not registered yet, and
+    """bench -> answer file of one baselines entry (None: a bare name not registered yet, and
     missing_baselines is "skip")."""
     if answers_dir and registry.is_name(entry):
         folder = registry.registered(answers_dir, entry)
         if folder is None:
             if missing_baselines == "error":
                 have = registry.names(answers_dir)
-                raise StageError(f"judge.baselines: no answers registered as {entry!r} in {answers_dir} "
+                raise ValueError(f"{KEY}: no answers registered as {entry!r} in {answers_dir} "
                                  f"(registered: {have or 'none'}). Run that experiment with the same model first.")
             return None
         entry = str(folder)
@@ -38,21 +38,21 @@ def baseline_files(entry: str, benches: list[str], answers_dir: str | None,
     if path.is_file():
         bench = path.parent.name
         if bench not in BENCHES:
-            raise StageError(f"judge.baselines: cannot tell which test set {path} answers: its folder must be named "
+            raise ValueError(f"{KEY}: cannot tell which test set {path} answers: its folder must be named "
                              f"after it (<...>/<bench>/<model>.jsonl, bench in {list(BENCHES)})")
         return {bench: path} if bench in benches else {}
     if not path.is_dir():
-        raise StageError(f"judge.baselines: {entry} does not exist (relative paths are read from {Path.cwd()})")
+        raise ValueError(f"{KEY}: {entry} does not exist (relative paths are read from {Path.cwd()})")
     root = next((r for r in (path / "infer" / "model_answer", path / "model_answer", path)
                  if r.is_dir() and any((r / b).is_dir() for b in BENCHES)), None)
     if root is None:
-        raise StageError(f"judge.baselines: no answers under {path}; expected <run_dir>/infer/model_answer/<bench>/"
+        raise ValueError(f"{KEY}: no answers under {path}; expected <run_dir>/infer/model_answer/<bench>/"
                          f"*.jsonl or <folder>/<bench>/*.jsonl with bench in {list(BENCHES)}")
     out = {}
     for b in benches:
         files = sorted((root / b).glob("*.jsonl"))
         if len(files) > 1:
-            raise StageError(f"judge.baselines: {root / b} holds answers of several models "
+            raise ValueError(f"{KEY}: {root / b} holds answers of several models "
                              f"({', '.join(f.stem for f in files)}); list the one file you mean")
         if files:
             out[b] = files[0]
@@ -72,8 +72,8 @@ def baseline_fingerprints(spec) -> dict[str, dict[str, str] | None]:
 def load_baselines(spec) -> tuple[dict[str, dict[str, Answers]], list[str]]:
     """(label (the model id of its answer files) -> bench -> answers, registered names not found yet)."""
     if not spec.baselines:
-        raise StageError("judge.baselines is empty: pairwise judging needs at least one baseline, e.g. "
-                         "'judge.baselines=[outputs/runs/.../baseline_run_dir]' (or use judge=mt_bench)")
+        raise ValueError(f"{KEY} is empty: pairwise judging needs at least one baseline, e.g. "
+                         f"'{KEY}=[outputs/runs/.../baseline_run_dir]' (or judge=mt_bench)")
     out: dict[str, dict[str, Answers]] = {}
     absent: list[str] = []
     for entry in spec.baselines:
@@ -84,11 +84,11 @@ def load_baselines(spec) -> tuple[dict[str, dict[str, Answers]], list[str]]:
             absent.append(entry)
             continue
         if not files:
-            raise StageError(f"judge.baselines: {entry} has answers for none of {list(spec.test_sets)}")
+            raise ValueError(f"{KEY}: {entry} has answers for none of {list(spec.test_sets)}")
         answers = {b: read_answers(p) for b, p in files.items()}
         label = next(iter(answers.values())).model_id
         if label in out:
-            raise StageError(f"judge.baselines: two baselines are both named {label!r} (their answer files' "
+            raise ValueError(f"{KEY}: two baselines are both named {label!r} (their answer files' "
                              f"name); rename one file so the results can tell them apart")
         out[label] = answers
     return out, absent

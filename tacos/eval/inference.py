@@ -133,10 +133,10 @@ def base_model(ctx, spec: InferSpec, checkpoint: Path) -> tuple[Path, str]:
     return checkpoint_dir(base), template
 
 
-def run_infer(ctx, spec: InferSpec) -> StageResult:
+def run_infer(ctx, spec: InferSpec, asked: dict | None = None) -> StageResult:
     """Answer every question (resuming from the work file), write the answer files; the base model's too when
-    infer.base_answers is set."""
-    jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir)
+    infer.base_answers is set. `asked`: further sets the judge's benchmarks ask (bench -> questions)."""
+    jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir, asked)
     path, key = resolve_model(ctx, spec)
     done, resumed, gen = generate(ctx, spec, jobs, path, key)
     counts: dict = {"generated": gen.pop("generated"), "resumed": sum(resumed.values()), "missing": 0}
@@ -159,12 +159,12 @@ def run_infer(ctx, spec: InferSpec) -> StageResult:
     return StageResult(counts=counts, stats=stats)
 
 
-def forecast_infer(ctx, spec: InferSpec) -> dict:
+def forecast_infer(ctx, spec: InferSpec, asked: dict | None = None) -> dict:
     """The generator's forecast for the questions not yet in the work folder. A local generator calls no LLM: nothing
     to count (and in a dry run the checkpoint that keys its work folder may not exist yet)."""
     if not spec.generator.uses_llm:
         return empty_plan()
-    jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir)
+    jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir, asked)
     work = WorkFile(ctx.run_dir / WORK_DIR / resolve_model(ctx, spec)[1])
     todo = [j for bench, js in jobs.items() for j in js if j.key not in work.load(bench)]
     return spec.generator.forecast(ctx, todo)

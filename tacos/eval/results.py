@@ -3,7 +3,7 @@
 A run dir is any folder holding stage folders: <run>/<stage>/manifest.json whose "stage" names that folder (the
 report's own folder aside). From each:
   * judge manifest stats: "pairwise" = {baseline: {test_set: {win, tie, lose, n, score, ...}}} and
-    "mt_bench" = {turn1, turn2, overall, model, ...} (tacos.eval.judge, evaluate/README.md);
+    "mt_bench" = {turn1, turn2, overall, model, ...} (tacos.benchmarks, evaluate/README.md);
   * names from <run>/.hydra/config.yaml (run_name, selection.name, model.name), else from the folder and manifests;
   * selection facts from the select/export manifests and LLM calls and cost summed over every stage.
 Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run.
@@ -26,7 +26,7 @@ RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
                   *(f"{t}_{k}" for t in TEST_SETS for k in WTL), "judge_informative"]
 SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged",
                    "scorer_informative"]
-NOT_INFORMATIVE = "(!)"  # marks results whose judge did not pass the gate (tacos.eval.gate)
+NOT_INFORMATIVE = "(!)"  # marks results whose judge did not pass the gate (tacos.judges.gate)
 
 
 @dataclass

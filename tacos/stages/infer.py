@@ -3,17 +3,22 @@
 
 The model is `infer.model_path`, or by default the checkpoint of this run's `train` stage (or the `llm` endpoint with
 infer/generator=openai; the generators are tacos.eval.generators); a killed run resumes by question id
-(tacos.eval.inference). Once complete, the answers are registered by run name and seed in the answers registry, where
-other runs name them as judge baselines.
+(tacos.eval.inference). Besides infer's own sets it answers whatever the run's judge benchmarks ask beyond them (e.g.
+AlpacaEval 2's instructions when judge.benchmarks has alpaca_eval2; the bundled sets stay infer's own choice). Once complete, the answers are registered by run
+name and seed in the answers registry, where other runs name them as judge baselines.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from tacos.config import to_container
+from tacos.config import config_hash, to_container
+from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
 from tacos.eval.registry import register_run
 from tacos.stage import StageBase, StageResult, component
+
+
+BUNDLED_SETS = (*TEST_SETS, MT_BENCH)
 
 
 class InferStage(StageBase):
@@ -26,19 +31,32 @@ class InferStage(StageBase):
         return component(cfg, "infer").uses_llm()
 
     def config_slice(self, cfg) -> dict:
-        return {"infer": to_container(cfg.infer), "seed": int(cfg.seed), **infer_inputs(component(cfg, "infer"))}
+        out = {"infer": to_container(cfg.infer), "seed": int(cfg.seed), **infer_inputs(component(cfg, "infer"))}
+        asked = judge_asks(cfg)
+        if asked:  # absent otherwise: the identity of a run without such a benchmark stays what it was
+            out["judge_asks"] = {bench: config_hash([q.__dict__ for q in qs]) for bench, qs in asked.items()}
+        return out
 
     def run(self, ctx) -> StageResult:
-        return run_infer(ctx, ctx.component("infer"))
+        return run_infer(ctx, ctx.component("infer"), judge_asks(ctx.cfg))
 
     def plan(self, ctx) -> dict:
-        return forecast_infer(ctx, ctx.component("infer"))
+        return forecast_infer(ctx, ctx.component("infer"), judge_asks(ctx.cfg))
 
     def publish(self, cfg, stage_dir: Path, manifest: dict) -> None:
         """Register this run's answers under <answers_dir>/<model>/<run_name>[-seed<k>]/ (the base model's under
-        base[-seed<k>]/), so other runs name them as judge baselines: judge.baselines=[baseline_random, base]."""
+        base[-seed<k>]/), so other runs name them as pairwise baselines: [baseline_random, base]."""
         register_run(Path(cfg.paths.answers_dir) / str(cfg.model.name), str(cfg.run_name), int(cfg.seed),
                      stage_dir, manifest)
+
+
+def judge_asks(cfg) -> dict:
+    """bench -> questions of the sets the run's judge benchmarks bring (e.g. AlpacaEval 2's instructions); infer.limit
+    applies to them too. The bundled sets stay infer's own choice (infer.test_sets, infer.mt_bench): a baseline run
+    answers the five test sets for the runs that judge against it, whatever its own judge config grades."""
+    spec = component(cfg, "infer")
+    asked = component(cfg, "judge").questions(component(cfg, "paths").data_dir, spec.limit)
+    return {bench: qs for bench, qs in asked.items() if bench not in BUNDLED_SETS}
 
 
 STAGE = InferStage()

@@ -1,14 +1,21 @@
-"""Stage `judge`: grade our model's answers (from the `infer` stage) with the run's LLM as judge.
+"""Stage `judge`: grade our model's answers (from the `infer` stage) on the judge config's benchmarks.
 
-judge.kind=pairwise: on each test set, our answer vs each baseline's, every question judged in both orders
-(tacos.eval.pairwise); judge.kind=mt_bench: FastChat llm_judge single-answer grading (tacos.eval.mt_bench);
-judge.kind=all: both. The config is tacos.eval.judge.JudgeSpec; layout and field names: evaluate/README.md.
+The config (tacos.eval.judge.JudgeSpec, conf/judge/*.yaml) names a pair judge (tacos.judges) and the benchmarks
+(tacos.benchmarks, conf/benchmark/*.yaml): pairwise against baselines on the five test sets, MT-Bench graded as
+FastChat does, AlpacaEval 2. Benchmarks return data; this stage writes it into the stage folder, and reports the pair
+judge's key and observed position bias: the runner's gate judges the judge (tacos.judges.gate). Layout and field
+names: evaluate/README.md.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, JsonLines
+from tacos.code_identity import code_identity
 from tacos.config import to_container
-from tacos.eval.judge import forecast_judge, judge_inputs, run_judge
-from tacos.stage import StageBase, StageResult, component
+from tacos.judges.base import JudgeContext, judge_context
+from tacos.records import write_jsonl
+from tacos.stage import MANIFEST, StageBase, StageResult, component, empty_plan, read_manifest, write_json_atomic
 
 
 class JudgeStage(StageBase):
@@ -21,15 +28,67 @@ class JudgeStage(StageBase):
         return True
 
     def config_slice(self, cfg) -> dict:
-        """The judge config, the prompt bytes, the baselines' answer files and the question files."""
-        inputs = judge_inputs(component(cfg, "judge"), component(cfg, "paths").data_dir)
-        return {"judge": to_container(cfg.judge), "seed": int(cfg.seed), **inputs}
+        """The judge config, the files, prompts and baselines its benchmarks read, and the source of the judge and
+        benchmark classes it holds (they are not the stage's own imports, so the runner's code version misses them)."""
+        spec = component(cfg, "judge")
+        jctx = JudgeContext(llm=component(cfg, "llm"), seed=int(cfg.seed))
+        classes = {type(o).__module__ for o in (spec.pair_judge, *spec.benchmarks.values()) if o is not None}
+        classes |= {type(b.judge).__module__ for b in spec.benchmarks.values() if getattr(b, "judge", None)}
+        return {"judge": to_container(cfg.judge), "seed": int(cfg.seed),
+                **spec.identity(component(cfg, "paths").data_dir, jctx), "code": code_identity(classes)[:16]}
 
     def run(self, ctx) -> StageResult:
-        return run_judge(ctx, ctx.component("judge"), ctx.component("gate"))
+        spec = ctx.component("judge")
+        with judge_context(ctx.session, ctx.paths.cache_dir, ctx.seed) as jctx:
+            results = spec.run(benchmark_run(ctx, spec, jctx, answered=True))
+            stats = {"judge_llm": ctx.llm.identity, "judge_model_name": spec.judge_name(ctx.llm.identity),
+                     **spec.gate_stats(results, jctx, ctx.llm.identity)}
+        counts: dict = {}
+        for result in results.values():
+            write_result(ctx, result)
+            counts.update(result.counts)
+            stats.update(result.stats)
+        return StageResult(counts=counts, stats=stats)
 
     def plan(self, ctx) -> dict:
-        return forecast_judge(ctx, ctx.component("judge"))
+        """Exact when the infer stage's answers and every baseline's are there; otherwise every question is assumed
+        answered by placeholders (call counts exact, token counts a lower bound)."""
+        spec = ctx.component("judge")
+        jctx = JudgeContext(llm=ctx.llm, cache=None, seed=ctx.seed, progress=False)
+        answered = (ctx.run_dir / "infer" / MANIFEST).is_file()
+        requests, exact = spec.requests(benchmark_run(ctx, spec, jctx, answered))
+        if not requests:
+            return empty_plan()
+        return {**ctx.llm.forecast(requests), "exact": exact}
+
+
+def benchmark_run(ctx, spec, jctx: JudgeContext, answered: bool) -> BenchmarkRun:
+    """What the benchmarks work with; our answers are the infer stage's (its fine-tuned model's unless
+    judge.model_id names another file there)."""
+    infer = read_manifest(ctx.run_dir, "infer") or {}
+    return BenchmarkRun(infer_dir=ctx.run_dir / "infer" if not answered else ctx.input_dir("infer"),
+                        model_id=spec.model_id or infer.get("stats", {}).get("model_id"),
+                        data_dir=Path(ctx.paths.data_dir), limit=spec.limit, seed=ctx.seed, pair_judge=spec.pair_judge,
+                        jctx=jctx, judge_name=spec.judge_name(ctx.llm.identity), llm_identity=ctx.llm.identity,
+                        answered=answered)
+
+
+def write_result(ctx, result: BenchmarkResult) -> None:
+    """A benchmark's files, charts and tables, into the stage folder."""
+    for rel, content in result.files.items():
+        path = ctx.out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, JsonLines):
+            write_jsonl(path, content.rows)
+        else:
+            write_json_atomic(path, content.value)
+    for chart in result.charts:
+        path = ctx.out_dir / chart.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        chart.plot(chart.data, path, chart.title)
+        ctx.add_plot(path)
+    for name, t in result.tables.items():
+        ctx.add_table(name, t["columns"], t["data"])
 
 
 STAGE = JudgeStage()

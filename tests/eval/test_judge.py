@@ -1,6 +1,7 @@
 """The judge stage: combination rule, statistics, parsing, FastChat fidelity (prompts, judgment file read by
 FastChat's own show_result), the MT-Bench completeness guard, and both-order judging through run.py against a
-stub judge with fake answer files: re-runs make no calls, a larger run makes only the new ones."""
+stub judge with fake answer files: re-runs make no calls, a larger run makes only the new ones; the manifest carries
+what the runner's gate needs (the pair judge's key and its observed position bias)."""
 from __future__ import annotations
 
 import json
@@ -13,9 +14,17 @@ import pytest
 from conftest import run_cli, stub_overrides
 from stub_server import StubServer
 
-from tacos.eval.judging import (MTBenchItem, ParseError, bootstrap_score_ci, combine, fastchat_single_row,
-                                mt_bench_prompt_name, mt_bench_summary, mt_bench_user_prompt, pairwise_summary,
-                                parse_mt_bench_rating, parse_pairwise_scores, render, verdict)
+from tacos.benchmarks.mt_bench import MTBenchItem, fastchat_single_row, mt_bench_summary
+from tacos.benchmarks.stats import bootstrap_score_ci, pairwise_summary
+from tacos.judges.fastchat import parse_fastchat_rating as parse_mt_bench_rating
+from tacos.judges.fastchat import prompt_name as mt_bench_prompt_name
+from tacos.judges.fastchat import user_prompt as mt_bench_user_prompt
+from tacos.judges.orders import combine, verdict
+from tacos.judges.parsers import FirstLineScores
+from tacos.llm.parsing import ParseError
+from tacos.prompts import render
+
+parse_pairwise_scores = FirstLineScores(1, 10).parse  # the judge stage's pair judge reads its answers so
 
 STAT_KEYS = {"win", "tie", "lose", "n", "score", "ci_low", "ci_high", "consistency", "invalid"}
 
@@ -39,6 +48,7 @@ def test_verdict_and_bad_input():
 
 def test_pairwise_summary():
     orders = [("win", "win"), ("win", "tie"), ("tie", "tie"), ("win", "lose"), ("lose", "lose"), (None, "win")]
+    orders = [(a, b, combine(a, b)) for a, b in orders]
     s = pairwise_summary(orders, n_boot=500, seed=3)
     assert set(s) == STAT_KEYS
     assert (s["win"], s["tie"], s["lose"], s["n"], s["invalid"]) == (2, 2, 1, 5, 1)
@@ -46,7 +56,7 @@ def test_pairwise_summary():
     assert s["consistency"] == pytest.approx(3 / 5)  # win/win, tie/tie, lose/lose agree
     assert s["ci_low"] <= s["score"] <= s["ci_high"] and 0 <= s["ci_low"] and s["ci_high"] <= 2
     assert pairwise_summary(orders, n_boot=500, seed=3) == s  # seeded
-    empty = pairwise_summary([(None, None)])
+    empty = pairwise_summary([(None, None, None)])
     assert empty["n"] == 0 and empty["invalid"] == 1 and empty["score"] is None and empty["ci_low"] is None
 
 
@@ -100,10 +110,10 @@ def test_judge_name_is_the_judging_llm(identity, name):
     from tacos.eval.judge import JudgeSpec, judge_name_from_identity
 
     assert judge_name_from_identity(identity) == name
-    assert JudgeSpec(name="mt_bench", kind="mt_bench").judge_name(identity) == name
-    assert JudgeSpec(name="mt_bench", kind="mt_bench", judge_model_name="gpt-4").judge_name(identity) == "gpt-4"
+    assert JudgeSpec(name="mt_bench").judge_name(identity) == name
+    assert JudgeSpec(name="mt_bench", judge_model_name="gpt-4").judge_name(identity) == "gpt-4"
     with pytest.raises(ValueError, match="judge_model_name"):
-        JudgeSpec(name="mt_bench", kind="mt_bench", judge_model_name=" ").validate()
+        JudgeSpec(name="mt_bench", benchmarks={"mt_bench": _mt_bench()}, judge_model_name=" ").validate()
 
 
 def test_mt_bench_radar_writes_a_png(tmp_path):
@@ -204,20 +214,48 @@ def test_completeness_guard():
     assert limited["complete"] and limited["n_expected"] == 4 and limited["overall"] is not None
 
 
-def test_mt_bench_plan_uses_references_for_60_judgments():
-    from tacos.data import load_mt_bench
-    from tacos.eval.answer_files import Answers
-    from tacos.eval.judge import JudgeSpec
-    from tacos.eval.mt_bench import mt_bench_plan
+def _mt_bench():
+    from tacos.benchmarks.mt_bench import MTBenchBenchmark
+    from tacos.judges.fastchat import FastChatSingleJudge
     from tacos.paths import BUNDLED_DATA_DIR
 
+    return MTBenchBenchmark(judge=FastChatSingleJudge(prompts_file=str(BUNDLED_DATA_DIR / "mt_bench" /
+                                                                       "judge_prompts.jsonl")))
+
+
+def test_mt_bench_grader_checks_its_prompts_before_work(tmp_path):
+    from tacos.benchmarks.mt_bench import MTBenchBenchmark
+    from tacos.judges.fastchat import FastChatSingleJudge
+
+    partial = tmp_path / "judge_prompts.jsonl"
+    partial.write_text(json.dumps({"name": "single-v1", "system_prompt": "s", "prompt_template": "{question}"}) + "\n")
+    with pytest.raises(ValueError, match="lacks the FastChat judge prompt"):
+        MTBenchBenchmark(judge=FastChatSingleJudge(prompts_file=str(partial))).validate()
+    with pytest.raises(FileNotFoundError, match="FastChat judge prompts"):
+        FastChatSingleJudge(prompts_file=str(tmp_path / "nope.jsonl")).validate()
+    with pytest.raises(ValueError, match="FastChat single-answer grader"):
+        MTBenchBenchmark(judge=None).validate()
+
+
+def test_mt_bench_plan_uses_references_for_60_judgments():
+    from tacos.benchmarks.base import BenchmarkRun
+    from tacos.data import load_mt_bench
+    from tacos.eval.answer_files import Answers
+    from tacos.judges.base import JudgeContext
+    from tacos.paths import BUNDLED_DATA_DIR
+
+    bench = _mt_bench()
+    bench.validate()
     answers = Answers("m", Path("-"), {q.question_id: ["a1", "a2"] for q in load_mt_bench()})
-    plan = mt_bench_plan(JudgeSpec(name="mt_bench", kind="mt_bench"), answers, BUNDLED_DATA_DIR)
-    assert len(plan) == 160 and all(req is not None for _, _, req, _ in plan)
+    run = BenchmarkRun(Path("-"), None, BUNDLED_DATA_DIR, None, 0, None, JudgeContext(), "j", "x")
+    plan = bench.plan(answers, run)
+    assert len(plan) == 160 and all(item is not None for _, _, item, _ in plan)
     names = [mt_bench_prompt_name(q.category, t) for q, t, _, _ in plan]
     assert sum(n.startswith("single-math-v1") for n in names) == 60
-    math_req = next(req for (q, t, req, _), n in zip(plan, names) if n == "single-math-v1-multi-turn")
+    requests = bench.judge.requests([item for _, _, item, _ in plan], JudgeContext())
+    math_req = next(req for req, n in zip(requests, names) if n == "single-math-v1-multi-turn")
     assert "### Reference answer:" in math_req.messages[1][1]
+    assert {r.max_tokens for r in requests} == {2048} and {r.temperature for r in requests} == {0.0}
 
 
 # -- the stage through run.py against a stub judge -------------------------------------------------------------------
@@ -294,9 +332,14 @@ def judge_stub():
         yield server
 
 
-def _args(stub, tmp: Path, run_dir: Path, baselines: list[str], limit: int, *extra: str) -> list[str]:
-    return [*stub_overrides(stub, tmp), "stages=[judge]", "judge=all", f"judge.limit={limit}",
-            "judge.test_sets=[vicuna,koala]", f"judge.baselines=[{','.join(baselines)}]", "judge.n_boot=200",
+PAIRWISE = "judge.benchmarks.pairwise"
+
+
+def _args(stub, tmp: Path, run_dir: Path, baselines: list[str], limit: int, *extra: str,
+          judge: str = "all", test_sets: str = "[vicuna,koala]") -> list[str]:
+    pairwise = [f"{PAIRWISE}.test_sets={test_sets}", f"{PAIRWISE}.baselines=[{','.join(baselines)}]",
+                f"{PAIRWISE}.n_boot=200"] if judge != "mt_bench" else []
+    return [*stub_overrides(stub, tmp), "stages=[judge]", f"judge={judge}", f"judge.limit={limit}", *pairwise,
             "client.parse_retries=1", f"hydra.run.dir={run_dir}", *extra]
 
 
@@ -353,6 +396,16 @@ def test_both_orders_through_the_stage(judged, judge_stub):
     assert results["results"] == pw and results["model"] == OURS
     assert m["stats"]["judge_llm"] == m["config"]["llm"]
     assert m["tables"]["pairwise"]["columns"][:3] == ["baseline", "test_set", "win"]
+    # What the runner's gate reads: the pair judge's key (as `tacos judge-eval --judge judge.pair_judge` files its
+    # measurements) and the position bias it showed here, over every question judged in both orders.
+    s = m["stats"]
+    assert s["judge_pairwise"] is True and s["judge_name"] == "judge_pairwise" and len(s["judge_key"]) == 24
+    assert s["judge_path"] == "judge.pair_judge"
+    assert s["judge_identity"]["judge"] == "LLMPairJudge" and s["judge_identity"]["mode"] == "text"
+    assert s["n_pairs_both_orders"] > 0 and 0 <= s["first_position_win_rate"] <= 1 and 0 <= s["consistency"] <= 1
+    gate = json.loads((run_dir / "gate.json").read_text())["judge"]
+    assert gate["judge_key"] == s["judge_key"] and gate["judge_informative"] is False  # never measured here
+    assert "judge_informative" not in s  # the verdict is the runner's, never part of the stage's output
 
 
 def test_mt_bench_through_the_stage_and_show_result(judged):
@@ -418,8 +471,8 @@ def test_explicit_judge_model_name(judged, judge_stub):
     tmp, before = judged["tmp"], judge_stub.count
     run3 = tmp / "run3"
     _fake_run(run3, tmp / "other3")
-    out = run_cli([*_args(judge_stub, tmp, run3, judged["baselines"], 6), "judge=mt_bench",
-                   "judge.judge_model_name=gpt-4"])
+    out = run_cli([*_args(judge_stub, tmp, run3, judged["baselines"], 6, "judge.judge_model_name=gpt-4",
+                         judge="mt_bench")])
     assert out.returncode == 0, out.stderr[-3000:]
     assert judge_stub.count == before
     m = _manifest(run3)
@@ -436,7 +489,7 @@ def test_clear_errors(judged, judge_stub, tmp_path):
     run_dir = tmp_path / "err"
     base_a, _ = _fake_run(run_dir, tmp_path)
     no_baseline = run_cli(_args(judge_stub, tmp_path, run_dir, [], 2))
-    assert no_baseline.returncode != 0 and "judge.baselines is empty" in no_baseline.stderr
+    assert no_baseline.returncode != 0 and f"{PAIRWISE}.baselines is empty" in no_baseline.stderr
     missing = run_cli(_args(judge_stub, tmp_path, run_dir, [str(tmp_path / "nope")], 2))
     assert missing.returncode != 0 and "does not exist" in missing.stderr
     no_infer = run_cli(_args(judge_stub, tmp_path, tmp_path / "empty_run", [base_a], 2))
@@ -472,15 +525,15 @@ def test_baselines_by_registered_name(judge_stub, tmp_path):
     registry = tmp_path / "outputs" / "answers" / "tiny"
     _answer_file(registry / "sample-random" / "vicuna" / "tiny-sample-random.jsonl", "tiny-sample-random",
                  {q: b for q, (_, b) in VICUNA.items()})
-    args = _args(judge_stub, tmp_path, run_dir, ["sample-random", "sample-longest"], 3, "judge=pairwise",
-                 "judge.test_sets=[vicuna]")
+    args = _args(judge_stub, tmp_path, run_dir, ["sample-random", "sample-longest"], 3, judge="pairwise",
+                 test_sets="[vicuna]")
     out = run_cli(args)
     assert out.returncode == 0, out.stderr[-3000:]
     m = _manifest(run_dir)
     assert set(m["stats"]["pairwise"]) == {"tiny-sample-random"}
     assert m["stats"]["absent_baselines"] == ["sample-longest"]
     assert m["counts"]["pairwise_baselines"] == 1 and m["counts"]["pairwise_baselines_absent"] == 1
-    assert m["config"]["config"]["baselines"]["sample-longest"] is None
+    assert m["config"]["config"]["benchmarks"]["pairwise"]["baselines"]["sample-longest"] is None
     assert "sample-longest" in out.stdout + out.stderr and "skipped" in out.stdout + out.stderr
 
     # The missing baseline appears: the stage runs again; only the new comparisons are new calls.
@@ -495,7 +548,29 @@ def test_baselines_by_registered_name(judge_stub, tmp_path):
     assert judge_stub.count - before == m["llm"]["calls"] == 3 * 2
 
     # missing_baselines=error, or only unregistered names with judge=pairwise: a clear error before any call.
-    out = run_cli([*args[:-1], "judge.baselines=[nope]", "judge.missing_baselines=error"])
+    out = run_cli([*args, f"{PAIRWISE}.baselines=[nope]", f"{PAIRWISE}.missing_baselines=error"])
     assert out.returncode != 0 and "no answers registered as 'nope'" in out.stderr
-    out = run_cli([*args[:-1], "judge.baselines=[nope]"])
+    out = run_cli([*args, f"{PAIRWISE}.baselines=[nope]"])
     assert out.returncode != 0 and "none of the baselines ['nope']" in out.stderr
+
+
+def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, judge_stub, tmp_path):
+    """`tacos judge-eval --judge judge.pair_judge` measures the judge stage's own judge (same object, prompts and
+    read-out) and files the measurement under the key the stage's manifest names: the key the runner's gate looks up."""
+    from tacos.cli import main as tacos_main
+    from tacos.judges import gate as gates
+
+    pairs = tmp_path / "toy_test.jsonl"
+    pairs.write_text("".join(json.dumps({"id": f"p{k}", "instruction": "Name a fruit.", "output_1": a, "output_2": b,
+                                         "preference": pref, "subset": "toy"}) + "\n"
+                             for k, (a, b, pref) in enumerate([("quality=9 apple", "quality=2 stone", 1),
+                                                               ("quality=3 rock", "quality=8 pear", 2)])))
+    outputs = judged["tmp"] / "outputs"
+    args = ["judge-eval", "--pairs", str(pairs), "--judge", "judge.pair_judge", "--out", str(tmp_path / "je"),
+            "--n-boot", "50", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
+            f"paths.output_dir={outputs}", "logger=none"]
+    assert tacos_main(args) == 0
+    result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
+    assert result["judge_key"] == judged["full"]["stats"]["judge_key"]
+    assert result["metrics"]["overall"]["agreement"] == pytest.approx(1.0)  # both orders, both pairs right
+    assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])

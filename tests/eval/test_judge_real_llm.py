@@ -33,8 +33,10 @@ def test_judge_stage_with_real_local_llm(tmp_path):
                                                                  "output_hash": "fake"}))
     _answer_file(tmp_path / "baseline" / "vicuna" / "terse.jsonl", "terse", BASE)
     args = ["llm=local", "logger=none", f"paths.output_dir={tmp_path / 'outputs'}", "stages=[judge]", "judge=all",
-            "judge.limit=2", "judge.test_sets=[vicuna]", f"judge.baselines=[{tmp_path / 'baseline'}]",
-            "judge.max_tokens=32", "judge.mt_bench_max_tokens=64", "judge.n_boot=100", "client.parse_retries=0",
+            "judge.limit=2", "judge.benchmarks.pairwise.test_sets=[vicuna]",
+            f"judge.benchmarks.pairwise.baselines=[{tmp_path / 'baseline'}]", "judge.pair_judge.max_tokens=32",
+            "judge.benchmarks.mt_bench.judge.max_tokens=64", "judge.benchmarks.pairwise.n_boot=100",
+            "client.parse_retries=0",
             f"hydra.run.dir={run_dir}"]
     t0 = time.perf_counter()
     out = run_cli(args, timeout=400)

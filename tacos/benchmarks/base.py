@@ -1,0 +1,83 @@
+"""What a benchmark is: the protocol the judge stage runs, what it gets (BenchmarkRun) and what it gives back
+(BenchmarkResult). A benchmark reads data and our answers and calls judges; it never writes a file: the stage writes
+the rows, documents and charts of its result into the stage folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from tacos.judges.base import JudgeContext, PairVerdict
+from tacos.records import TestQuestion
+
+
+@dataclass
+class BenchmarkRun:
+    """Everything a benchmark works with in one judge stage run (or its forecast)."""
+
+    infer_dir: Path  # the infer stage's folder: our answers in model_answer/<bench>/<model_id>.jsonl
+    model_id: str | None  # our answer files' name (None: the only file there)
+    data_dir: Path
+    limit: int | None  # judge only the first N questions of every set (CPU runs)
+    seed: int
+    pair_judge: Any  # tacos.judges.base.PairJudge: the judge config's two-answer judge
+    jctx: JudgeContext  # the run's LLM session and call cache
+    judge_name: str  # the judge's file-safe name (FastChat's judgment file and rows)
+    llm_identity: str
+    answered: bool = True  # False in a forecast before infer ran: every question assumed answered by placeholders
+
+
+@dataclass(frozen=True)
+class JsonLines:
+    """A file of rows, one canonical JSON object a line (tacos.records.write_jsonl)."""
+
+    rows: list
+
+
+@dataclass(frozen=True)
+class JsonDocument:
+    """A file holding one JSON value, indented, keys sorted (tacos.stage.write_json_atomic)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart for the stage to draw: `plot(data, <stage folder>/<path>, title)` (a tacos.plots function)."""
+
+    path: str
+    plot: Callable[..., Any]
+    data: Any
+    title: str = ""
+
+
+@dataclass
+class BenchmarkResult:
+    """What a benchmark run gives the stage. `files`: path relative to the stage folder (by convention under the
+    benchmark's own folder) -> JsonLines or JsonDocument; `counts` and `stats` are merged into the manifest's;
+    `tables` go to W&B; `pair_verdicts` are the pair judge's verdicts (the gate's observed position bias);
+    `skipped`: why nothing was judged (e.g. no baseline registered yet), or ""."""
+
+    counts: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, JsonLines | JsonDocument] = field(default_factory=dict)
+    tables: dict[str, dict] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
+    pair_verdicts: list[PairVerdict] = field(default_factory=list)
+    skipped: str = ""
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    name: str  # its folder in the stage folder and its key in the manifest's stats
+    uses_pair_judge: bool  # judged by the judge config's pair judge (its verdicts feed the gate)
+
+    def validate(self) -> None: ...  # before any work: its settings and data files
+    def identity(self, data_dir: Path) -> dict: ...  # the files, prompts and baselines its output depends on
+    def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]: ...  # for `infer`
+    def requests(self, run: BenchmarkRun) -> tuple[list, bool]: ...  # (LLM requests it would make, exact?)
+    def run(self, run: BenchmarkRun) -> BenchmarkResult: ...
+
+
+def table(columns: Sequence[str], data: list[list]) -> dict:
+    return {"columns": list(columns), "data": data}
