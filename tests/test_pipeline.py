@@ -78,7 +78,7 @@ def test_prompt_change_invalidates_only_its_calls(stub, tmp_path):
     prompt = tmp_path / "score_pair_edited.txt"
     src = Path(__file__).resolve().parents[1] / "tacos" / "prompts" / "score_pair.txt"
     prompt.write_text(src.read_text() + "\nBe extra strict.\n")
-    out = run_cli([*base, f"hydra.run.dir={tmp_path / 'b'}", f"scorer.user_prompt={prompt}"])
+    out = run_cli([*base, f"hydra.run.dir={tmp_path / 'b'}", f"scorer.judge.prompt={prompt}"])
     assert out.returncode == 0, out.stderr[-2000:]
     m = manifests(tmp_path / "b")
     assert m["tag"]["llm"].get("calls", 0) == 0  # tagging prompts unchanged: reused (or all cached)

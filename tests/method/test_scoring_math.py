@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from tacos.judges.orders import combine, position_stats, text_outcome, verdict
 from tacos.method.bradley_terry import bradley_terry, bradley_terry_ci
-from tacos.method.scoring import Judgment, make_pairs, order_consistency, outcomes, raw_means
+from tacos.method.scoring import make_pairs
 
 IDS = [f"r{i:03d}" for i in range(11)]
 
@@ -57,46 +58,27 @@ def test_make_pairs_small_and_bad_inputs():
 
 # --- outcomes / order consistency / raw means -------------------------------------------------------------
 
-def test_outcomes_ties_and_invalid():
-    js = [Judgment("a", "b", 80, 70), Judgment("a", "c", 60, 61), Judgment("b", "c", None, 50),
-          Judgment("c", "b", 5, 5)]
-    assert outcomes(js) == [("a", "b", 1.0), ("a", "c", 0.0), ("c", "b", 0.5)]
-    assert outcomes(js, tie_margin=1.0) == [("a", "b", 1.0), ("a", "c", 0.5), ("c", "b", 0.5)]
+def test_one_order_verdicts_and_the_reference_combination():
+    assert [text_outcome(5, 3), text_outcome(3, 3), text_outcome(2, 3), text_outcome(3.5, 3, tie_margin=1)] == \
+        [1.0, 0.5, 0.0, 0.5]
+    assert combine("win", "tie") == "win" and combine("win", "lose") == "tie" and combine("tie", "lose") == "lose"
+    assert combine("win", None) is None
     with pytest.raises(ValueError):
-        outcomes(js, tie_margin=-1)
+        combine("win", "maybe")
+    with pytest.raises(ValueError):
+        verdict(1, 2, tie_margin=-1)
 
 
-def test_order_consistency_of_a_fair_judge():
-    quality = {"a": 90, "b": 50, "c": 10}
-    js = [Judgment(x, y, quality[x], quality[y]) for x in quality for y in quality if x != y]
-    js.append(Judgment("a", "b", None, 3))
-    d = order_consistency(js)
-    assert d["consistency"] == 1.0
-    assert d["n_pairs_both_orders"] == 3
-    assert d["first_position_win_rate"] == 0.5
-    assert d["n_invalid"] == 1 and d["n_judgments"] == 7
-    assert d["tie_rate"] == 0.0
-
-
-def test_order_consistency_of_a_fully_position_biased_judge():
-    ids = ["a", "b", "c", "d"]
-    js = [Judgment(x, y, 9, 1) for x in ids for y in ids if x != y]  # the first shown always wins
-    d = order_consistency(js)
-    assert d["consistency"] == 0.0
-    assert d["first_position_win_rate"] == 1.0
-    assert d["n_pairs_both_orders"] == 6
-
-
-def test_order_consistency_ties_agree_and_no_both_orders():
-    d = order_consistency([Judgment("a", "b", 5, 5), Judgment("b", "a", 7, 7)])
-    assert d["consistency"] == 1.0 and d["first_position_win_rate"] is None and d["tie_rate"] == 1.0
-    d = order_consistency([Judgment("a", "b", 5, 1)])
-    assert d["consistency"] is None and d["n_pairs_both_orders"] == 0
-
-
-def test_raw_means():
-    js = [Judgment("a", "b", 80, 70), Judgment("b", "a", 50, 100), Judgment("a", "c", None, 10)]
-    assert raw_means(js) == {"a": 90.0, "b": 60.0}
+def test_position_stats_of_a_fair_and_of_a_fully_position_biased_judge():
+    fair = [({"first_won": True}, {"first_won": False}), ({"first_won": False}, {"first_won": True})]
+    assert position_stats(fair)["consistency"] == 1.0 and position_stats(fair)["first_position_win_rate"] == 0.5
+    biased = [({"first_won": True, "logit": 3.2, "answer_mass": 0.9}, {"first_won": True, "logit": 2.8,
+                                                                      "answer_mass": 0.7})]
+    s = position_stats(biased)
+    assert s["consistency"] == 0.0 and s["first_position_win_rate"] == 1.0
+    assert s["mean_position_offset"] == pytest.approx(3.0) and s["mean_abs_preference"] == pytest.approx(0.2)
+    assert s["mean_answer_mass"] == pytest.approx(0.8)
+    assert position_stats([({"first_won": None}, {"first_won": True})])["consistency"] is None
 
 
 # --- Bradley–Terry ----------------------------------------------------------------------------------------
