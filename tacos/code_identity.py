@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parent  # tacos/
 
@@ -102,3 +103,17 @@ def _code_identity(modules: frozenset[str], root: Path, salt: str) -> str:
         h.update(f"{rel}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def object_modules(obj: Any, depth: int = 6) -> set[str]:
+    """The modules of a component's class and of every object nested in it (a scorer's judge, the judge's guard and
+    its signals, their scoring model): Hydra builds those from `_target_`s, so no import leads to them."""
+    out = {type(obj).__module__}
+    if depth == 0:
+        return out
+    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else \
+        vars(obj).values() if hasattr(obj, "__dict__") and type(obj).__module__.startswith("tacos") else ()
+    for child in children:
+        if not isinstance(child, (str, bytes, int, float, bool, type(None))):
+            out |= object_modules(child, depth - 1)
+    return {m for m in out if m.startswith("tacos")}

@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from tacos import __version__
-from tacos.code_identity import code_identity
+from tacos.code_identity import code_identity, object_modules
 from tacos.config import config_hash, to_container
 from tacos.rundir import intact, publish_folder, run_dir_lock
 from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component, empty_plan,
@@ -63,8 +63,10 @@ def code_version(stage: Stage, cfg: DictConfig) -> str:
     """A hash of the source that computes the stage's output: the import closure in tacos/ of its module and of its
     components' classes' modules (tacos.code_identity), with the tacos version. Any change there, however indirect,
     makes earlier outputs stale (LLM answers stay cached: only work is redone)."""
-    classes = [type(stage), *(type(component(cfg, group)) for group in stage.components)]
-    return code_identity({cls.__module__ for cls in classes}, salt=__version__)[:16]
+    modules = {type(stage).__module__}
+    for group in stage.components:
+        modules |= object_modules(component(cfg, group))
+    return code_identity(modules, salt=__version__)[:16]
 
 
 @dataclass(frozen=True)

@@ -283,3 +283,47 @@ def test_implements_handles_classmethods_and_inherited_members():
         pass
 
     assert implements(Child, Greeter) == []
+
+
+def _targets(group: str) -> list[str]:
+    """The `_target_` classes named at the top of the YAML files of a config group."""
+    import yaml
+
+    out = []
+    for f in sorted((REPO / "conf" / group).glob("*.yaml")):
+        target = (yaml.safe_load(f.read_text()) or {}).get("_target_")
+        if target:
+            out.append(target)
+    return sorted(set(out))
+
+
+def _cls(target: str):
+    import importlib
+
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_the_config_objects_implement_their_protocols():
+    """Every class a config group builds has its family's protocol, member by member (by signature)."""
+    from _protocol_check import implements
+
+    from tacos.benchmarks.base import Benchmark
+    from tacos.eval.answers import AnswerGenerator
+    from tacos.judges.base import PairJudge, RatingJudge
+    from tacos.llm.likelihood import ScoringLM
+    from tacos.strategies.clusterers import Clusterer
+    from tacos.strategies.scorers import Scorer
+    from tacos.strategies.selectors import Selector
+    from tacos.strategies.taggers import Tagger
+
+    families = {"tagger": Tagger, "clustering": Clusterer, "scorer": Scorer, "selection": Selector,
+                "lm": ScoringLM, "benchmark": Benchmark, "infer/generator": AnswerGenerator}
+    problems = [f"{t} ({protocol.__name__}): {p}" for group, protocol in families.items() for t in _targets(group)
+                for p in implements(_cls(t), protocol)]
+    judges = _targets("scorer/judge") + ["tacos.judges.combined.WeightedRating", "tacos.judges.fastchat.FastChatSingleJudge"]
+    for t in judges:
+        cls = _cls(t)
+        protocol = PairJudge if hasattr(cls, "judge_pairs") else RatingJudge
+        problems += [f"{t} ({protocol.__name__}): {p}" for p in implements(cls, protocol)]
+    assert len(judges) >= 8 and not problems, "\n".join(problems)

@@ -76,6 +76,23 @@ def test_the_code_version_follows_the_source(tmp_path, monkeypatch):
         assert {name for name in after if after[name] != before[name]} == stale, edited
 
 
+def test_the_code_version_follows_nested_config_objects(tmp_path, monkeypatch):
+    """A scorer's judge, its guard and their signals are built from nested `_target_`s: no import leads from the
+    score stage to tacos/judges/signals.py, yet an edit there changes what the stage computes."""
+    from hydra import compose, initialize_config_dir
+
+    import tacos.code_identity
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config")
+    before = code_version(get_stage("score"), cfg)
+    package = tmp_path / "tacos"
+    shutil.copytree(tacos.code_identity.PACKAGE_ROOT, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "judges" / "signals.py").write_text((package / "judges" / "signals.py").read_text() + "\n# a fix\n")
+    monkeypatch.setattr(tacos.code_identity, "PACKAGE_ROOT", package)
+    assert code_version(get_stage("score"), cfg) != before
+
+
 def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_path):
     """Run `tag`, then edit tacos/llm/parsing.py (the tagger's, not the stage's, import) in a copy of the repository:
     a fresh run dir computes `tag` instead of copying the stored output, and the first run dir does not skip it.

@@ -140,7 +140,7 @@ class MTBenchBenchmark:
 
     def requests(self, run: BenchmarkRun) -> tuple[list, bool]:
         items = [item for _, _, item, _ in self.plan(self._answers(run), run) if item is not None]
-        return self.judge.requests(items, run.jctx), run.answered
+        return self.judge.answer_requests(items, run.jctx), run.answered
 
     def run(self, run: BenchmarkRun) -> BenchmarkResult:
         answers = self._answers(run)

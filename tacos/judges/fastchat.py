@@ -131,13 +131,16 @@ class FastChatSingleJudge(NoScreen):
                           prompt_hash=hashlib.sha256(dumps(prompt).encode("utf-8")).hexdigest(),
                           temperature=self.temperature, max_tokens=self.max_tokens, seed=seed, label=item.id)
 
-    def requests(self, items: Sequence[SingleAnswer], ctx: JudgeContext) -> list[LLMRequest]:
+    def requests(self, records: Sequence[Record], ctx: JudgeContext) -> list[LLMRequest]:
+        return self.answer_requests([_single(r) for r in records], ctx)
+
+    def answer_requests(self, items: Sequence[SingleAnswer], ctx: JudgeContext) -> list[LLMRequest]:
         return [self.request(i, ctx.seed) for i in items]
 
     def grade(self, items: Sequence[SingleAnswer], ctx: JudgeContext) -> list[Rating]:
         """One Rating per item; `detail` keeps what FastChat's judgment row needs: prompt name, user prompt, the
         judge's text (None when the call failed), status, cache key and the time the call was answered."""
-        requests = self.requests(items, ctx)
+        requests = self.answer_requests(items, ctx)
         results = ctx.run_llm(requests, parse_fastchat_rating, desc="judge (MT-Bench single)")
         out = []
         for item, req, res in zip(items, requests, results):
@@ -151,4 +154,9 @@ class FastChatSingleJudge(NoScreen):
         return out
 
     def rate(self, records: Sequence[Record], ctx: JudgeContext) -> list[Rating]:
-        return self.grade([SingleAnswer(r.id, "", 1, (instruction_text(r),), (r.output,)) for r in records], ctx)
+        return self.grade([_single(r) for r in records], ctx)
+
+
+def _single(r: Record) -> SingleAnswer:
+    """A record as a first-turn answer with no category (graded with single-v1)."""
+    return SingleAnswer(r.id, "", 1, (instruction_text(r),), (r.output,))

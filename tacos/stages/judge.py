@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, JsonLines
-from tacos.code_identity import code_identity
 from tacos.config import to_container
 from tacos.judges.base import JudgeContext, judge_context
 from tacos.records import write_jsonl
@@ -28,14 +27,12 @@ class JudgeStage(StageBase):
         return True
 
     def config_slice(self, cfg) -> dict:
-        """The judge config, the files, prompts and baselines its benchmarks read, and the source of the judge and
-        benchmark classes it holds (they are not the stage's own imports, so the runner's code version misses them)."""
+        """The judge config and the files, prompts and baselines its benchmarks read (the source of the judge and
+        benchmark classes it holds is in the runner's code version: tacos.pipeline.object_modules)."""
         spec = component(cfg, "judge")
         jctx = JudgeContext(llm=component(cfg, "llm"), seed=int(cfg.seed))
-        classes = {type(o).__module__ for o in (spec.pair_judge, *spec.benchmarks.values()) if o is not None}
-        classes |= {type(b.judge).__module__ for b in spec.benchmarks.values() if getattr(b, "judge", None)}
         return {"judge": to_container(cfg.judge), "seed": int(cfg.seed),
-                **spec.identity(component(cfg, "paths").data_dir, jctx), "code": code_identity(classes)[:16]}
+                **spec.identity(component(cfg, "paths").data_dir, jctx)}
 
     def run(self, ctx) -> StageResult:
         spec = ctx.component("judge")
