@@ -85,6 +85,33 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def wide_markdown(rows: list[dict], split: str) -> str:
+    """One row per judge, one column per suite (agreement or Spearman with its CI), the trivial baselines first and
+    the seconds per labelled item (the slowest suite's) last: the README table."""
+    suites = [s for s in (*PAIR_SUITES, *RATING_SUITES) if any(r["suite"] == f"{s}_{split}" for r in rows)]
+    cell = {(r["candidate"], r["suite"]): r for r in rows}
+    head = ["judge", *[s.replace("_", " ") for s in suites], "s/item"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = []
+    for s in suites:
+        r = next((r for r in rows if r["suite"] == f"{s}_{split}"), {})
+        b = r.get("baseline_longer", r.get("baseline_length_spearman"))
+        base.append("–" if b is None else f"{'ρ ' if s in RATING_SUITES else ''}{b:.2f}")
+    lines.append("| *always the longer answer / length* | " + " | ".join(base) + " | 0 |")
+    for name in [c for c in CANDIDATES if any(k[0] == c for k in cell)]:
+        cells, secs = [], []
+        for s in suites:
+            r = cell.get((name, f"{s}_{split}"))
+            if r is None:
+                cells.append("")
+                continue
+            v, ci = (r["agreement"], r["agreement_ci"]) if "agreement" in r else (r["spearman"], r.get("spearman_ci"))
+            cells.append(("ρ " if s in RATING_SUITES else "") + _ci(v, ci))
+            secs.append(r.get("seconds_per_item") or 0)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {max(secs):.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
@@ -104,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     merged = sorted([r for r in old if (r["candidate"], r["suite"]) not in now] + rows,
                     key=lambda r: (order.index(r["candidate"]) if r["candidate"] in order else 99, r["suite"]))
     stem.with_suffix(".json").write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(merged) + "\n", encoding="utf-8")
+    stem.with_suffix(".md").write_text(markdown(merged) + "\n\n" + wide_markdown(merged, args.split) + "\n",
+                                       encoding="utf-8")
     print(markdown(rows))
 
 

@@ -19,7 +19,8 @@ from tacos.store import StageStore
 from tacos.tracking import run_identity
 
 PAPER = ["tacos_alpaca", "tacos_evol", "wo_contrastive", "wo_cluster", "refined"]
-BASELINES = ["baseline_random", "baseline_longest", "baseline_full", "baseline_alpagasus", "baseline_lima"]
+BASELINES = ["baseline_random", "baseline_longest", "baseline_full", "baseline_alpagasus", "baseline_ifd",
+             "baseline_lima"]
 MODELS = ["llama2_7b", "llama2_13b", "mistral7b"]
 
 
@@ -46,7 +47,7 @@ def test_paper_overlays_run_the_whole_chain(experiment, model):
         assert list(cfg.judge.benchmarks) == ["mt_bench"]
     # Baselines register their answers under the names the TACOS runs judge against.
     names = {"baseline_random": "random", "baseline_longest": "longest", "baseline_full": "full",
-             "baseline_alpagasus": "alpagasus"}
+             "baseline_alpagasus": "alpagasus", "baseline_ifd": "ifd"}
     if experiment in names:
         assert cfg.run_name == f"{cfg.dataset.name}-{names[experiment]}"
     if experiment == "refined":
@@ -157,14 +158,14 @@ def test_multirun_dry_run_prints_the_grid(stub, tmp_path):
                                                    {"from": "gpt", "value": f"a{i}"}]} for i in range(3)]))
     env = {**os.environ, "PYTHON": str(Path(os.sys.executable)), "MODELS": "tiny,mistral7b", "ABLATION_MODELS": "tiny",
            "DATASETS": "sample", "ABLATION_DATASET": "sample", "SWEEP_ROOT": str(tmp_path / "grid"), "TACOS_LIMA_PATH": str(lima)}
-    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run", *stub_overrides(stub, tmp_path),
+    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run", *stub_overrides(stub, tmp_path, llm_judge=False),
                           "dataset.limit=8"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
                          stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr[-3000:]
     assert stub.count == 0
     rows = (tmp_path / "grid" / "plan.csv").read_text().splitlines()
-    # lima x 2 models, 4 baselines x 2, tacos x 2, 3 ablation/refined runs x 1, plus header and total
-    assert len(rows) == 2 + 8 + 2 + 3 + 2, rows
+    # lima x 2 models, 5 baselines x 2, tacos x 2, 3 ablation/refined runs x 1, plus header and total
+    assert len(rows) == 2 + 10 + 2 + 3 + 2, rows
     assert rows[0].startswith("run,llm_calls") and rows[-1].startswith("total")
     assert "gpu h" in out.stdout and "sample_tacos/0_sample-tacos_tiny" in out.stdout
 

@@ -107,6 +107,7 @@ def judge_context(llm: Any, cache_dir: str, seed: int, progress: bool = True) ->
 class PairJudge(Protocol):
     name: str
     uses_llm: bool  # makes chat calls through the run's LLM session
+    screens: bool  # may refuse records (screen() is not always empty): forecasts of its calls are upper bounds
 
     def validate(self) -> None: ...
     def identity(self, ctx: JudgeContext) -> dict: ...  # what its verdicts are a function of (gate + stage identity)
@@ -120,6 +121,7 @@ class PairJudge(Protocol):
 class RatingJudge(Protocol):
     name: str
     uses_llm: bool
+    screens: bool
 
     def validate(self) -> None: ...
     def identity(self, ctx: JudgeContext) -> dict: ...
@@ -130,6 +132,8 @@ class RatingJudge(Protocol):
 
 class NoScreen:
     """Mixin: a judge that refuses no record."""
+
+    screens = False
 
     def screen(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, str]:
         return {}

@@ -65,6 +65,10 @@ class GuardedPairJudge:
     def uses_llm(self) -> bool:
         return self.judge.uses_llm
 
+    @property
+    def screens(self) -> bool:
+        return bool(self.guard.checks) or self.judge.screens
+
     def validate(self) -> None:
         self.guard.validate()
         self.judge.validate()
@@ -76,9 +80,8 @@ class GuardedPairJudge:
         return {**self.judge.screen(records, ctx), **self.guard.screen(records, ctx)}
 
     def requests(self, pairs, ctx) -> list:
-        """The ranker's calls for the pairs the guard lets through (computing the guard is cheap and local)."""
-        screened = self.screen([r for p in pairs for r in p], ctx)
-        return self.judge.requests([(a, b) for a, b in pairs if a.id not in screened and b.id not in screened], ctx)
+        """The ranker's calls if the guard screened nothing out (a forecast computes no signal: an upper bound)."""
+        return self.judge.requests(pairs, ctx)
 
     def judge_pairs(self, pairs: Sequence[tuple[Record, Record]], ctx: JudgeContext) -> list[PairVerdict]:
         screened = self.screen([r for p in pairs for r in p], ctx)
@@ -110,6 +113,10 @@ class GuardedRatingJudge:
     def uses_llm(self) -> bool:
         return self.judge.uses_llm
 
+    @property
+    def screens(self) -> bool:
+        return bool(self.guard.checks) or self.judge.screens
+
     def validate(self) -> None:
         self.guard.validate()
         self.judge.validate()
@@ -121,8 +128,8 @@ class GuardedRatingJudge:
         return {**self.judge.screen(records, ctx), **self.guard.screen(records, ctx)}
 
     def requests(self, records, ctx) -> list:
-        screened = self.screen(records, ctx)
-        return self.judge.requests([r for r in records if r.id not in screened], ctx)
+        """The rater's calls if the guard screened nothing out (a forecast computes no signal: an upper bound)."""
+        return self.judge.requests(records, ctx)
 
     def rate(self, records: Sequence[Record], ctx: JudgeContext) -> list[Rating]:
         screened = self.screen(records, ctx)
@@ -139,6 +146,10 @@ class RatingPairJudge:
     @property
     def uses_llm(self) -> bool:
         return self.judge.uses_llm
+
+    @property
+    def screens(self) -> bool:
+        return self.judge.screens
 
     def validate(self) -> None:
         if self.scale <= 0:

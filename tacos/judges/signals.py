@@ -133,6 +133,7 @@ class IFD(_LikelihoodBase):
 
     name: str = "ifd"
     max_ifd: float = 1.0
+    screens = True
 
     def value(self, f: dict) -> float:
         return math.exp(f["unconditional"] - f["conditional"])

@@ -54,7 +54,7 @@ class ScoreStage(StageBase):
         if (ctx.run_dir / "cluster" / "manifest.json").is_file():
             records = {r.id: r for r in pool_for_plan(ctx)}
             requests = scorer.requests(records, read_clusters(ctx.run_dir / "cluster"), jctx)
-            return {**ctx.llm.forecast(requests), "exact": True}
+            return {**ctx.llm.forecast(requests), "exact": not scorer.judge.screens}
         pool = pool_for_plan(ctx)
         calls = scorer.estimated_calls(len(pool))
         sample = scorer.sample_requests(pool, jctx)

@@ -66,8 +66,9 @@ class ContrastiveScorer:
         return sorted({(min(a, b), max(a, b)) for pairs in made.values() for a, b in pairs})
 
     def requests(self, records, clusters, ctx: JudgeContext) -> list:
-        screened = self.judge.screen([records[i] for i in clustered_ids(clusters)], ctx)
-        unique = self.unique_pairs(self.made_pairs(clusters, screened, ctx.seed))
+        """The LLM calls scoring would make, computing no signal: with a judge that screens, as if it screened
+        nothing out (an upper bound; `judge.screens`)."""
+        unique = self.unique_pairs(self.made_pairs(clusters, {}, ctx.seed))
         return self.judge.requests([(records[a], records[b]) for a, b in unique], ctx)
 
     def estimated_calls(self, n_records: int) -> int:

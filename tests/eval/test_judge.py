@@ -252,7 +252,7 @@ def test_mt_bench_plan_uses_references_for_60_judgments():
     assert len(plan) == 160 and all(item is not None for _, _, item, _ in plan)
     names = [mt_bench_prompt_name(q.category, t) for q, t, _, _ in plan]
     assert sum(n.startswith("single-math-v1") for n in names) == 60
-    requests = bench.judge.requests([item for _, _, item, _ in plan], JudgeContext())
+    requests = bench.judge.answer_requests([item for _, _, item, _ in plan], JudgeContext())
     math_req = next(req for req, n in zip(requests, names) if n == "single-math-v1-multi-turn")
     assert "### Reference answer:" in math_req.messages[1][1]
     assert {r.max_tokens for r in requests} == {2048} and {r.temperature for r in requests} == {0.0}
