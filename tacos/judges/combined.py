@@ -98,6 +98,10 @@ class GuardedPairJudge:
             out.append(soft_verdict(a, b, p, f"screened: {who}", guard=who))
         return out
 
+    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]:
+        screened = self.screen(records, ctx)
+        return self.judge.absolute([r for r in records if r.id not in screened], ctx)
+
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict:
         ranked = [v for v in verdicts if not v.reason.startswith("screened")]
         return {**self.judge.diagnostics(ranked), "pairs_decided_by_guard": len(verdicts) - len(ranked)}
@@ -184,6 +188,11 @@ class RatingPairJudge:
             p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, (ra - rb) / self.scale))))
             out.append(soft_verdict(a, b, p, points=((a.id, ra), (b.id, rb)), rating_first=ra, rating_second=rb))
         return out
+
+    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]:
+        screened = self.judge.screen(records, ctx)
+        return {x.id: x.value for x in self.judge.rate([r for r in records if r.id not in screened], ctx)
+                if x.value is not None}
 
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict:
         return {}  # no presentation order: nothing to be biased by

@@ -88,6 +88,11 @@ class ContrastiveScorer:
         def verdict(a: str, b: str) -> PairVerdict:
             return verdicts[(a, b)] if (a, b) in verdicts else verdicts[(b, a)].flipped()
 
+        # A record alone in its cluster meets nobody; a judge with absolute ratings still rates it (back-fill ranks it
+        # by that rating; in its own cluster it is trivially the best). Judges that only compare leave it unscored.
+        paired = {i for pairs in made.values() for p in pairs for i in p}
+        lone = [records[i] for i in clustered_ids(clusters) if i not in screened and i not in paired]
+        alone_rating = self.judge.absolute(lone, ctx) if lone else {}
         rows, judgment_rows = [], []
         for c, pairs in made.items():
             comparisons, points = [], defaultdict(list)
@@ -111,6 +116,12 @@ class ContrastiveScorer:
                        "n_judgments": n_j[i]}
                 if i in screened:
                     row["screened"] = screened[i]
+                elif not n_j[i] and i in alone_rating and len([m for m in clusters[c] if m not in screened]) == 1:
+                    # alone among the unscreened members of this cluster: the centre of the Bradley-Terry scale
+                    # (what the fit gives a record it never saw) and its own rating for back-fill
+                    rating = alone_rating[i]
+                    row.update(score=0.0 if self.aggregate == "bradley_terry" else rounded(rating),
+                               raw_score=rounded(rating), alone_rated=True)
                 rows.append(row)
         judged = list(verdicts.values())
         invalid = sum(1 for v in judged if not v.valid)
