@@ -55,10 +55,19 @@ class Guard:
         return {i: "; ".join(reasons) for i, reasons in failed.items()}
 
 
+def screened_verdict(a: Record, b: Record, screened: dict[str, str]) -> PairVerdict:
+    """The verdict on a pair with a screened member: it loses to an unscreened one; two screened ones tie."""
+    sa, sb = a.id in screened, b.id in screened
+    who = " and ".join(f"{x.id}: {screened[x.id]}" for x in (a, b) if x.id in screened)
+    return soft_verdict(a, b, 0.5 if sa and sb else 0.0 if sa else 1.0, f"screened: {who}", guard=who)
+
+
 @dataclass
-class GuardedPairJudge:
+class _Guarded:
+    """A guard in front of a judge: what both guarded kinds share."""
+
     guard: Guard
-    judge: Any  # a PairJudge
+    judge: Any  # the judge that ranks (pairs) or rates (records) what the guard lets through
     name: str = "guarded"
 
     @property
@@ -79,7 +88,10 @@ class GuardedPairJudge:
     def screen(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, str]:
         return {**self.judge.screen(records, ctx), **self.guard.screen(records, ctx)}
 
-    def requests(self, pairs, ctx) -> list:
+
+@dataclass
+class GuardedPairJudge(_Guarded):
+    def requests(self, pairs: Sequence[tuple[Record, Record]], ctx: JudgeContext) -> list:
         """The ranker's calls if the guard screened nothing out (a forecast computes no signal: an upper bound)."""
         return self.judge.requests(pairs, ctx)
 
@@ -87,16 +99,8 @@ class GuardedPairJudge:
         screened = self.screen([r for p in pairs for r in p], ctx)
         open_pairs = [(a, b) for a, b in pairs if a.id not in screened and b.id not in screened]
         ranked = dict(zip([(a.id, b.id) for a, b in open_pairs], self.judge.judge_pairs(open_pairs, ctx)))
-        out = []
-        for a, b in pairs:
-            if (a.id, b.id) in ranked:
-                out.append(ranked[(a.id, b.id)])
-                continue
-            sa, sb = a.id in screened, b.id in screened
-            p = 0.5 if sa and sb else 0.0 if sa else 1.0
-            who = " and ".join(f"{x.id}: {screened[x.id]}" for x in (a, b) if x.id in screened)
-            out.append(soft_verdict(a, b, p, f"screened: {who}", guard=who))
-        return out
+        return [ranked[(a.id, b.id)] if (a.id, b.id) in ranked else screened_verdict(a, b, screened)
+                for a, b in pairs]
 
     def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]:
         screened = self.screen(records, ctx)
@@ -108,31 +112,9 @@ class GuardedPairJudge:
 
 
 @dataclass
-class GuardedRatingJudge:
-    guard: Guard
-    judge: Any  # a RatingJudge
-    name: str = "guarded"
-
-    @property
-    def uses_llm(self) -> bool:
-        return self.judge.uses_llm
-
-    @property
-    def screens(self) -> bool:
-        return bool(self.guard.checks) or self.judge.screens
-
-    def validate(self) -> None:
-        self.guard.validate()
-        self.judge.validate()
-
-    def identity(self, ctx: JudgeContext) -> dict:
-        return {"judge": type(self).__name__, "guard": self.guard.identity(ctx), "rater": self.judge.identity(ctx)}
-
-    def screen(self, records, ctx) -> dict[str, str]:
-        return {**self.judge.screen(records, ctx), **self.guard.screen(records, ctx)}
-
-    def requests(self, records, ctx) -> list:
-        """The rater's calls if the guard screened nothing out (a forecast computes no signal: an upper bound)."""
+class GuardedRatingJudge(_Guarded):
+    def requests(self, records: Sequence[Record], ctx: JudgeContext) -> list:
+        """The rater's calls if the guard screened nothing out (an upper bound)."""
         return self.judge.requests(records, ctx)
 
     def rate(self, records: Sequence[Record], ctx: JudgeContext) -> list[Rating]:
@@ -176,9 +158,7 @@ class RatingPairJudge:
         out = []
         for a, b in pairs:
             if a.id in screened or b.id in screened:
-                p = 0.5 if a.id in screened and b.id in screened else 0.0 if a.id in screened else 1.0
-                who = " and ".join(f"{x.id}: {screened[x.id]}" for x in (a, b) if x.id in screened)
-                out.append(soft_verdict(a, b, p, f"screened: {who}", guard=who))
+                out.append(screened_verdict(a, b, screened))
                 continue
             ra, rb = rating[a.id].value, rating[b.id].value
             if ra is None or rb is None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tacos.llm.parsing import (ParseError, parse_rating_brackets, parse_score, parse_score_pair,
-                               parse_two_scores_line)
+from tacos.llm.parsing import ParseError, parse_score, parse_score_pair, parse_two_scores_line
 
 __all__ = ["ParseError", "JsonScorePair", "FirstLineScores", "JsonScore", "score_schema"]
 
@@ -60,17 +59,3 @@ class JsonScore:
 
     def schema(self) -> dict | None:
         return score_schema(["score"], self.lo, self.hi)
-
-
-@dataclass
-class BracketRating:
-    """FastChat's "[[rating]]" (MT-Bench single-answer grading), 1-10."""
-
-    lo: float = 1
-    hi: float = 10
-
-    def parse(self, raw: str) -> float:
-        return parse_rating_brackets(raw, self.lo, self.hi)
-
-    def schema(self) -> dict | None:
-        return None

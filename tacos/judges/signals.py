@@ -61,8 +61,8 @@ class EmbeddingRelevance(NoScreen):
 
 @dataclass
 class _LikelihoodBase(NoScreen):
-    """Two passes of the scoring model per record: the response after its instruction (chat template) and after
-    the bare assistant header; subclasses turn them into one number."""
+    """The scoring model's log-probabilities of a record's response after its instruction (chat template) and, for
+    the signals that need it, after the bare assistant header; subclasses turn them into one number."""
 
     lm: Any = None  # a tacos.llm.likelihood.ScoringLM (the `lm` config group)
     name: str = ""
