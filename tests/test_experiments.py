@@ -172,12 +172,10 @@ def test_multirun_dry_run_prints_the_grid(stub, tmp_path):
 
 # -- the whole chain -------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_smoke_chain_with_stub_llm(stub, tmp_path):
-    """experiment=smoke end to end with the stub as LLM (fast): 20 rows -> 16 selected -> tiny SFT with DeepSpeed ->
-    answers of the fine-tuned and the base model -> pairwise (both orders) + MT-Bench judging -> report. The dry run's
-    forecast of every stage's LLM calls equals the calls made (once the tags are known, the scoring forecast is
-    exact too)."""
-    pytest.importorskip("llamafactory")
+def test_smoke_selection_with_an_llm_judge_on_the_stub(stub, tmp_path):
+    """experiment=smoke's selection stages with an LLM pairwise judge, on the stub (the whole chain, training and
+    judging included, runs against the real local LLM in tests/test_real_llm_pipeline.py): the dry run's forecast of
+    the tagging calls equals the calls made, and once the tags are known the scoring forecast is exact too."""
     run_dir = tmp_path / "run"
     args = ["experiment=smoke", *stub_overrides(stub, tmp_path), f"hydra.run.dir={run_dir}"]
     dry = run_cli([*args, "dry_run=true"])
@@ -189,22 +187,13 @@ def test_smoke_chain_with_stub_llm(stub, tmp_path):
     assert dry2.returncode == 0, dry2.stderr[-3000:]
     forecast2 = json.loads((run_dir / "dry_run.json").read_text())
     assert forecast2["score"]["exact"] and forecast2["judge"]["exact"] is False  # answers unknown before infer
-    out = run_cli(args, timeout=1200)
+    assert forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 2 * 2 * 2 + 2 * 2
+    out = run_cli([*args, "stages=[data,tag,normalize,cluster,score,select,export]"], timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     m = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("*/manifest.json")}
-    assert set(m) == set(STAGE_ORDER) - {"refine"}
     assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 20
     assert m["score"]["llm"]["calls"] == forecast2["score"]["calls"] > 0
-    assert m["judge"]["llm"]["calls"] == forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 2 * 2 * 2 + 2 * 2
     assert m["select"]["counts"]["selected"] == 16
-    assert m["train"]["stats"]["launched"] and m["train"]["stats"]["deepspeed"] == "z3"
-    assert m["infer"]["stats"]["base"]["model_id"] == "tiny-base"
-    pw = m["judge"]["stats"]["pairwise"]
-    assert set(pw) == {"tiny-base"} and set(pw["tiny-base"]) == {"koala", "vicuna"}
-    assert (tmp_path / "outputs" / "answers" / "tiny" / "smoke" / "koala" / "tiny-smoke.jsonl").is_file()
-    assert (tmp_path / "outputs" / "answers" / "tiny" / "base" / "vicuna" / "tiny-base.jsonl").is_file()
-    report = (run_dir / "report" / "report.md").read_text()
-    assert "tiny-base" in report
 
 
 def test_multirun_checks_the_pool_files_before_any_job(tmp_path):

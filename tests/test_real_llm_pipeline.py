@@ -71,7 +71,10 @@ def test_smoke_experiment_whole_chain_with_real_local_llm(tmp_path, cache_dir):
     assert m["infer"]["counts"]["missing"] == 0
     pw = m["judge"]["stats"]["pairwise"]["tiny-base"]
     assert set(pw) == {"koala", "vicuna"} and all(s["n"] == 2 for s in pw.values())
-    assert m["report"]["counts"]["judged_runs"] == 1
+    assert m["report"]["counts"]["judged_runs"] == 1 and "tiny-base" in (run_dir / "report" / "report.md").read_text()
+    answers = tmp_path / "outputs" / "answers"  # by model and run name; the model before SFT is the run `base`
+    assert (answers / "tiny" / "smoke" / "koala" / "tiny-smoke.jsonl").is_file()
+    assert (answers / "tiny" / "base" / "vicuna" / "tiny-base.jsonl").is_file()
     # W&B offline: the pipeline's runs (one per invocation) and LLaMA-Factory's training run, in one group.
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 3
     assert m["train"]["stats"]["wandb_group"] == "smoke"
@@ -119,18 +122,22 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
 
 
 def test_the_default_selection_leaves_out_planted_bad_rows(tmp_path, cache_dir):
-    """The smoke test's 20 rows (their tags are cached), 5 of them made bad: 2 answers to other instructions, 2 cut
-    mid-sentence, 1 non-answer. The default run at a budget of 7 selects at most one of them (random: 1.75)."""
-    import gzip
+    """The smoke test's 20 rows (the same seeded draw from the sample: their tags are cache hits, the tagger reads the
+    instruction only), 5 of them made bad: 2 answers to other instructions, 2 cut mid-sentence, 1 non-answer. The
+    default run at a budget of 7 selects at most one of them (random: 1.75)."""
     import random
 
+    from tacos.data.loaders import load_records
     from tacos.data.planted import hypergeometric_p, planted_pool
     from tacos.paths import BUNDLED_DATA_DIR
     from tacos.records import record_id
 
-    rows = [json.loads(line) for line in gzip.open(BUNDLED_DATA_DIR / "sample" / "alpaca_sample.jsonl.gz", "rt")]
-    pool, kinds = planted_pool(rows[:20], {"off_topic": 2, "cut": 2, "non_answer": 1}, random.Random(0),
-                               [r["output"] for r in rows[100:300]])
+    sample = BUNDLED_DATA_DIR / "sample" / "alpaca_sample.jsonl.gz"
+    rows = [{"instruction": r.instruction, "input": r.input, "output": r.output}
+            for r in load_records(sample, "alpaca", limit=20, seed=0)]  # what experiment=smoke's data stage reads
+    inside = {r["output"] for r in rows}
+    others = [r.output for r in load_records(sample, "alpaca") if r.output not in inside][:200]
+    pool, kinds = planted_pool(rows, {"off_topic": 2, "cut": 2, "non_answer": 1}, random.Random(0), others)
     path = tmp_path / "planted.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in pool))
     bad = {record_id(pool[i]["instruction"], pool[i]["input"], pool[i]["output"]): k for i, k in kinds.items()}

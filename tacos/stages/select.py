@@ -30,7 +30,7 @@ class SelectStage(StageBase):
         pool = load_pool(ctx) if "data" in selector.inputs else None
         scores = list(iter_jsonl(ctx.input_dir("score") / "scores.jsonl")) if "score" in selector.inputs else None
         pool, chosen = selector.select(pool, scores, ctx.seed)
-        unscored = sorted({r["id"] for r in scores or [] if r["score"] is None} - {s.id for s in chosen})
+        unscored = unscored_ids(scores or [], {s.id for s in chosen})
         if unscored:  # never validly judged: not ranked among judged rows, and listed here
             write_jsonl(ctx.out_dir / "excluded.jsonl", ({"id": i, "reason": why_unscored(i, scores)} for i in unscored))
         by_id: dict[str, Record] = {r.id: r for r in pool}
@@ -52,6 +52,12 @@ class SelectStage(StageBase):
                    "mean_output_chars_pool": mean([len(r.output) for r in pool]),
                    "clusters_represented": len({s.cluster for s in chosen if s.cluster is not None}),
                    **({"overlap_with_released": overlap} if overlap else {})})
+
+
+def unscored_ids(scores: list[dict], chosen: set[str]) -> list[str]:
+    """Records with no score in any of their clusters (a record of several clusters may be scored in one only)."""
+    scored = {r["id"] for r in scores if r["score"] is not None}
+    return sorted({r["id"] for r in scores} - scored - chosen)
 
 
 def why_unscored(record_id: str, scores: list[dict]) -> str:

@@ -88,11 +88,12 @@ class ContrastiveScorer:
         def verdict(a: str, b: str) -> PairVerdict:
             return verdicts[(a, b)] if (a, b) in verdicts else verdicts[(b, a)].flipped()
 
-        # A record alone in its cluster meets nobody; a judge with absolute ratings still rates it (back-fill ranks it
-        # by that rating; in its own cluster it is trivially the best). Judges that only compare leave it unscored.
-        paired = {i for pairs in made.values() for p in pairs for i in p}
-        lone = [records[i] for i in clustered_ids(clusters) if i not in screened and i not in paired]
-        alone_rating = self.judge.absolute(lone, ctx) if lone else {}
+        # A record alone among the unscreened members of a cluster meets nobody there (it may meet others in its other
+        # clusters); a judge with absolute ratings still rates it: in that cluster it is trivially the best, and
+        # back-fill ranks it by that rating. Judges that only compare leave it unscored there.
+        unscreened = {c: [i for i in clusters[c] if i not in screened] for c in clusters}
+        lone_ids = sorted({members[0] for members in unscreened.values() if len(members) == 1})
+        alone_rating = self.judge.absolute([records[i] for i in lone_ids], ctx) if lone_ids else {}
         rows, judgment_rows = [], []
         for c, pairs in made.items():
             comparisons, points = [], defaultdict(list)
@@ -116,7 +117,7 @@ class ContrastiveScorer:
                        "n_judgments": n_j[i]}
                 if i in screened:
                     row["screened"] = screened[i]
-                elif not n_j[i] and i in alone_rating and len([m for m in clusters[c] if m not in screened]) == 1:
+                elif not n_j[i] and i in alone_rating and unscreened[c] == [i]:
                     # alone among the unscreened members of this cluster: the centre of the Bradley-Terry scale
                     # (what the fit gives a record it never saw) and its own rating for back-fill
                     rating = alone_rating[i]

@@ -107,3 +107,20 @@ def test_a_record_alone_in_its_cluster_is_rated_by_a_rating_judge(ctx):
     assert alone["score"] == 0.0 and alone["raw_score"] == -0.5 and alone["alone_rated"] and alone["n_judgments"] == 0
     assert row[(1, ids[3])]["score"] is None and row[(1, ids[3])]["screened"].startswith("stops before its end")
     assert row[(0, ids[0])]["score"] > row[(0, ids[1])]["score"] and "alone_rated" not in row[(0, ids[0])]
+
+
+def test_a_record_alone_in_one_cluster_and_paired_in_another_is_rated_in_both(ctx):
+    """TACOS's membership puts a record in the cluster of each of its tags: alone (among the unscreened) in one, it
+    is still that cluster's best."""
+    from tacos.strategies.pairwise import ContrastiveScorer
+
+    lm = FakeLM(cond={"a b": -1.0, "c d": -2.0, "cut": -0.1}, end={"cut": -20.0})
+    rs = {r.id: r for r in (rec(0, "a b"), rec(1, "c d"), rec(2, "cut"))}
+    ids = list(rs)
+    judge = GuardedPairJudge(Guard([Check(Completeness(lm=lm), min=-8.0, says="stops before its end")]),
+                             RatingPairJudge(ResponseLikelihood(lm=lm), scale=0.25))
+    out = ContrastiveScorer(judge=judge, n_boot=10).score(rs, {0: ids[:2], 1: [ids[0], ids[2]]}, ctx)
+    row = {(r["cluster"], r["id"]): r for r in out.rows}
+    assert row[(0, ids[0])]["n_judgments"] > 0 and "alone_rated" not in row[(0, ids[0])]
+    lone = row[(1, ids[0])]
+    assert lone["alone_rated"] and lone["score"] == 0.0 and lone["raw_score"] == -1.0

@@ -112,7 +112,7 @@ def test_row_longer_than_the_context_through_tag_and_score(tmp_path):
         assert longest <= CONTEXT_CHARS
 
         # Clipping off: the stub answers llama.cpp's 400; those calls are invalid, the stages still complete.
-        unclipped = [*base, "tagger.max_input_chars=0", "scorer.max_text_chars=0", "client.max_error_rate=0.0"]
+        unclipped = [*base, "tagger.max_input_chars=0", "scorer.judge.max_text_chars=0", "client.max_error_rate=0.0"]
         sent = stub.count
         out = run_cli([*unclipped, f"hydra.run.dir={tmp_path / 'unclipped'}"])
         assert out.returncode == 0, out.stderr[-3000:]

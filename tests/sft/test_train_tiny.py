@@ -86,56 +86,51 @@ def test_tiny_model_trains_with_zero3_through_the_stage(export_run):
     assert again.returncode == 0 and "stage train: complete with identical config" in again.stdout
 
 
-def test_killed_training_is_not_complete_and_resumes(export_run, tmp_path):
-    import psutil
-
-    run_dir, outputs = export_run
-    # 4 epochs (52 steps): the kill lands long before the end even on a fast machine
-    args = ["stages=[train]", "model=tiny", "model.num_train_epochs=4", "logger=none",
-            f"train.dataset={run_dir / 'export'}", "train.save_strategy=steps", "+train.extra_args.save_steps=4",
-            f"paths.output_dir={outputs}",
-            f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.Popen(cli(args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def _launch(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(cli(args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL)
-    ckpt_dir = tmp_path / "run" / "train_output"
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, ckpt_dir: Path, after: int = -1) -> int:
+    """The step of the first complete checkpoint past `after` written while `proc` runs."""
     deadline = time.monotonic() + 400
-    while not list(ckpt_dir.glob("checkpoint-*/trainer_state.json")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
+    while True:
+        steps = [int(p.parent.name.split("-")[1]) for p in ckpt_dir.glob("checkpoint-*/trainer_state.json")]
+        if steps and max(steps) > after:
+            return max(steps)
+        assert proc.poll() is None and time.monotonic() < deadline, "no new checkpoint before the run ended"
         time.sleep(0.1)
-    workers = psutil.Process(proc.pid).children(recursive=True)
-    assert any("torchrun" in " ".join(w.cmdline()) for w in workers if w.is_running())
-    proc.send_signal(signal.SIGTERM)  # what SLURM or a Ctrl-C does
-    assert proc.wait(timeout=120) != 0
-    _, alive = psutil.wait_procs(workers, timeout=30)
-    assert not alive, f"training processes survived the kill: {alive}"
-    assert not (tmp_path / "run" / "train" / "manifest.json").exists()
-
-    out = run(args)
-    assert out.returncode == 0, out.stderr[-4000:]
-    s = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())["stats"]
-    assert s["resumed_from"] and Path(s["resumed_from"]).name.startswith("checkpoint-")
-    assert s["global_step"] == 52 and s["logged_steps"] == 52  # the log history survives the resume
-    assert "resuming from" in out.stdout
-    print(f"killed, then resumed from {Path(s['resumed_from']).name} to step {s['global_step']}")
 
 
-def test_kill_9_of_run_py_leaves_no_training_process_and_the_rerun_resumes(export_run, tmp_path):
-    """kill -9 of run.py (no handler, no atexit can run): the kernel's parent-death signal reaches the guard that
-    llamafactory-cli runs under (tacos/sft/guard.py), and it kills llamafactory-cli, torchrun and torchrun's worker
-    (which runs in a session of its own); the re-run resumes from the last complete checkpoint."""
+def test_killed_training_is_not_complete_and_resumes(export_run, tmp_path):
+    """One training run killed twice, then completed (one test: every launch costs DeepSpeed's start-up):
+    1. SIGTERM to run.py (what SLURM or a Ctrl-C does): the training processes end with it, no manifest;
+    2. the re-run resumes; kill -9 of it (no handler, no atexit can run): the kernel's parent-death signal reaches the
+       guard that llamafactory-cli runs under (tacos/sft/guard.py), and it kills llamafactory-cli, torchrun and
+       torchrun's worker (which runs in a session of its own); no manifest;
+    3. the last re-run resumes from the last complete checkpoint and the log history survives both resumes."""
     import psutil
 
     run_dir, outputs = export_run
+    # 4 epochs (52 steps): the kills land long before the end even on a fast machine
     args = ["stages=[train]", "model=tiny", "model.num_train_epochs=4", "logger=none",
             f"train.dataset={run_dir / 'export'}", "train.save_strategy=steps", "+train.extra_args.save_steps=4",
             f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.Popen(cli(args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
     ckpt_dir = tmp_path / "run" / "train_output"
-    deadline = time.monotonic() + 400
-    while not list(ckpt_dir.glob("checkpoint-*/trainer_state.json")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
-        time.sleep(0.1)
+    manifest = tmp_path / "run" / "train" / "manifest.json"
+
+    proc = _launch(args)
+    first = _wait_for_checkpoint(proc, ckpt_dir)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert any("torchrun" in " ".join(w.cmdline()) for w in workers if w.is_running())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) != 0
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"training processes survived the SIGTERM: {alive}"
+    assert not manifest.exists()
+
+    proc = _launch(args)
+    second = _wait_for_checkpoint(proc, ckpt_dir, after=first)
     tree = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.is_running()]
     cmdlines = {p.pid: " ".join(p.cmdline()) for p in tree}
     assert any("llamafactory-cli" in c for c in cmdlines.values()), cmdlines
@@ -148,14 +143,16 @@ def test_kill_9_of_run_py_leaves_no_training_process_and_the_rerun_resumes(expor
         p.kill()
     assert not alive, f"training processes survived the kill -9 of run.py: {[cmdlines[p.pid] for p in alive]}"
     assert not [p.pid for p in psutil.process_iter() if _pgid(p.pid) in groups], "a process of the group survived"
-    assert not (tmp_path / "run" / "train" / "manifest.json").exists()
+    assert not manifest.exists()
 
     out = run(args)
     assert out.returncode == 0, out.stderr[-4000:]
-    s = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())["stats"]
-    assert s["resumed_from"] and Path(s["resumed_from"]).name.startswith("checkpoint-")
-    assert s["global_step"] == 52
-    print(f"kill -9, then resumed from {Path(s['resumed_from']).name} to step {s['global_step']}")
+    s = json.loads(manifest.read_text())["stats"]
+    assert s["resumed_from"] and int(Path(s["resumed_from"]).name.split("-")[1]) >= second
+    assert s["global_step"] == 52 and s["logged_steps"] == 52  # the log history survives the resumes
+    assert "resuming from" in out.stdout
+    print(f"SIGTERM after checkpoint-{first}, kill -9 after checkpoint-{second}, "
+          f"resumed from {Path(s['resumed_from']).name} to step {s['global_step']}")
 
 
 def _pgid(pid: int) -> int | None:

@@ -207,6 +207,14 @@ def test_the_selection_says_why_a_record_has_no_score():
     assert why_unscored("off", rows).startswith("screened: the response does not address")
 
 
+def test_a_record_scored_in_one_of_its_clusters_is_not_listed_as_unscored():
+    from tacos.stages.select import unscored_ids
+
+    rows = [{"id": "a", "cluster": 0, "score": None}, {"id": "a", "cluster": 1, "score": 0.2},
+            {"id": "b", "cluster": 1, "score": None}, {"id": "c", "cluster": 1, "score": None}]
+    assert unscored_ids(rows, {"c"}) == ["b"]
+
+
 def test_auto_falls_back_to_text_without_logprobs():
     judge = LLMPairJudge(judgment="auto")
     assert judge.mode(JudgeContext(llm=type("L", (), {"supports_logprobs": True})())) == "logprob"
