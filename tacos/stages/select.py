@@ -86,7 +86,8 @@ def reference_overlap(pool: set[str], chosen: list[str], data_dir: Path) -> dict
     for f in sorted((data_dir / "reference_sets").glob("*.ids")):
         ref = {line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()}
         in_pool, shared = len(pool & ref), len(ids & ref)
-        chance = hypergeom(len(pool), in_pool, len(ids)) if pool else None
+        # no released row in the pool: nothing to share by chance (and scipy warns on that degenerate case)
+        chance = hypergeom(len(pool), in_pool, len(ids)) if pool and in_pool else None
         lo, hi = (int(chance.ppf(0.025)), int(chance.ppf(0.975))) if chance else (0, 0)
         out[f.stem] = {"shared": shared, "fraction_of_selected": round(shared / max(1, len(ids)), 4),
                        "released_in_pool": in_pool, "expected_if_random": round(chance.mean(), 2) if chance else 0.0,
