@@ -115,9 +115,6 @@ class PairJudge(Protocol):
     def screen(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, str]: ...
     def judge_pairs(self, pairs: Sequence[tuple[Record, Record]], ctx: JudgeContext) -> list[PairVerdict]: ...
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict: ...  # position-bias numbers ({} if none)
-    # Absolute numbers for records the judge can rate on their own (a rating judge compared pair by pair): what a
-    # record alone in its cluster is back-filled by. {} for judges that only compare.
-    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]: ...
 
 
 @runtime_checkable

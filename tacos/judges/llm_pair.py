@@ -140,9 +140,6 @@ class LLMPairJudge(NoScreen):
         p, _ = debias(*logits)
         return PairVerdict(a.id, b.id, p, ((a.id, b.id, p),), tuple(orders), points=((a.id, p), (b.id, 1.0 - p)))
 
-    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]:
-        return {}  # it only compares
-
     # -- diagnostics --------------------------------------------------------------------------------------------
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict:
         """Position-bias diagnostics over the verdicts (each pair once). For log-probability read-outs the order
