@@ -94,11 +94,13 @@ PAIRED_SIGN_TEST = "exact one-sided paired sign-flip test of per-item agreement 
 def pair_ladder(judge_items: list[float], rung_items: dict[str, list[float]]) -> dict:
     """Every rung's agreement [Wilson CI] over all items, the best rung (the first listed on a tie) and the
     one-sided p of "the judge agrees more often than the best rung" on the same items."""
-    ladder = {name: {"agreement": _mean(xs), "agreement_ci": wilson(sum(xs), len(xs))} for name, xs in rung_items.items()}
-    best = max(ladder, key=lambda k: ladder[k]["agreement"] if ladder[k]["agreement"] is not None else -1)
+    # keyed like the judge's column (a rung always answers: its agreement over all items is its agreement)
+    ladder = {name: {"agreement_all": _mean(xs), "agreement_all_ci": wilson(sum(xs), len(xs))}
+              for name, xs in rung_items.items()}
+    best = max(ladder, key=lambda k: ladder[k]["agreement_all"] if ladder[k]["agreement_all"] is not None else -1)
     diffs = [a - b for a, b in zip(judge_items, rung_items[best])]
     return {"ladder_metric": "agreement_all", "ladder": ladder, "best_rung": best,
-            "best_rung_value": ladder[best]["agreement"], "best_rung_ci": ladder[best]["agreement_ci"],
+            "best_rung_value": ladder[best]["agreement_all"], "best_rung_ci": ladder[best]["agreement_all_ci"],
             "p_vs_best_rung": round(sign_flip_p(diffs), 6) if diffs else None, "paired_test": PAIRED_SIGN_TEST}
 
 

@@ -75,3 +75,47 @@ class LabelJudge(NoScreen):
                 pred = 3.0 - p.preference if k % 10 == 0 else p.preference
             out.append(PairVerdict(a.id, b.id, None if pred is None else 2.0 - pred))
         return out
+
+
+def write_ratings(path: Path, n: int, seed: int) -> Path:
+    """Binary ratings (1 / 10) that length predicts a little (longer is better 60 % of the time)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n):
+        good = bool(rng.random() < 0.4)
+        length = int(rng.integers(20, 300)) + (60 if good else 0)
+        rows.append({"id": f"r{seed}-{k}", "instruction": f"Task {k}.", "output": f"{k}:" + "x" * length,
+                     "rating": 10 if good else 1, "subset": "toy"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@dataclass
+class LabelRater(NoScreen):
+    """mode "length": the response's length; "oracle": the label, inverted on every tenth item."""
+
+    mode: str = "oracle"
+    suite: str = ""
+    name: str = "label_rater"
+
+    uses_llm = False
+
+    def validate(self) -> None:
+        assert self.mode in ("length", "oracle")
+
+    def identity(self, ctx) -> dict:
+        return {"judge": "LabelRater", "mode": self.mode}
+
+    def requests(self, records, ctx) -> list:
+        return []
+
+    def rate(self, records, ctx) -> list:
+        from tacos.data.preference_pairs import load_single_ratings
+        from tacos.judges.base import Rating
+
+        labels = {r.output: r.rating for r in load_single_ratings(self.suite)}
+        out = []
+        for k, r in enumerate(records):
+            v = float(len(r.output)) if self.mode == "length" else labels[r.output] * (-1 if k % 10 == 0 else 1)
+            out.append(Rating(r.id, v))
+        return out

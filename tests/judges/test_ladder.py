@@ -197,3 +197,26 @@ def test_gate_config_checks_claims_and_bars():
     with pytest.raises(ValueError, match="bar"):
         GateConfig(pair_rules=[{"suite": "s", "bar": "best"}]).validate()
     GateConfig(pair_rules=[{"suite": "s", "bar": "best_rung", "claim": "quality"}]).validate()
+
+
+@pytest.mark.parametrize("mode", ["length", "oracle"])
+def test_the_rating_gate_reads_auc_against_the_best_rung(tmp_path, mode):
+    from fake_judges import write_ratings
+
+    from tacos.evaluate_judge import evaluate_judge
+
+    d = tmp_path / "suites"
+    d.mkdir()
+    write_ratings(d / "rated_dev.jsonl", 150, seed=1)
+    test = write_ratings(d / "rated_test.jsonl", 150, seed=2)
+    result = evaluate_judge([f"paths.output_dir={tmp_path / 'o'}", "logger=none", "gate.relevance_rung=false",
+                             "+fake._target_=fake_judges.LabelRater", f"+fake.mode={mode}", f"+fake.suite={test}"],
+                            ratings=str(test), judge_path="fake", out=str(tmp_path / "je"), n_boot=50)
+    m = result["metrics"]["overall"]
+    assert m["ladder_metric"] == "auc" and set(m["ladder"]) == {"length", "markdown"} and m["best_rung"] == "length"
+    assert 0.55 < m["best_rung_value"] < 0.85 and m["auc_ci"][0] < m["auc"] < m["auc_ci"][1]
+    gate = GateConfig(rating_rules=[Rule("rated_test", "best_rung", "quality", metric="auc")], suites_dir=str(d),
+                      measurements=[str(tmp_path / "o" / "judge_eval" / "measurements.jsonl")])
+    v = verdict(result["judge_key"], False, {}, gate)
+    # a rater that is length itself is not above the length rung; one that knows the labels is
+    assert v["judge_informative"] is (mode == "oracle"), v["judge_gate_reasons"]
