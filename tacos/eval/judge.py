@@ -116,6 +116,7 @@ class JudgeSpec:
         llm = llm_identity if self.pair_judge.uses_llm else None
         # judge_path: where `tacos judge-eval --judge` finds this judge to measure it under the same key
         return {"judge_key": judge_key(identity, llm), "judge_name": self.pair_judge.name, "judge_pairwise": True,
+                "judge_claims_quality": bool(getattr(self.pair_judge, "claims_quality", True)),
                 "judge_path": "judge.pair_judge", "judge_identity": identity, **self.pair_judge.diagnostics(verdicts)}
 
 

@@ -11,8 +11,11 @@ the gate use.
     signals.py     rating judges without a chat LLM: embedding relevance, likelihood gain, IFD, response likelihood,
                    completeness (tacos.llm.likelihood)
     combined.py    Guard + GuardedPairJudge / GuardedRatingJudge, RatingPairJudge, WeightedRating
-    gate.py        is a judge informative? measurements keyed by judge identity and suite content
-    measure.py     agreement with labelled pairs, correlation with labelled ratings (what `tacos judge-eval` reports)
+    gate.py        is a judge informative? measurements keyed by judge identity and suite content, rules per claim
+    measure.py     agreement with labelled pairs, correlation / AUC with labelled ratings (what `tacos judge-eval`
+                   reports), the ladder columns beside them
+    ladder.py      the trivial rungs a judge must beat (always-longer, length ratio, markdown, relevance, ...)
+    statistics.py  Wilson intervals, AUC + DeLong, the paired one-sided tests against the best rung
 
 Adding a judge (an hour): write one class with `name`, `uses_llm`, `validate()`, `identity(ctx)`,
 `requests(items, ctx)`, `screen(records, ctx)` and either `rate(records, ctx) -> [Rating]` or

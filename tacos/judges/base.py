@@ -6,6 +6,8 @@
 Both may `screen` records first: the ids they refuse to rank, with the reason (a relevance guard says "this
 response does not answer its instruction"); a screened record never wins a comparison and is never selected.
 A judge never returns a default: an answer that cannot be read is a verdict / rating of None with its reason.
+A judge may carry `claims_quality = False` (optional attribute, default True): it claims to screen, not to rank
+answers by quality, and the gate holds it to its screening rules only (tacos.judges.gate).
 """
 from __future__ import annotations
 

@@ -82,6 +82,9 @@ class _Guarded:
     guard: Guard
     judge: Any  # the judge that ranks (pairs) or rates (records) what the guard lets through
     name: str = "guarded"
+    # false: the judge only screens (keeps out off-topic / cut / defective answers) and does not claim to rank
+    # on-topic answers by quality: the gate applies its screening rules only and every verdict says so
+    claims_quality: bool = True
 
     @property
     def uses_llm(self) -> bool:

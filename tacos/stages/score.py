@@ -73,6 +73,7 @@ def judge_stats(judge, jctx: JudgeContext, session) -> dict:
     extra = {k: v for k, v in jctx.stats.items() if k != "seconds"}
     return {"judge_key": judge_key(identity, llm), "judge_name": judge.name,
             "judge_pairwise": hasattr(judge, "judge_pairs"),
+            "judge_claims_quality": bool(getattr(judge, "claims_quality", True)),  # false: screening rules only
             "judge_identity": identity, "judge_llm": llm, **extra}
 
 

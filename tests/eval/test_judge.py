@@ -568,7 +568,7 @@ def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, jud
     outputs = judged["tmp"] / "outputs"
     args = ["judge-eval", "--pairs", str(pairs), "--judge", "judge.pair_judge", "--out", str(tmp_path / "je"),
             "--n-boot", "50", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
-            f"paths.output_dir={outputs}", "logger=none"]
+            f"paths.output_dir={outputs}", "logger=none", "gate.relevance_rung=false"]
     assert tacos_main(args) == 0
     result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
     assert result["judge_key"] == judged["full"]["stats"]["judge_key"]

@@ -36,14 +36,14 @@ def test_a_pair_judge_must_clear_every_rule(tmp_path, suites):
     key = judge_key({"judge": "x"}, None)
     never = verdict(key, True, {}, gate)
     assert not never["judge_informative"] and all("never measured" in r for r in never["judge_gate_reasons"])
-    _measure(gate.measurements[0], key, suites, "sanity", agreement=0.97, agreement_ci=[0.93, 1.0], n=50)
+    _measure(gate.measurements[0], key, suites, "sanity", agreement_all=0.97, agreement_all_ci=[0.93, 1.0], n=50)
     # always-longer is the bar on the balanced suite: 0.58 [0.52, 0.65] is above chance but not above 0.55
-    _measure(gate.measurements[0], key, suites, "balanced", agreement=0.58, agreement_ci=[0.52, 0.65], n=120,
+    _measure(gate.measurements[0], key, suites, "balanced", agreement_all=0.58, agreement_all_ci=[0.52, 0.65], n=120,
              baseline_longer=0.55)
     v = verdict(key, True, {}, gate)
     assert not v["judge_informative"] and len(v["judge_gate_reasons"]) == 1
     assert "not above baseline_longer (0.55)" in v["judge_gate_reasons"][0]
-    _measure(gate.measurements[0], key, suites, "balanced", agreement=0.63, agreement_ci=[0.56, 0.7], n=120,
+    _measure(gate.measurements[0], key, suites, "balanced", agreement_all=0.63, agreement_all_ci=[0.56, 0.7], n=120,
              baseline_longer=0.5)
     ok = verdict(key, True, {}, gate)
     assert ok["judge_informative"] and ok["judge_measured"]["balanced"]["bar"] == 0.5
@@ -53,9 +53,9 @@ def test_a_local_measurement_overrides_a_committed_one(tmp_path, suites):
     gate = _gate(tmp_path, suites)
     key = judge_key({"judge": "x"}, "llm:a")
     for suite in ("sanity", "balanced"):
-        _measure(gate.measurements[1], key, suites, suite, agreement=0.5, agreement_ci=[0.4, 0.6], n=50,
+        _measure(gate.measurements[1], key, suites, suite, agreement_all=0.5, agreement_all_ci=[0.4, 0.6], n=50,
                  baseline_longer=0.5)
-        _measure(gate.measurements[0], key, suites, suite, agreement=0.9, agreement_ci=[0.8, 1.0], n=50,
+        _measure(gate.measurements[0], key, suites, suite, agreement_all=0.9, agreement_all_ci=[0.8, 1.0], n=50,
                  baseline_longer=0.5)
     assert not verdict(key, True, {}, gate)["judge_informative"]  # the local (worse) one counts
 
@@ -64,7 +64,7 @@ def test_a_measurement_of_another_suite_version_or_judge_does_not_count(tmp_path
     gate = _gate(tmp_path, suites)
     key = judge_key({"judge": "x"}, None)
     for suite in ("sanity", "balanced"):
-        _measure(gate.measurements[0], key, suites, suite, agreement=0.9, agreement_ci=[0.8, 1.0], n=50,
+        _measure(gate.measurements[0], key, suites, suite, agreement_all=0.9, agreement_all_ci=[0.8, 1.0], n=50,
                  baseline_longer=0.5)
     assert verdict(key, True, {}, gate)["judge_informative"]
     assert not verdict(judge_key({"judge": "y"}, None), True, {}, gate)["judge_informative"]
@@ -99,8 +99,20 @@ def test_the_verdict_is_recomputed_from_the_measurements_as_they_are(tmp_path, s
     run_dir.mkdir()
     assert record_verdict(run_dir, "score", manifest, gate)["judge_informative"] is False
     for suite in ("sanity", "balanced"):
-        _measure(gate.measurements[1], key, suites, suite, agreement=0.9, agreement_ci=[0.8, 1.0], n=50,
+        _measure(gate.measurements[1], key, suites, suite, agreement_all=0.9, agreement_all_ci=[0.8, 1.0], n=50,
                  baseline_longer=0.5)
     assert record_verdict(run_dir, "score", manifest, gate)["judge_informative"] is True
     assert json.loads((run_dir / "gate.json").read_text())["score"]["judge_informative"] is True
     assert record_verdict(run_dir, "tag", {"stats": {}}, gate) is None
+
+
+def test_an_old_measurement_or_many_invalid_verdicts_fail(tmp_path, suites):
+    gate = _gate(tmp_path, suites, max_invalid_rate=0.1)
+    key = judge_key({"judge": "x"}, None)
+    # measured before agreement over all items existed: valid-only agreement does not count any more
+    _measure(gate.measurements[0], key, suites, "sanity", agreement=0.97, agreement_ci=[0.93, 1.0], n=50)
+    _measure(gate.measurements[0], key, suites, "balanced", agreement_all=0.9, agreement_all_ci=[0.8, 1.0], n=50,
+             baseline_longer=0.5, invalid_rate=0.3)
+    reasons = verdict(key, True, {}, gate)["judge_gate_reasons"]
+    assert "has no agreement_all_ci (measured before the ladder" in reasons[0]
+    assert reasons[1] == "balanced: 30% of the items got no verdict (> 10%)" and len(reasons) == 2
