@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tacos.config import to_container
 from tacos.records import Record, iter_jsonl, write_jsonl
-from tacos.stage import StageBase, StageResult, component
+from tacos.stage import StageBase, StageResult, component, files_read
 from tacos.stage_io import load_pool
 
 
@@ -21,7 +21,10 @@ class SelectStage(StageBase):
     def config_slice(self, cfg) -> dict:
         selection = {**to_container(cfg.selection), **component(cfg, "selection").identity()}
         selection.pop("path", None)  # an external file is identified by its content (identity), not its path
-        return {"selection": selection, "seed": int(cfg.seed)}
+        # the released subsets its overlap stats compare against (data/reference_sets/*.ids)
+        released = Path(component(cfg, "paths").data_dir) / "reference_sets"
+        return {"selection": selection, "seed": int(cfg.seed),
+                "reference_sets": files_read({f.name: f for f in sorted(released.glob("*.ids"))})}
 
     def run(self, ctx) -> StageResult:
         from tacos.plots import length_distribution
