@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
     ("tacos.judges",),
-    ("tacos.strategies", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
+    ("tacos.strategies", "tacos.cleaning", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
     ("run", "benchmarks", "scripts"),  # the applications: they use the package, nothing in it uses them
