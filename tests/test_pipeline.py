@@ -22,7 +22,7 @@ def test_full_pipeline_outputs_and_resume(stub, tmp_path):
     out = run_cli(args)
     assert out.returncode == 0, out.stderr[-3000:]
     m = manifests(run_dir)
-    assert set(m) == {"data", "tag", "normalize", "cluster", "score", "select", "export"}
+    assert set(m) == {"data", "clean", "tag", "normalize", "cluster", "score", "select", "export"}
     for name, man in m.items():
         assert man["status"] == "complete" and man["config_hash"] and "seconds" in man, name
     assert m["data"]["counts"]["records"] == 40

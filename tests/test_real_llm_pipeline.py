@@ -93,7 +93,7 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     elapsed = time.perf_counter() - t0
     assert out.returncode == 0, out.stderr[-4000:]
     m = _manifests(run_dir)
-    assert set(m) == {"data", "tag", "normalize", "cluster", "score", "select", "export", "refine"}
+    assert set(m) == {"data", "clean", "tag", "normalize", "cluster", "score", "select", "export", "refine"}
     assert m["tag"]["llm"]["calls"] + m["tag"]["llm"]["cache_hits"] == 8
     assert m["score"]["counts"]["judgments"] > 0
     assert m["score"]["stats"]["raw_consistency"] is None or 0 <= m["score"]["stats"]["raw_consistency"] <= 1

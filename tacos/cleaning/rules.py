@@ -109,9 +109,10 @@ _REFERS = re.compile(rf"\b(?:this|these|the following|following|the given|given|
 _VISUAL = re.compile(r"\b(?:photo|photograph|picture|pic|image|video|clip|audio|recording|painting|artwork|chart|"
                      r"graph|diagram|screenshot|drawing|sketch|figure|attachment|spreadsheet|pdf|podcast|map|poster|"
                      r"logo|shape)s?\b", _I)
-_ABOUT_THE_STRING = re.compile(r"\b(?:url|urls|link|links|hyperlinks?|domain|regex|regular expression|http request|"
-                               r"api|endpoint|html|markdown|shorten|valid|parse|extract|href|citation|cite|bibliograph"
-                               r"|format|email address|anchor)\b", _I)
+_ABOUT_THE_STRING = re.compile(r"\b(?:hyperlinks?|domain|regex|regular expression|http request|api|endpoint|html|"
+                               r"markdown|href|citation|cite|bibliograph\w*|email address|anchor text|url shortener)\b|"
+                               r"\b(?:extract|generate|create|write|shorten|validate|parse|check|format|encode|decode)"
+                               r"\w* (?:the |a |an |all |this |these |each )?(?:urls?|links?|web addresses?)\b", _I)
 _CONTENT_TASK = re.compile(r"\b(?:summar|describe|descri|analy[sz]|review|evaluat|classif|identif|watch|listen|read|"
                            r"visit|rewrite|critique|comment|main points|key points|based on|according to|what|which|"
                            r"who|how|tell|explain|rate|guess|caption|name|edit|access|translate|transcribe|list|find|"
