@@ -63,7 +63,8 @@ def _value(node) -> Fraction:
 def question_expression(instruction: str, input: str) -> str | None:
     """The expression a plain arithmetic question asks for, or None when the row is not one."""
     text = f"{instruction}\n{input}"
-    if _NOT_PLAIN.search(text) or not _ASKS.search(instruction) or len(text) > 300:
+    if len(text) > 300 or not any(c.isdigit() for c in text) or _NOT_PLAIN.search(text) or \
+            not _ASKS.search(instruction):
         return None
     for part in (input, instruction):
         part = part.strip()

@@ -49,6 +49,7 @@ _DECLINES = re.compile(r"^\W*no output\b|\b(?:GPT|language) model (?:cannot|can'
 _INSERT = re.compile(r"[\[<{]\s*(?:insert|enter|add|put|include|type)\b[^\]>}]*[\]>}]", _I)
 _BRACKETED = re.compile(r"\[[^\]]*\]|<[^>]*>|\{[^}]*\}")
 _LABEL_ONLY = re.compile(r"^\s*(?:output|answer|response|result)\s*:?\s*$", _I)
+_HAS_CONTENT = re.compile(r"[^\s!-/:-@\[-`{-~]")  # anything but whitespace and ASCII punctuation (emoji count)
 
 
 @dataclass
@@ -63,16 +64,17 @@ class PlaceholderOutput(PerRow):
 
     def reason(self, r: Record) -> str | None:
         out = r.output.strip()
-        if not out or not re.search(r"[^\s!-/:-@\[-`{-~]", out):  # nothing but ASCII punctuation (emoji survive)
-            return "empty output"
-        if _PLACEHOLDER_WORD.match(out) or _LABEL_ONLY.match(out):
-            return f"placeholder output {short(out)!r}"
-        m = _ONE_BRACKET.match(out)
-        if m and self._placeholder_text(m.group(1), m.group(2)):
-            return f"placeholder output {short(out)!r}"
+        if len(out) <= 200:  # a placeholder is short; long outputs skip these patterns (the stage stays instant)
+            if not _HAS_CONTENT.search(out):
+                return "empty output"
+            if _PLACEHOLDER_WORD.match(out) or _LABEL_ONLY.match(out):
+                return f"placeholder output {short(out)!r}"
+            m = _ONE_BRACKET.match(out)
+            if m and self._placeholder_text(m.group(1), m.group(2)):
+                return f"placeholder output {short(out)!r}"
         if _DECLINES.search(out[:300]):
             return f"declines the task as impossible for a text model: {short(out)!r}"
-        if _INSERT.search(out):
+        if ("[" in out or "<" in out or "{" in out) and _INSERT.search(out):
             words = re.findall(r"\w+", _BRACKETED.sub(" ", out))
             if len(words) <= self.max_words_around_insert:
                 return f"a template to fill in, not an answer: {short(out)!r}"
@@ -186,6 +188,9 @@ class MergedTasks(PerRow):
     name: str = "merged_tasks"
 
     def reason(self, r: Record) -> str | None:
+        low = r.output.lower()
+        if not any(k in low for k in ("instruction", "#", "input", "output", "response", "<|")):
+            return None
         for m in _BLOCK.finditer(r.output):
             if r.output[:m.start()].strip():
                 return f"a further task block inside the output: {short(r.output[m.start():], 50)!r}"
@@ -230,7 +235,7 @@ class ActionClaim(PerRow):
 
 # -- answers cut short -----------------------------------------------------------------------------------------------
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_ENDS_WELL = re.compile(r"(?:[.!?…:;)\]}\"'”’*`>|~]|\b(?:end|END)\b|[\U0001F300-\U0001FAFF])\s*$")
+_ENDS_WELL = re.compile(r"(?:[.!?…:;)\]}\"'”’*`>|~]|\b(?:end|END)|[\U0001F300-\U0001FAFF])$")
 
 
 def approx_tokens(text: str) -> int:
@@ -249,11 +254,16 @@ class CutShort(PerRow):
 
     def reason(self, r: Record) -> str | None:
         out = r.output.rstrip()
+        if len(out) < self.min_tokens:  # a token is at least one character: too short to count (fast path)
+            return None
+        open_fence = out.count("```") % 2 == 1
+        if not open_fence and _ENDS_WELL.search(out[-8:]):
+            return None
         n = approx_tokens(out)
         if n < self.min_tokens:
             return None
-        if out.count("```") % 2 == 1:
+        if open_fence:
             return f"{n} tokens and a code block that is never closed"
-        if not _ENDS_WELL.search(out):
+        if not _ENDS_WELL.search(out[-8:]):
             return f"{n} tokens ending mid-sentence: {short(out[-40:], 40)!r}"
         return None
