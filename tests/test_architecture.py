@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
     ("tacos.judges",),
-    ("tacos.strategies", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
+    ("tacos.strategies", "tacos.cleaning", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
     ("run", "benchmarks", "scripts"),  # the applications: they use the package, nothing in it uses them
@@ -313,7 +313,7 @@ def _rules() -> dict:
                      "scorer/judge": JUDGE, "judge/pair_judge": JUDGE},
         "by_key": {"judge": JUDGE, "pair_judge": JUDGE, "lm": ScoringLM},
         # Settings records and objects no protocol describes: their YAML keys are still checked against the class.
-        "plain_groups": {"dataset", "paths", "model", "train", "infer", "judge", "guard", "llm", "logger"},
+        "plain_groups": {"dataset", "paths", "model", "train", "infer", "judge", "guard", "llm", "logger", "clean"},
         "plain_keys": {"text_parser", "checks", "builder", "gate", "normalize", "export", "refine", "report",
                        "refuse_secrets", "sweep_report"},
     }

@@ -22,7 +22,7 @@ def test_full_pipeline_outputs_and_resume(stub, tmp_path):
     out = run_cli(args)
     assert out.returncode == 0, out.stderr[-3000:]
     m = manifests(run_dir)
-    assert set(m) == {"data", "tag", "normalize", "cluster", "score", "select", "export"}
+    assert set(m) == {"data", "clean", "tag", "normalize", "cluster", "score", "select", "export"}
     for name, man in m.items():
         assert man["status"] == "complete" and man["config_hash"] and "seconds" in man, name
     assert m["data"]["counts"]["records"] == 40
@@ -145,11 +145,11 @@ def test_bad_inputs_exit_nonzero_with_clear_messages(tmp_path):
     assert not (tmp_path / "b" / "data" / "manifest.json").exists()
     unknown = run_cli(["dataset=does_not_exist", f"hydra.run.dir={tmp_path / 'u'}"])
     assert unknown.returncode != 0 and "does_not_exist" in unknown.stderr
-    stage = run_cli(["stages=[data,teleport]", "logger=none", f"hydra.run.dir={tmp_path / 's'}"])
+    stage = run_cli(["stages=[data,clean,teleport]", "logger=none", f"hydra.run.dir={tmp_path / 's'}"])
     assert stage.returncode == 2 and "teleport" in stage.stderr
 
 
-SELECTION_AND_REFINE = "stages=[data,tag,normalize,cluster,score,select,export,refine]"
+SELECTION_AND_REFINE = "stages=[data,clean,tag,normalize,cluster,score,select,export,refine]"
 
 
 @pytest.mark.parametrize("override,key", [
@@ -172,7 +172,7 @@ def test_stage_sections_are_validated_before_any_stage(override, key):
 
 
 def test_a_bad_section_value_stops_the_run_before_the_first_stage(tmp_path):
-    out = run_cli(["stages=[data,tag,normalize]", "normalize.order=random", "logger=none",
+    out = run_cli(["stages=[data,clean,tag,normalize]", "normalize.order=random", "logger=none",
                    f"paths.output_dir={tmp_path / 'outputs'}", f"hydra.run.dir={tmp_path / 'r'}"])
     assert out.returncode == 2 and "normalize.order must be one of" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "r" / "data" / "manifest.json").exists()

@@ -86,14 +86,14 @@ def test_selection_with_refine_and_logprobs_then_cached_rerun(tmp_path, cache_di
     common = ["experiment=smoke", "dataset.limit=8", "selection.budget=2", "clustering.k=3",
               "clustering.dedup_label_sets=true", f"paths.output_dir={tmp_path / 'outputs'}",
               f"paths.cache_dir={cache_dir}", "scorer/judge=llm_logprob", "scorer.rounds=1",
-              "stages=[data,tag,normalize,cluster,score,select,export,refine]", "refine.max_tokens=120",
+              "stages=[data,clean,tag,normalize,cluster,score,select,export,refine]", "refine.max_tokens=120",
               "logger=wandb"]
     t0 = time.perf_counter()
     out = run_cli([*common, f"hydra.run.dir={run_dir}"], timeout=1500)
     elapsed = time.perf_counter() - t0
     assert out.returncode == 0, out.stderr[-4000:]
     m = _manifests(run_dir)
-    assert set(m) == {"data", "tag", "normalize", "cluster", "score", "select", "export", "refine"}
+    assert set(m) == {"data", "clean", "tag", "normalize", "cluster", "score", "select", "export", "refine"}
     assert m["tag"]["llm"]["calls"] + m["tag"]["llm"]["cache_hits"] == 8
     assert m["score"]["counts"]["judgments"] > 0
     assert m["score"]["stats"]["raw_consistency"] is None or 0 <= m["score"]["stats"]["raw_consistency"] <= 1

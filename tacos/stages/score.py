@@ -9,14 +9,14 @@ from tacos.judges.base import JudgeContext, judge_context
 from tacos.judges.gate import judge_key
 from tacos.records import write_jsonl
 from tacos.stage import StageBase, StageResult, component, empty_plan
-from tacos.stage_io import load_pool, pool_for_plan, read_clusters
+from tacos.stage_io import POOL_STAGE, load_pool, pool_for_plan, read_clusters
 
 
 class ScoreStage(StageBase):
     name, shareable, components = "score", True, ("scorer", "gate")
 
     def requires(self, cfg) -> list[str]:
-        return ["data", "cluster"]
+        return [POOL_STAGE, "cluster"]
 
     def uses_llm(self, cfg) -> bool:
         return component(cfg, "scorer").uses_llm

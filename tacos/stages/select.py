@@ -9,14 +9,15 @@ from pathlib import Path
 from tacos.config import to_container
 from tacos.records import Record, iter_jsonl, write_jsonl
 from tacos.stage import StageBase, StageResult, component, files_read
-from tacos.stage_io import load_pool
+from tacos.stage_io import POOL_STAGE, load_pool
 
 
 class SelectStage(StageBase):
     name, shareable, components = "select", True, ("selection",)
 
     def requires(self, cfg) -> list[str]:
-        return list(component(cfg, "selection").inputs)
+        # A selector that reads "data" reads the pool, which is the clean stage's output.
+        return [POOL_STAGE if s == "data" else s for s in component(cfg, "selection").inputs]
 
     def config_slice(self, cfg) -> dict:
         selection = {**to_container(cfg.selection), **component(cfg, "selection").identity()}
