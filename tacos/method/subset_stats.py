@@ -86,4 +86,18 @@ def subset_preferences(pool: dict[str, str], selected: Sequence[str], scores: li
         out["scored_records"] = len(ids)
         out["score_length_spearman"] = spearman([per_record[i] for i in ids], [lengths[i] for i in ids])
         out["score_length_spearman_within_cluster"] = within_cluster_spearman(scores, lengths)
+    out["described"] = describe(out)
     return out
+
+
+def describe(prefers: dict) -> str:
+    """One line for a person: the subset against its pool."""
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    p = prefers
+    return (f"mean response {num(p.get('mean_response_chars_selected'), '.0f')} vs "
+            f"{num(p.get('mean_response_chars_pool'), '.0f')} chars, markdown "
+            f"{num(p.get('markdown_share_selected'), '.2f')} vs {num(p.get('markdown_share_pool'), '.2f')}, "
+            f"score–length rho {num(p.get('score_length_spearman'), '+.2f')} (within clusters "
+            f"{num(p.get('score_length_spearman_within_cluster'), '+.2f')})")
