@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,13 +68,30 @@ def _key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def read_run(folder: Path) -> OfflineRun:
-    run = OfflineRun(folder=Path(folder))
-    for r in records(next(Path(folder).glob("run-*.wandb"))):
+def read_run(folder: Path, wait: float = 20.0) -> OfflineRun:
+    """The run in an offline-run-* folder. W&B's core process writes the log after run.finish() returns, so this
+    waits (up to `wait` seconds) for the run's exit record."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            found = list(records(next(Path(folder).glob("run-*.wandb"))))
+        except Exception:  # a chunk half written
+            found = []
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.monotonic() > deadline:
+            return _run(Path(folder), found)
+        time.sleep(0.2)
+
+
+def _run(folder: Path, found: list) -> OfflineRun:
+    run = OfflineRun(folder=folder)
+    for r in found:
         kind = r.WhichOneof("record_type")
         if kind == "run":
-            run.name, run.group, run.job_type = r.run.display_name, r.run.run_group, r.run.job_type
-            run.started = r.run.start_time.seconds + r.run.start_time.nanos / 1e9
+            # The first run record starts the run; later ones (updates) may leave fields empty.
+            run.name = run.name or r.run.display_name
+            run.group = run.group or r.run.run_group
+            run.job_type = run.job_type or r.run.job_type
+            run.started = run.started or r.run.start_time.seconds + r.run.start_time.nanos / 1e9
             run.config.update({u.key: json.loads(u.value_json) for u in r.run.config.update})
         elif kind == "history":
             run.history_keys |= {_key(i) for i in r.history.item}
