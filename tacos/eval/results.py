@@ -220,8 +220,10 @@ def write_figures(results: list[list], summary: list[list], out: Path) -> list[P
     from tacos.plots import sweep_comparison, win_tie_lose_bar
 
     wtl, rates = {}, {}
-    for label, r in zip(_labels([f"{r[0]} ({r[2]}) vs {r[3] or '–'}" for r in results]), results):
-        counts = [sum(int(r[7 + 4 * i + part] or 0) for i in range(len(TEST_SETS))) for part in range(3)]
+    col = {c: i for i, c in enumerate(RESULT_COLUMNS)}  # by name: the column layout may grow
+    names = [f"{r[col['run']]} ({r[col['model']]}) vs {r[col['baseline']] or '–'}" for r in results]
+    for label, r in zip(_labels(names), results):
+        counts = [sum(int(r[col[f"{t}_{part}"]] or 0) for t in TEST_SETS) for part in ("win", "tie", "lose")]
         wtl[label] = tuple(counts)
         rates[label] = (counts[0] + counts[1] / 2) / sum(counts) if sum(counts) else None
     i = SUMMARY_COLUMNS.index("mean_chars_selected")

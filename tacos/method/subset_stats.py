@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # One pattern per markdown device; a response "has markdown" when any one occurs.
 _MARKDOWN = {
-    "heading": re.compile(r"^\s{0,3}#{1,6}\s+\S", re.M),
-    "bullet": re.compile(r"^\s*[-*+•]\s+\S", re.M),
-    "numbered": re.compile(r"^\s*\d{1,3}[.)]\s+\S", re.M),
+    "heading": re.compile(r"^\s{0,3}#{1,6}\s+\S", re.MULTILINE),
+    "bullet": re.compile(r"^\s*[-*+•]\s+\S", re.MULTILINE),
+    "numbered": re.compile(r"^\s*\d{1,3}[.)]\s+\S", re.MULTILINE),
     "bold": re.compile(r"\*\*(?=\S).+?(?<=\S)\*\*"),  # not __x__: that is mostly Python names
-    "code_fence": re.compile(r"^\s*(```|~~~)", re.M),
+    "code_fence": re.compile(r"^\s*(```|~~~)", re.MULTILINE),
 }
 
 
