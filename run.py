@@ -190,6 +190,9 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     export = result.get("export")
     if export:
         print(f"subset: {run_dir / 'export' / export['stats']['file']}  sha256 {export['stats']['subset_sha256'][:16]}")
+    prefers = (result.get("select") or {}).get("stats", {}).get("prefers")
+    if prefers:  # what the subset prefers (tacos.method.subset_stats): length and formatting pass many judges
+        print(f"subset vs pool: {prefers.get('described', '')}")
     spend = run_dir / "llm_spend.json"
     if spend.is_file():
         from tacos.llm.ledger import read_spend

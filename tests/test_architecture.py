@@ -27,7 +27,7 @@ ROOT = "tacos"  # the package's own __init__; as a prefix it would place every m
 LAYERS: list[tuple[str, ...]] = [
     (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
     ("tacos.llm", "tacos.data", "tacos.method"),
-    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
+    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir", "tacos.wandb_lineage"),
     ("tacos.judges",),
     ("tacos.strategies", "tacos.cleaning", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),

@@ -72,8 +72,9 @@ def test_smoke_experiment_whole_chain_with_real_local_llm(tmp_path, cache_dir):
     answers = tmp_path / "outputs" / "answers"  # by model and run name; the model before SFT is the run `base`
     assert (answers / "tiny" / "smoke" / "koala" / "tiny-smoke.jsonl").is_file()
     assert (answers / "tiny" / "base" / "vicuna" / "tiny-base.jsonl").is_file()
-    # W&B offline: the pipeline's run (one per invocation; dry runs log nothing) and LLaMA-Factory's training run.
-    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    # W&B offline: the pipeline's run (one per invocation; dry runs log nothing), LLaMA-Factory's training run, and
+    # the lineage step runs of export, train and infer (pool -> subset -> model -> answers, tests/test_wandb_lineage.py).
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 5
     assert m["train"]["stats"]["wandb_group"] == "smoke"
     assert set(_servers()) <= before, "a llama.cpp server was left running"
     print(f"\nreal smoke experiment (whole chain): {elapsed:.0f} s; "
