@@ -93,7 +93,7 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
                 judgments, verdicts = judge_pairs(judge, items, ctx)
                 rungs, ladder = fit_ladder(suite_file, items, True, gate.relevance_rung)
                 metrics = pair_metrics_by_subset(judgments, verdicts, judge, n_boot, seed, rungs)
-                rows = [{**asdict(j), "orders": list(v.orders), "rungs": {n: p[k] for n, p in rungs.items()}}
+                rows = [{**asdict(j), "orders": [o.as_dict() for o in v.orders], "rungs": {n: p[k] for n, p in rungs.items()}}
                         for k, (j, v) in enumerate(zip(judgments, verdicts))]
             else:
                 if not hasattr(judge, "rate"):
