@@ -56,7 +56,8 @@ class BenchmarkResult:
     """What a benchmark run gives the stage. `files`: path relative to the stage folder (by convention under the
     benchmark's own folder) -> JsonLines or JsonDocument; `counts` and `stats` are merged into the manifest's;
     `tables` go to W&B; `pair_verdicts` are the pair judge's verdicts (the gate's observed position bias);
-    `ratings` are the benchmark's own rating judge's (its `judge`: the gate judges it as well); `skipped`: why nothing was judged (e.g. no baseline registered yet), or ""."""
+    `ratings` are the benchmark's own rating judge's (its `judge`: the gate judges it as well); `skipped`: why
+    nothing was judged (e.g. no baseline registered yet), or ""."""
 
     counts: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """The `judge` config (JudgeSpec): the pair judge and the benchmarks the judge stage runs (conf/judge/*.yaml, each
 benchmark composed from conf/benchmark/), what they ask the infer stage, their input identity, their forecast, one
-run over all of them, and what the gate needs to know about the pair judge.
+run over all of them, and what the gate needs to know about its judges (tacos.judges.gate.gate_stats).
 
 Every call goes through the run's LLM session (cache, retries, budget): a re-run or a larger `judge.limit` only makes
 the calls that are not answered yet. Benchmarks return data; the stage writes it. Layout: evaluate/README.md.

@@ -242,7 +242,8 @@ def combined_verdict(verdicts: dict[str, dict]) -> dict:
     notes = [f"{named(p, v)}: {v['claim_note']}" for p, v in verdicts.items() if v["claim_note"]]
     return {"judge_informative": all(v["judge_informative"] for v in verdicts.values()),
             "judge_gate_reasons": [f"{named(p, v)}: {r}" for p, v in verdicts.items() for r in v["judge_gate_reasons"]],
-            "judge_measured": {f"{p}:{suite}": e for p, v in verdicts.items() for suite, e in v["judge_measured"].items()},
+            "judge_measured": {f"{p}:{suite}": e for p, v in verdicts.items()
+                               for suite, e in v["judge_measured"].items()},
             "quality_claimed": all(v["quality_claimed"] for v in verdicts.values()),
             "claim_note": "; ".join(notes) or None, "judges": verdicts}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def first_token_logprobs(logprobs: list | None) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class Readout:
+class AnswerDistribution:
     """The answer distribution over `tokens` at the first position, or the reason it cannot be read."""
 
     probs: dict[str, float] | None  # renormalised over the answer tokens
@@ -63,29 +63,30 @@ class Readout:
         return self.probs is not None
 
 
-def read_answer(logprobs: list | None, tokens: tuple[str, ...] | list[str], require_all: bool = True) -> Readout:
+def read_answer(logprobs: list | None, tokens: tuple[str, ...] | list[str],
+                require_all: bool = True) -> AnswerDistribution:
     """The answer distribution over `tokens`. `require_all`: every token must be listed (a preference between two
     answers needs both probabilities); else at least one must be (an expected score over a scale's digits)."""
     top = first_token_logprobs(logprobs)
     if not top:
-        return Readout(None, None, "no log-probabilities in the answer")
+        return AnswerDistribution(None, None, "no log-probabilities in the answer")
     found = {t: math.exp(top[t]) for t in tokens if t in top}
     mass = sum(found.values())
     missing = [t for t in tokens if t not in found]
     if (require_all and missing) or not found:
-        return Readout(None, round(mass, 6), f"answer token(s) {missing} not among the {len(top)} reported "
+        return AnswerDistribution(None, round(mass, 6), f"answer token(s) {missing} not among the {len(top)} reported "
                                              f"log-probabilities (answer mass {mass:.3f})")
-    return Readout({t: p / mass for t, p in found.items()}, round(mass, 6))
+    return AnswerDistribution({t: p / mass for t, p in found.items()}, round(mass, 6))
 
 
-def preference_logit(r: Readout, first: str = "1", second: str = "2") -> float | None:
+def preference_logit(r: AnswerDistribution, first: str = "1", second: str = "2") -> float | None:
     """log P(first) - log P(second) over the answer tokens, or None when the read-out is invalid."""
     if not r.valid:
         return None
     return math.log(r.probs[first]) - math.log(r.probs[second])
 
 
-def expected_value(r: Readout, values: dict[str, float]) -> float | None:
+def expected_value(r: AnswerDistribution, values: dict[str, float]) -> float | None:
     """The expected score over the scale's tokens (renormalised), or None when the read-out is invalid."""
     if not r.valid:
         return None
@@ -93,6 +94,29 @@ def expected_value(r: Readout, values: dict[str, float]) -> float | None:
 
 
 # -- read-out objects ----------------------------------------------------------------------------------------------
+@runtime_checkable
+class Readout(Protocol):
+    """What a judge's `readout:` is (conf/readout/*.yaml): checked before work, resolved for the run's endpoint."""
+
+    def validate(self, judge: Any) -> None: ...
+    def resolve(self, ctx: Any) -> "ResolvedReadout": ...
+
+
+@runtime_checkable
+class ResolvedReadout(Protocol):
+    """A read-out that judges (TextReadout, LogprobReadout): everything an LLM judge asks it."""
+
+    mode: str  # text | logprob: the judge identity's "mode"
+    describe: str
+
+    def identity(self) -> dict: ...
+    def prompt(self, judge: Any) -> str: ...
+    def parser(self, judge: Any): ...
+    def request(self, judge: Any, user: str, seed: int, label: str, tag: str = "") -> LLMRequest: ...
+    def pair_verdict(self, judge: Any, a: str, b: str, ab, ba) -> PairVerdict: ...
+    def rating(self, record_id: str, res, values: dict[str, float]) -> Rating: ...
+
+
 # What they need from a judge: `system_prompt`, `prompt` (text), `token_prompt` (one-token answers), `text_parser`,
 # `temperature`, `max_tokens`, `tie_margin` (pairs) and `prompt_hash(readout)`.
 

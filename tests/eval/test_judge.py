@@ -418,7 +418,8 @@ def test_the_mt_bench_grader_gets_a_gate_verdict_too(judged):
     path = "judge.benchmarks.mt_bench.judge"
     s = m["stats"]["gate_judges"][path]
     assert s["judge_pairwise"] is False and s["judge_name"] == "fastchat_single" and s["judge_path"] == path
-    assert s["judge_identity"]["judge"] == "FastChatSingleJudge" and s["invalid_rate"] == pytest.approx(1 / 12, abs=1e-4)
+    assert s["judge_identity"]["judge"] == "FastChatSingleJudge"
+    assert s["invalid_rate"] == pytest.approx(1 / 12, abs=1e-4)  # q82's turn 2 never gets a rating
     gate = json.loads((run_dir / "gate.json").read_text())["judge"]
     rated = gate["judges"][path]
     assert rated["judge_key"] == s["judge_key"] and rated["judge_informative"] is False

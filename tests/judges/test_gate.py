@@ -134,7 +134,8 @@ def test_a_stage_with_two_judges_is_informative_only_when_both_are(tmp_path, sui
         _measure(gate.measurements[0], pair, suites, suite, agreement_all=0.9, agreement_all_ci=[0.8, 1.0], n=50,
                  baseline_longer=0.5)
     stats = {"gate_judges": {
-        "judge.pair_judge": {"judge_key": pair, "judge_pairwise": True, "judge_name": "p", "judge_path": "judge.pair_judge"},
+        "judge.pair_judge": {"judge_key": pair, "judge_pairwise": True, "judge_name": "p",
+                             "judge_path": "judge.pair_judge"},
         "judge.benchmarks.mt_bench.judge": {"judge_key": rater, "judge_pairwise": False, "judge_name": "g",
                                             "judge_path": "judge.benchmarks.mt_bench.judge"}}}
     run_dir = tmp_path / "run"
@@ -145,8 +146,8 @@ def test_a_stage_with_two_judges_is_informative_only_when_both_are(tmp_path, sui
     assert result["judge_informative"] is False
     assert result["judge_gate_reasons"][0].startswith("g (judge.benchmarks.mt_bench.judge): never measured")
     assert "--judge judge.benchmarks.mt_bench.judge" in result["judge_gate_reasons"][0]
+    rated = {"spearman": 0.6, "spearman_ci": [0.5, 0.7], "n": 80, "baseline_length_spearman": 0.3}
     record(gate.measurements[1], measurement(rater, {}, None, "sanity", file_sha256(suites / "sanity.jsonl"),
-                                             "ratings", {"overall": {"spearman": 0.6, "spearman_ci": [0.5, 0.7], "n": 80,
-                                                                     "baseline_length_spearman": 0.3}}))
+                                             "ratings", {"overall": rated}))
     assert record_verdict(run_dir, "judge", {"stats": stats}, gate)["judge_informative"] is True
     assert json.loads((run_dir / "gate.json").read_text())["judge"]["judge_informative"] is True
