@@ -595,3 +595,25 @@ def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, jud
     assert result["judge_key"] == judged["full"]["stats"]["gate_judges"]["judge.pair_judge"]["judge_key"]
     assert result["metrics"]["overall"]["agreement"] == pytest.approx(1.0)  # both orders, both pairs right
     assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])
+
+
+def test_judge_eval_measures_the_mt_bench_grader_under_its_gate_key(judged, judge_stub, tmp_path):
+    """`tacos judge-eval --ratings F --judge judge.benchmarks.mt_bench.judge` (the command its gate reason names)
+    files the measurement under the key the stage reported for MT-Bench's grader."""
+    from tacos.cli import main as tacos_main
+    from tacos.judges import gate as gates
+
+    ratings = tmp_path / "toy_rating_test.jsonl"
+    ratings.write_text("".join(json.dumps({"id": f"r{k}", "instruction": "Name a fruit.", "output": o, "rating": r})
+                               + "\n" for k, (o, r) in enumerate([("quality=9 apple", 9), ("quality=2 stone", 2),
+                                                                  ("quality=6 pear", 6)])))
+    outputs = judged["tmp"] / "outputs"
+    path = "judge.benchmarks.mt_bench.judge"
+    args = ["judge-eval", "--ratings", str(ratings), "--judge", path, "--out", str(tmp_path / "je"), "--n-boot", "50",
+            "judge=all", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
+            f"paths.output_dir={outputs}", "logger=none", "gate.relevance_rung=false"]
+    assert tacos_main(args) == 0
+    result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
+    assert result["judge_key"] == judged["full"]["stats"]["gate_judges"][path]["judge_key"]
+    assert result["metrics"]["overall"]["spearman"] == pytest.approx(1.0)
+    assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])
