@@ -207,8 +207,13 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
                 print(f"  - {reason}", file=sys.stderr)
         elif gate.get("judge_informative"):
             print(f"{name}: the judge passed the gate ("
-                  + ", ".join(f"{s} {v.get('agreement', v.get('spearman')):.2f}" for s, v in gate["judge_measured"].items())
+                  + ", ".join(f"{s} {_measured_value(v):.2f}" for s, v in gate["judge_measured"].items())
                   + ")")
+
+
+def _measured_value(entry: dict) -> float:
+    """The number a gate rule read (its metric: agreement over all items, AUC or Spearman)."""
+    return next((entry[k] for k in ("agreement_all", "auc", "spearman", "agreement") if entry.get(k) is not None), 0.0)
 
 
 if __name__ == "__main__":

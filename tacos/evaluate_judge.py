@@ -93,7 +93,7 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
                 judgments, verdicts = judge_pairs(judge, items, ctx)
                 rungs, ladder = fit_ladder(suite_file, items, True, gate.relevance_rung)
                 metrics = pair_metrics_by_subset(judgments, verdicts, judge, n_boot, seed, rungs)
-                rows = [{**asdict(j), "orders": list(v.orders), "rungs": {n: p[k] for n, p in rungs.items()}}
+                rows = [{**asdict(j), "orders": [o.as_dict() for o in v.orders], "rungs": {n: p[k] for n, p in rungs.items()}}
                         for k, (j, v) in enumerate(zip(judgments, verdicts))]
             else:
                 if not hasattr(judge, "rate"):
@@ -109,16 +109,15 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
             prices = session.provider.prices() if session is not None and hasattr(session.provider, "prices") \
                 else (0.0, 0.0)
             metrics["overall"].update(cost_columns(ctx, len(items), *prices))
-            identity = judge.identity(ctx)
+            filed = gates.gate_stats(judge, ctx, component(cfg, "llm").identity, judge_path=judge_path)
     finally:
         if session is not None:
             session.close()
-    llm = component(cfg, "llm").identity if judge.uses_llm else None
-    key = gates.judge_key(identity, llm)
+    key, identity, llm = filed["judge_key"], filed["judge_identity"], filed["judge_llm"]
     result = {"suite": suite, "suite_file": str(suite_file), "suite_sha256": file_sha256(suite_file),
               "kind": "pairs" if pairs else "ratings", "judge_path": judge_path, "judge_name": judge.name,
               "judge_key": key, "judge": identity, "llm": llm, "seed": seed,
-              "claims_quality": bool(getattr(judge, "claims_quality", True)), "ladder": ladder,
+              "claims_quality": filed["judge_claims_quality"], "ladder": ladder,
               "seconds": round(time.perf_counter() - t0, 2), "metrics": metrics}
     write_json_atomic(out_dir / "judge_eval.json", result)
     write_json_atomic(out_dir / "judgments.json", rows)

@@ -15,6 +15,10 @@ identity when it uses one) and by the CONTENT of each labelled suite (sha256 of 
     measurements lack the new columns (agreement_all, p_vs_best_rung) and fail the rules that need them: re-measure.
   * observed in the run (judges that show two responses in both orders): the orders must agree often enough and
     the first-presented response must not win almost always.
+What a stage reports for the gate is built by one function, `gate_stats` (the score stage, the judge stage and
+`tacos judge-eval` use it): the judge's key, name, kind, claim, identity, LLM and where the config holds it, and what
+it showed in the run (position diagnostics, invalid rate). A stage with several judges (the judge stage: the pair
+judge and MT-Bench's grader) lists them in `stats["gate_judges"]`; its verdict is then every judge's.
 Measurement files are read in order, later entries replacing earlier ones: the committed table first, then this
 machine's own measurements, so a fresh local measurement overrides a committed one. The verdict is computed when a
 run ends (tacos.pipeline), never stored with a stage's output: new measurements change it on the next run.
@@ -25,6 +29,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 from tacos.records import dumps, file_sha256
 
@@ -33,6 +38,28 @@ def judge_key(identity: dict, llm_identity: str | None) -> str:
     """The key measurements of a judge are filed under: its identity plus the chat LLM's when it uses one."""
     blob = json.dumps({"judge": identity, "llm": llm_identity}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+def gate_stats(judge: Any, ctx: Any, llm_identity: str | None, judged: Sequence | None = None,
+               judge_path: str | None = None) -> dict:
+    """What the gate reads about one judge (and `tacos judge-eval` files its measurements under): its key (identity +
+    the chat LLM's when it uses one), name, kind, claim, identity and LLM, where the config holds it (`judge_path`:
+    what `tacos judge-eval --judge` takes), and, given what it judged in the run (PairVerdicts or Ratings), its
+    invalid rate and a pair judge's position diagnostics."""
+    identity = judge.identity(ctx)
+    llm = llm_identity if judge.uses_llm else None
+    pairwise = hasattr(judge, "judge_pairs")
+    out = {"judge_key": judge_key(identity, llm), "judge_name": judge.name, "judge_pairwise": pairwise,
+           "judge_claims_quality": bool(getattr(judge, "claims_quality", True)),  # false: screening rules only
+           "judge_identity": identity, "judge_llm": llm}
+    if judge_path:
+        out["judge_path"] = judge_path
+    if judged:
+        invalid = sum(1 for x in judged if (x.p_first if pairwise else x.value) is None)
+        out["invalid_rate"] = round(invalid / len(judged), 4)
+        if pairwise:
+            out.update(judge.diagnostics(judged))
+    return out
 
 
 CLAIMS = ("screening", "quality")
@@ -115,9 +142,11 @@ def find(files: list[str | Path], key: str) -> dict[tuple[str, str], dict]:
     return found
 
 
-def verdict(key: str, pairwise: bool, observed: dict, gate: GateConfig, claims_quality: bool = True) -> dict:
+def verdict(key: str, pairwise: bool, observed: dict, gate: GateConfig, claims_quality: bool = True,
+            judge_path: str | None = None) -> dict:
     """{"judge_informative", "judge_gate_reasons", "judge_measured", "quality_claimed", "claim_note"} for a judge
-    with this key."""
+    with this key (`judge_path`: where the config holds it, for the judge-eval command a reason names). A judge no
+    rule applies to is not shown informative: it never passes silently."""
     reasons = []
     c, f = observed.get("consistency"), observed.get("first_position_win_rate")
     if c is not None and c < gate.min_consistency:
@@ -127,6 +156,8 @@ def verdict(key: str, pairwise: bool, observed: dict, gate: GateConfig, claims_q
                        f"decided judgments (> {gate.max_first_position_rate:.0%}): position, not quality")
     found = find(gate.measurements, key)
     flag = "--pairs" if pairwise else "--ratings"
+    kind = "pair" if pairwise else "rating"
+    where = f" --judge {judge_path}" if judge_path and judge_path != "scorer.judge" else ""
     measured, applied = {}, 0
     rules = gate.rules(pairwise)
     for rule in rules:
@@ -134,7 +165,7 @@ def verdict(key: str, pairwise: bool, observed: dict, gate: GateConfig, claims_q
             continue
         applied += 1
         suite_file = Path(gate.suites_dir) / f"{rule.suite}.jsonl"
-        rerun = f"run `tacos judge-eval {flag} {suite_file}` with the same config"
+        rerun = f"run `tacos judge-eval {flag} {suite_file}{where}` with the same config"
         sha = file_sha256(suite_file) if suite_file.is_file() else "missing"
         m = found.get((rule.suite, sha))
         if m is None:
@@ -175,25 +206,60 @@ def verdict(key: str, pairwise: bool, observed: dict, gate: GateConfig, claims_q
                                f"n={m.get('n')}): not above {rule.bar if isinstance(rule.bar, str) else 'chance'} "
                                f"({bar:.2f})")
         measured[rule.suite] = entry
-    if rules and not applied:
+    if not rules:
+        reasons.append(f"no labelled {kind} suite measured for this judge: the gate has no rule for {kind} judges "
+                       f"(gate.{kind}_rules)")
+    elif not applied:
         reasons.append("no gate rule applies to this judge (it claims no quality ranking and the gate has no "
-                       f"screening rule for {'pair' if pairwise else 'rating'} judges)")
+                       f"screening rule for {kind} judges)")
     return {"judge_informative": not reasons, "judge_gate_reasons": reasons, "judge_measured": measured,
             "quality_claimed": claims_quality, "claim_note": None if claims_quality else NO_QUALITY_CLAIM}
 
 
+def stage_judges(stats: dict) -> dict[str, dict]:
+    """The judges a stage's stats report (config path -> gate_stats): its one judge at the top level (the score
+    stage) and / or several under `gate_judges` (the judge stage)."""
+    judges = dict(stats.get("gate_judges") or {})
+    if stats.get("judge_key"):
+        judges = {stats.get("judge_path") or "scorer.judge": stats, **judges}
+    return judges
+
+
+def judge_verdict(stats: dict, gate: GateConfig) -> dict:
+    """The verdict on one judge from its gate_stats."""
+    return {**verdict(stats["judge_key"], bool(stats.get("judge_pairwise")), stats, gate,
+                      claims_quality=bool(stats.get("judge_claims_quality", True)), judge_path=stats.get("judge_path")),
+            "judge_key": stats["judge_key"], "judge_name": stats.get("judge_name")}
+
+
+def combined_verdict(verdicts: dict[str, dict]) -> dict:
+    """One stage's verdict from its judges' (config path -> verdict): informative only when every judge is; each
+    reason, measurement and claim note names its judge; `judges` keeps every verdict."""
+    if len(verdicts) == 1:
+        return next(iter(verdicts.values()))
+    def named(path: str, v: dict) -> str:
+        return f"{v.get('judge_name') or path} ({path})"
+    notes = [f"{named(p, v)}: {v['claim_note']}" for p, v in verdicts.items() if v["claim_note"]]
+    return {"judge_informative": all(v["judge_informative"] for v in verdicts.values()),
+            "judge_gate_reasons": [f"{named(p, v)}: {r}" for p, v in verdicts.items() for r in v["judge_gate_reasons"]],
+            "judge_measured": {f"{p}:{suite}": e for p, v in verdicts.items()
+                               for suite, e in v["judge_measured"].items()},
+            "quality_claimed": all(v["quality_claimed"] for v in verdicts.values()),
+            "claim_note": "; ".join(notes) or None, "judges": verdicts}
+
+
 def record_verdict(run_dir: Path, stage: str, manifest: dict, gate: GateConfig) -> dict | None:
-    """The verdict on a completed stage that judged (its stats carry a judge_key), kept in the in-memory manifest
-    (for the run's summary and W&B) and in <run_dir>/gate.json, never in the stage's own output: new measurements
-    change it on the next run without recomputing anything. None for a stage without a judge."""
+    """The verdict on a completed stage that judged (its stats report a judge: tacos.judges.gate.stage_judges), kept
+    in the in-memory manifest (for the run's summary and W&B) and in <run_dir>/gate.json, never in the stage's own
+    output: new measurements change it on the next run without recomputing anything. None for a stage without a
+    judge."""
     import logging
 
-    stats = manifest.get("stats") or {}
-    if not stats.get("judge_key"):
+    judges = stage_judges(manifest.get("stats") or {})
+    if not judges:
         return None
-    result = {**verdict(stats["judge_key"], bool(stats.get("judge_pairwise")), stats, gate,
-                        claims_quality=bool(stats.get("judge_claims_quality", True))),
-              "judge_key": stats["judge_key"], "on_fail": gate.on_fail}
+    result = {**combined_verdict({path: judge_verdict(s, gate) for path, s in judges.items()}),
+              "on_fail": gate.on_fail}
     manifest["gate"] = result
     path = Path(run_dir) / "gate.json"
     verdicts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

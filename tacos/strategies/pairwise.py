@@ -26,9 +26,6 @@ from tacos.records import Record
 from tacos.strategies.scorers import ScoreOutput, SingleScorer, clustered_ids, pairs_estimate, rounded
 
 AGGREGATES = ("bradley_terry", "raw_mean")
-# The columns of judgments.jsonl per presentation order, by what the judge's orders carry.
-TEXT_COLUMNS = ("first", "second", "score_first", "score_second", "status", "cached", "cache_key")
-LOGPROB_COLUMNS = ("first", "second", "logit", "answer_mass", "problem", "status", "raw", "cached", "cache_key")
 
 
 @dataclass
@@ -111,8 +108,7 @@ class ContrastiveScorer:
                 comparisons += v.comparisons
                 for rid, value in v.points:
                     points[rid].append(value)
-                judgment_rows += [{"cluster": c, **_columns(o)} for o in v.orders] or \
-                    [{"cluster": c, "first": a, "second": b, "p_first": rounded(v.p_first), "reason": v.reason}]
+                judgment_rows += judgment_rows_of(c, a, b, v)
             bt = bradley_terry_ci(clusters[c], comparisons, n_boot=self.n_boot, seed=ctx.seed)
             n_j: dict[str, int] = defaultdict(int)
             for a, b, _ in comparisons:
@@ -148,7 +144,11 @@ class ContrastiveScorer:
         return out
 
 
-def _columns(order: dict) -> dict:
-    """One presentation order as a judgments.jsonl row: the columns its kind of read-out has."""
-    columns = LOGPROB_COLUMNS if "logit" in order else TEXT_COLUMNS if "score_first" in order else tuple(order)
-    return {k: order.get(k) for k in columns}
+def judgment_rows_of(cluster: int, a: str, b: str, v: PairVerdict) -> list[dict]:
+    """judgments.jsonl rows of one pair: one per presentation order (OrderResult.row: the columns its read-out
+    has), else one with what a judge without orders added (a guard's reason, two ratings), else the verdict."""
+    if v.orders:
+        return [{"cluster": cluster, **o.row()} for o in v.orders]
+    if v.detail:
+        return [{"cluster": cluster, **v.detail}]
+    return [{"cluster": cluster, "first": a, "second": b, "p_first": rounded(v.p_first), "reason": v.reason}]

@@ -116,3 +116,38 @@ def test_an_old_measurement_or_many_invalid_verdicts_fail(tmp_path, suites):
     reasons = verdict(key, True, {}, gate)["judge_gate_reasons"]
     assert "has no agreement_all_ci (measured before the ladder" in reasons[0]
     assert reasons[1] == "balanced: 30% of the items got no verdict (> 10%)" and len(reasons) == 2
+
+
+def test_a_judge_no_rule_is_written_for_never_passes_silently(tmp_path, suites):
+    """MT-Bench suites are report-only: with no rating rule, a rating judge's verdict says so instead of passing."""
+    gate = GateConfig(pair_rules=[Rule("sanity", 0.5)], suites_dir=str(suites))
+    v = verdict(judge_key({"judge": "r"}, None), False, {}, gate)
+    assert not v["judge_informative"]
+    assert v["judge_gate_reasons"] == ["no labelled rating suite measured for this judge: the gate has no rule for "
+                                       "rating judges (gate.rating_rules)"]
+
+
+def test_a_stage_with_two_judges_is_informative_only_when_both_are(tmp_path, suites):
+    gate = _gate(tmp_path, suites)
+    pair, rater = judge_key({"judge": "x"}, None), judge_key({"judge": "r"}, None)
+    for suite in ("sanity", "balanced"):
+        _measure(gate.measurements[0], pair, suites, suite, agreement_all=0.9, agreement_all_ci=[0.8, 1.0], n=50,
+                 baseline_longer=0.5)
+    stats = {"gate_judges": {
+        "judge.pair_judge": {"judge_key": pair, "judge_pairwise": True, "judge_name": "p",
+                             "judge_path": "judge.pair_judge"},
+        "judge.benchmarks.mt_bench.judge": {"judge_key": rater, "judge_pairwise": False, "judge_name": "g",
+                                            "judge_path": "judge.benchmarks.mt_bench.judge"}}}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = record_verdict(run_dir, "judge", {"stats": stats}, gate)
+    assert result["judges"]["judge.pair_judge"]["judge_informative"] is True
+    assert result["judges"]["judge.benchmarks.mt_bench.judge"]["judge_informative"] is False
+    assert result["judge_informative"] is False
+    assert result["judge_gate_reasons"][0].startswith("g (judge.benchmarks.mt_bench.judge): never measured")
+    assert "--judge judge.benchmarks.mt_bench.judge" in result["judge_gate_reasons"][0]
+    rated = {"spearman": 0.6, "spearman_ci": [0.5, 0.7], "n": 80, "baseline_length_spearman": 0.3}
+    record(gate.measurements[1], measurement(rater, {}, None, "sanity", file_sha256(suites / "sanity.jsonl"),
+                                             "ratings", {"overall": rated}))
+    assert record_verdict(run_dir, "judge", {"stats": stats}, gate)["judge_informative"] is True
+    assert json.loads((run_dir / "gate.json").read_text())["judge"]["judge_informative"] is True

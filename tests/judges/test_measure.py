@@ -124,11 +124,11 @@ def test_pairs_with_two_instructions_and_ratings(tmp_path):
             w in _between(last_user_message(body), "[Response]", "Respond").lower() for w in GOOD) else 1})) as stub:
         base = _stub_args(stub, tmp_path)
         assert tacos_main(["judge-eval", "--pairs", str(pairs), "--out", str(tmp_path / "p"), *base,
-                           "scorer=single", "scorer.judge.judgment=text"]) == 0
+                           "scorer=single", "readout@scorer.judge.readout=text"]) == 0
         # output_2 under its own instruction (the two ratings may be requested in either order)
         assert any("[Instruction]\nName a color.\n[Response]\nBlue." in last_user_message(b) for b in stub.requests)
         assert tacos_main(["judge-eval", "--ratings", str(ratings), "--out", str(tmp_path / "r"), *base,
-                           "scorer=single", "scorer.judge.judgment=text"]) == 0
+                           "scorer=single", "readout@scorer.judge.readout=text"]) == 0
     assert json.loads((tmp_path / "p" / "judge_eval.json").read_text())["metrics"]["overall"]["agreement"] == 1.0
     rated = json.loads((tmp_path / "r" / "judge_eval.json").read_text())["metrics"]["overall"]
     assert rated["spearman"] == pytest.approx(0.866, abs=1e-3) and rated["n"] == 3
