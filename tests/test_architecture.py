@@ -301,6 +301,7 @@ def _resolve_protocol(cls: type, protocol):
 def _rules() -> dict:
     from tacos.benchmarks.base import Benchmark
     from tacos.eval.answers import AnswerGenerator
+    from tacos.judges.readout import Readout
     from tacos.llm.likelihood import ScoringLM
     from tacos.strategies.clusterers import Clusterer
     from tacos.strategies.scorers import Scorer
@@ -310,8 +311,8 @@ def _rules() -> dict:
     return {
         "by_group": {"tagger": Tagger, "clustering": Clusterer, "scorer": Scorer, "selection": Selector,
                      "lm": ScoringLM, "benchmark": Benchmark, "infer/generator": AnswerGenerator,
-                     "scorer/judge": JUDGE, "judge/pair_judge": JUDGE},
-        "by_key": {"judge": JUDGE, "pair_judge": JUDGE, "lm": ScoringLM},
+                     "scorer/judge": JUDGE, "judge/pair_judge": JUDGE, "readout": Readout},
+        "by_key": {"judge": JUDGE, "pair_judge": JUDGE, "lm": ScoringLM, "readout": Readout},
         # Settings records and objects no protocol describes: their YAML keys are still checked against the class.
         "plain_groups": {"dataset", "paths", "model", "train", "infer", "judge", "guard", "llm", "logger", "clean"},
         "plain_keys": {"text_parser", "checks", "builder", "gate", "normalize", "export", "refine", "report",
