@@ -250,7 +250,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=None,
                     help="read every table at this P(no) (default: the one fitted on the dev half)")
     ap.add_argument("--alpagasus-rows", type=int, default=150, help="AlpaGasus rows the model is asked about")
-    ap.add_argument("--skip-rules", action="store_true", help="only the model-check tables")
+    ap.add_argument("--prompt", default=None, help="wrong_answer's prompt file instead of the configured one")
     args = ap.parse_args()
     if args.real_model:
         return main_model(args)
@@ -280,7 +280,9 @@ def main() -> None:
 
 def main_model(args) -> None:
     check = model_check()
-    out: dict = {}
+    if args.prompt:
+        check.prompt = args.prompt
+    out: dict = {"prompt": check.prompt}
     table, t, extra = labelled_questions(check, args.llm_overrides, args.threshold)
     out.update(questions=table, threshold=t, **extra)
     print(f"wrong_answer on hand-labelled simple questions ({extra['seconds_per_call']} s per call; threshold "

@@ -38,14 +38,12 @@ def pool_for_plan(ctx) -> list[Record]:
     the forecast is exact then, and otherwise an upper bound (as if they removed nothing)."""
     if (ctx.run_dir / POOL_STAGE / MANIFEST).is_file():
         return load_pool(ctx)
-    from tacos.cleaning import CleanContext
-
     raw, cleaner = raw_pool_for_plan(ctx), ctx.component("clean")
     llm = None
     if cleaner.uses_llm and ctx.session is not None and \
             ctx.session.forecast(cleaner.requests(raw, ctx.seed))["calls"] == 0:
         llm = ctx.session  # all cached: answered by the cache-only client
-    return cleaner.clean(raw, CleanContext(llm=llm, seed=ctx.seed)).kept
+    return cleaner.clean(raw, cleaner.context(llm, ctx.seed)).kept
 
 
 def write_clusters(stage_dir: Path, clusters: dict[int, list[str]]) -> None:

@@ -89,6 +89,10 @@ class Cleaner:
         if len(set(names)) != len(names):
             raise ValueError(f"clean.checks: two checks share a name: {names}")
 
+    @staticmethod
+    def context(llm: Any = None, seed: int = 0) -> CleanContext:
+        return CleanContext(llm=llm, seed=seed)
+
     def identity(self) -> dict:
         """The prompt hashes of the model checks (their verdicts change when a prompt file does)."""
         return {c.name: c.identity() for c in self.checks if uses_llm(c) and hasattr(c, "identity")}
