@@ -26,14 +26,24 @@ def load_pool(ctx) -> list[Record]:
     return read_jsonl(ctx.input_dir(POOL_STAGE) / "records.jsonl", Record)
 
 
+def raw_pool_for_plan(ctx) -> list[Record]:
+    """For dry runs: the data stage's output when present, else the configured source read directly."""
+    return load_raw_pool(ctx) if (ctx.run_dir / "data" / MANIFEST).is_file() else \
+        ctx.component("dataset").load(seed=ctx.seed)
+
+
 def pool_for_plan(ctx) -> list[Record]:
-    """For dry runs: the clean stage's output when present, else the data stage's (or the configured source read
-    directly) cleaned here: the checks are rules, instant and deterministic, so the forecast stays exact."""
+    """For dry runs: the clean stage's output when present, else the raw pool cleaned here. The rules are instant
+    and deterministic; model checks run only when every call they need is in the cache (no server is started), so
+    the forecast is exact then, and otherwise an upper bound (as if they removed nothing)."""
     if (ctx.run_dir / POOL_STAGE / MANIFEST).is_file():
         return load_pool(ctx)
-    raw = load_raw_pool(ctx) if (ctx.run_dir / "data" / MANIFEST).is_file() else \
-        ctx.component("dataset").load(seed=ctx.seed)
-    return ctx.component("clean").clean(raw).kept
+    raw, cleaner = raw_pool_for_plan(ctx), ctx.component("clean")
+    llm = None
+    if cleaner.uses_llm and ctx.session is not None and \
+            ctx.session.forecast(cleaner.requests(raw, ctx.seed))["calls"] == 0:
+        llm = ctx.session  # all cached: answered by the cache-only client
+    return cleaner.clean(raw, cleaner.context(llm, ctx.seed)).kept
 
 
 def write_clusters(stage_dir: Path, clusters: dict[int, list[str]]) -> None:

@@ -5,7 +5,7 @@ import hashlib
 import json
 import re
 
-from stub_server import last_user_message
+from stub_server import Scripted, last_user_message
 
 TOPICS = ["Creative Writing", "Coding", "Mathematics", "Science", "History", "Health", "Cooking", "Business"]
 
@@ -21,6 +21,13 @@ def _between(text: str, start: str, end: str) -> str:
 
 def tacos_responder(body: dict) -> str:
     user = last_user_message(body)
+    if "Proposed answer:" in user:  # the wrong_answer check: a fact checker that knows one fact, one token answered
+        answer = user.split("Proposed answer:", 1)[1].split("\n", 1)[0]
+        if "unreadable" in answer:  # neither yes nor no among the log-probabilities: the check cannot read it
+            return Scripted("maybe", {"maybe": -0.1, "perhaps": -2.5})
+        if "Sydney" in answer:
+            return Scripted("no", {"no": -0.105, "yes": -2.303})  # P(no) = 0.9
+        return Scripted("yes", {"Yes": -0.223, "no": -1.609})  # P(no) = 0.2
     if "[begin]" in user:  # tagging: a topic tag + a task-kind tag, deterministic per instruction
         instr = _between(user, "[begin]", "[end]")
         topic = TOPICS[_h(instr) % len(TOPICS)]
