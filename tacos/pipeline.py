@@ -50,6 +50,13 @@ def validate(cfg: DictConfig) -> list[str]:
                 raise StageError(f"config group {group!r} (used by stage {name!r}) is invalid: {e}") from e
             if hasattr(obj, "validate"):
                 obj.validate()
+    for name in stages:  # checks of a stage's own (e.g. the answers registry entry it would replace)
+        preflight = getattr(get_stage(name), "preflight", None)
+        if preflight is not None:
+            try:
+                preflight(cfg)
+            except ValueError as e:
+                raise StageError(str(e)) from None
     from tacos.llm.settings import ClientSettings
 
     try:  # checked even when no stage uses the LLM: a wrong setting is wrong now, not at the first LLM run

@@ -14,6 +14,7 @@ from conftest import REPO, run_cli, stub_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from tacos.config import run_label_of
 from tacos.pipeline import STAGE_ORDER
 from tacos.store import StageStore
 from tacos.tracking import run_identity
@@ -49,7 +50,7 @@ def test_paper_overlays_run_the_whole_chain(experiment, model):
     names = {"baseline_random": "random", "baseline_longest": "longest", "baseline_full": "full",
              "baseline_alpagasus": "alpagasus", "baseline_ifd": "ifd"}
     if experiment in names:
-        assert cfg.run_name == f"{cfg.dataset.name}-{names[experiment]}"
+        assert run_label_of(cfg.run_name) == f"{cfg.dataset.name}-{names[experiment]}"
     if experiment == "refined":
         assert stages.index("refine") < stages.index("train")
 
@@ -66,13 +67,63 @@ def test_smoke_is_the_whole_chain_on_cpu():
 def test_run_identity_names_and_groups():
     cfg = _compose("experiment=tacos_alpaca", "model=mistral7b")
     group, name, tags = run_identity(cfg, "/x/outputs/multirun/2026-11-29/10-00-00")
-    assert group == "sweep-2026-11-29-10-00-00" and name == "alpaca-tacos-mistral7b"
+    assert group == "sweep-2026-11-29-10-00-00" and name == f"{cfg.run_name}-mistral7b"
+    assert run_label_of(cfg.run_name) == "alpaca-tacos"
     assert {"dataset:alpaca", "selection:tacos", "scorer:contrastive", "clustering:kmeans", "model:mistral7b"} <= set(tags)
     # A single selection-only run: grouped by its own name, no model in the name.
     cfg = _compose("stages=[data,tag]")
     assert run_identity(cfg, None)[:2] == (cfg.run_name, cfg.run_name)
     cfg = _compose("logger.group=paper", "experiment=baseline_random")
     assert run_identity(cfg, "/x/a/b")[0] == "paper"
+
+
+# -- run names ------------------------------------------------------------------------------------------------------
+SWEEPS = [[f"scorer/judge={j}" for j in ("llm_text", "llm_digit", "guarded_llm", "likelihood_gain")],
+          [f"scorer={s},clustering={c}" for s in ("contrastive", "single") for c in ("kmeans", "none")],
+          [f"experiment=tacos_alpaca,guard={g}" for g in ("relevance", "none")],
+          [f"experiment=baseline_random,selection.budget={b}" for b in (500, 1000)],
+          [f"seed={k}" for k in (0, 1, 2)]]
+
+
+@pytest.mark.parametrize("members", SWEEPS, ids=["scorer_judge", "ablation_2x2", "guard", "budget", "seed"])
+def test_members_of_a_sweep_have_distinct_names_and_registry_entries(members, tmp_path):
+    """Runs that differ in any selection setting (the scorer's judge, the guard, the budget, the seed...) get distinct
+    run names, hence distinct W&B names, model_ids and answers registry entries; a run may not replace an entry that a
+    run of another config made."""
+    from tacos.eval.registry import RegistryConflict, names, register_run
+    from tacos.stages.infer import registry_key
+
+    cfgs = [_compose("model=mistral7b", "stages=[data,select,export,train,infer]", *m.split(",")) for m in members]
+    for what in (lambda c: c.run_name, lambda c: run_identity(c, "/x/a/b")[1], lambda c: c.infer.model_id):
+        values = [what(c) for c in cfgs]
+        assert len(set(values)) == len(values), values
+    assert all("$" not in c.run_name for c in cfgs)
+    model_dir = tmp_path / "answers" / "mistral7b"
+    stage_dir = tmp_path / "run" / "infer"
+    (stage_dir / "model_answer" / "vicuna").mkdir(parents=True)
+    (stage_dir / "model_answer" / "vicuna" / "a.jsonl").write_text("{}\n")
+    manifest = {"stats": {"answer_files": {"vicuna": "model_answer/vicuna/a.jsonl"}}, "output_hash": "x"}
+    for c in cfgs:
+        register_run(model_dir, str(c.run_name), int(c.seed), stage_dir, manifest, registry_key(c))
+        register_run(model_dir, str(c.run_name), int(c.seed), stage_dir, manifest, registry_key(c))  # a re-run
+    assert len(names(model_dir)) == len(cfgs)
+    other = _compose("model=mistral7b", "train.max_steps=5", *members[0].split(","))
+    with pytest.raises(RegistryConflict, match="another config"):
+        register_run(model_dir, str(other.run_name), int(other.seed), stage_dir, manifest, registry_key(other))
+
+
+def test_a_baseline_is_found_by_its_label(tmp_path):
+    from tacos.eval.registry import registered
+
+    model_dir = tmp_path / "m"
+    (model_dir / "alpaca-random-1a2b3c").mkdir(parents=True)
+    (model_dir / "alpaca-random-1a2b3c-seed1").mkdir()
+    assert registered(model_dir, "alpaca-random") == model_dir / "alpaca-random-1a2b3c"
+    assert registered(model_dir, "alpaca-random-seed1") == model_dir / "alpaca-random-1a2b3c-seed1"
+    assert registered(model_dir, "alpaca-longest") is None
+    (model_dir / "alpaca-random-ffffff").mkdir()
+    with pytest.raises(ValueError, match="name the one you mean in full"):
+        registered(model_dir, "alpaca-random")
 
 
 # -- the stage store -------------------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tacos.config import config_hash, to_container
+from tacos.config import config_hash, selection_config, to_container
 from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
-from tacos.eval.registry import register_run
+from tacos.eval.registry import check_entry, entry_name, register_run
 from tacos.stage import StageBase, StageResult, component
 
 
@@ -43,11 +43,28 @@ class InferStage(StageBase):
     def plan(self, ctx) -> dict:
         return forecast_infer(ctx, ctx.component("infer"), judge_asks(ctx.cfg))
 
+    def preflight(self, cfg) -> None:
+        """Before anything runs: this run may not replace a registry entry that a run of another config made."""
+        check_entry(_model_dir(cfg) / entry_name(str(cfg.run_name), int(cfg.seed)), registry_key(cfg))
+
     def publish(self, cfg, stage_dir: Path, manifest: dict) -> None:
-        """Register this run's answers under <answers_dir>/<model>/<run_name>[-seed<k>]/ (the base model's under
-        base[-seed<k>]/), so other runs name them as pairwise baselines: [baseline_random, base]."""
-        register_run(Path(cfg.paths.answers_dir) / str(cfg.model.name), str(cfg.run_name), int(cfg.seed),
-                     stage_dir, manifest)
+        """Register this run's answers under <answers_dir>/<model>/<run_name>/ (the base model's under
+        base[-seed<k>]/), so other runs name them as pairwise baselines: [alpaca-random, base]."""
+        register_run(_model_dir(cfg), str(cfg.run_name), int(cfg.seed), stage_dir, manifest, registry_key(cfg))
+
+
+def _model_dir(cfg) -> Path:
+    return Path(cfg.paths.answers_dir) / str(cfg.model.name)
+
+
+def registry_key(cfg) -> str:
+    """What the registered answers are a function of: the selection config, the model and its training, the answer
+    settings and the seed (the same key for a re-run of the same command on this machine)."""
+    from tacos.stages.train import _NOT_IDENTITY
+
+    train = {k: v for k, v in to_container(cfg.train).items() if k not in _NOT_IDENTITY}
+    return config_hash({"selection": selection_config(cfg), "model": to_container(cfg.model), "train": train,
+                        "infer": to_container(cfg.infer), "seed": int(cfg.seed)})[:16]
 
 
 def judge_asks(cfg) -> dict:
