@@ -92,6 +92,7 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
         for f in [*(run_dir / ".hydra").glob("*.yaml"), *([sweep_dir / "multirun.yaml"] if sweep_dir else [])]:
             scrub_file(f, found)
         raise JobFailed(credentials_message(secrets))
+    _follow_command(cfg, overrides)
     if cfg.offline:
         for var in OFFLINE_VARS:
             os.environ.setdefault(var, "1")
@@ -125,6 +126,24 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
         raise JobFailed(_message(e, run_dir), error_log=error_log) from None
     finally:
         logger.finish(ok=ok)
+
+
+def _follow_command(cfg: DictConfig, overrides: list[str]) -> None:
+    """The stages follow what the command names (tacos.config.stages_for_command): model=X adds train, judge=X adds
+    train, infer, judge, report; a group chosen but used by no stage is named in one line."""
+    from tacos.config import ASKS_FOR, chosen_groups, stages_for_command, unused_choices
+    from tacos.stages import STAGE_ORDER
+
+    stages = stages_for_command(list(cfg.stages), overrides, STAGE_ORDER)
+    if stages != list(cfg.stages):
+        asking = [o for g, o in chosen_groups(overrides).items() if g in ASKS_FOR]
+        log.info("stages: %s (%s adds %s; stages=[...] sets them)", ",".join(stages), " ".join(asking),
+                 ",".join(s for s in stages if s not in cfg.stages))
+        with open_dict(cfg):
+            cfg.stages = stages
+    unused = unused_choices(stages, overrides, STAGE_ORDER)
+    if unused:
+        log.warning(unused)
 
 
 def _exit_now(code: int) -> None:
@@ -181,12 +200,17 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
                   f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f} {p.get('gpu_hours', 0.0):>8.2f}  "
                   f"{exact}")
         return
+    import json
+
+    from tacos.summary import SUMMARY_MD, stage_table
+
     print(f"\nTACOS run dir: {run_dir}")
-    print(f"{'stage':<10} {'seconds':>8} {'llm calls':>9} {'cached':>7}  counts")
-    for name, m in result.items():
-        llm = m.get("llm") or {}
-        print(f"{name:<10} {m.get('seconds', 0):>8.1f} {llm.get('calls', 0):>9} {llm.get('cache_hits', 0):>7}  "
-              f"{m.get('counts', {})}")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        print(stage_table(summary))
+        print(f"summary: {run_dir / SUMMARY_MD}")
+    except (OSError, ValueError):
+        pass
     export = result.get("export")
     if export:
         print(f"subset: {run_dir / 'export' / export['stats']['file']}  sha256 {export['stats']['subset_sha256'][:16]}")

@@ -111,6 +111,8 @@ class Pipeline:
         self.logger = logger
         self.session = None
         self.manifests: dict[str, dict] = {}
+        self.outcomes: dict[str, str] = {}  # stage -> ran | skipped | reused | failed (tacos.summary)
+        self.summary: dict | None = None
 
     # -- shared by the real run and the dry run ------------------------------------------------------------------
     def _open_session(self, stages: list[str]) -> None:
@@ -177,14 +179,36 @@ class Pipeline:
         with run_dir_lock(self.run_dir):
             if self.cfg.dry_run:
                 return {"dry_run": self.dry_run(stages)}
+            t0, error, name = time.perf_counter(), None, None
             try:
                 self._open_session(stages)
                 for name in stages:
                     self.manifests[name] = self._run_stage(get_stage(name))
+            except BaseException as e:
+                error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+                if name is not None and name not in self.manifests:
+                    self.outcomes[name] = "failed"
+                raise
             finally:
                 if self.session is not None:
                     self.session.close()
+                self._write_summary(time.perf_counter() - t0, error)
         return self.manifests
+
+    def _write_summary(self, seconds: float, error: str | None) -> None:
+        from omegaconf import OmegaConf
+
+        from tacos import summary
+
+        try:
+            names = {"run_name": str(self.cfg.run_name),
+                     "dataset": str(OmegaConf.select(self.cfg, "dataset.name", default="") or ""),
+                     "model": str(OmegaConf.select(self.cfg, "model.name", default="") or "")}
+            self.summary = summary.build(self.run_dir, names, self.stages, self.manifests, self.outcomes, seconds,
+                                         error)
+            summary.write(self.run_dir, self.summary)
+        except Exception as e:  # the summary must never hide the run's own outcome
+            log.warning("could not write the run summary: %s", e)
 
     def _run_stage(self, stage: Stage) -> dict:
         ident = self._identity(stage)
@@ -192,6 +216,7 @@ class Pipeline:
         if done is not None:
             log.info("stage %s: complete with identical config and inputs, skipped (%s)", stage.name,
                      self.run_dir / stage.name)
+            self.outcomes[stage.name] = "skipped"
             return self._finish(stage, done)
         store = self._store(stage)
         if store is None:
@@ -207,6 +232,7 @@ class Pipeline:
     def _reused(self, stage: Stage, stored: Path) -> dict:
         manifest = read_manifest(self.run_dir, stage.name)
         log.info("stage %s: identical output already computed by another run, reused (%s)", stage.name, stored)
+        self.outcomes[stage.name] = "reused"
         # This run's own cost of the stage is nothing; what computing it cost is kept for the record.
         manifest.update({"reused_from": str(stored), "computed": {"llm": manifest.get("llm", {}),
                          "seconds": manifest.get("seconds"), "started_at": manifest.get("started_at")},
@@ -253,6 +279,7 @@ class Pipeline:
         }
         write_json_atomic(partial / MANIFEST, manifest)
         publish_folder(partial, self.run_dir / stage.name)
+        self.outcomes[stage.name] = "ran"
         log.info("stage %s: done in %.1f s %s", stage.name, seconds, json.dumps(manifest["counts"], default=str))
         return self._finish(stage, manifest)
 

@@ -60,11 +60,16 @@ def _model_dir(cfg) -> Path:
 def registry_key(cfg) -> str:
     """What the registered answers are a function of: the selection config, the model and its training, the answer
     settings and the seed (the same key for a re-run of the same command on this machine)."""
+    from omegaconf import OmegaConf
+
     from tacos.stages.train import _NOT_IDENTITY
 
-    train = {k: v for k, v in to_container(cfg.train).items() if k not in _NOT_IDENTITY}
-    return config_hash({"selection": selection_config(cfg), "model": to_container(cfg.model), "train": train,
-                        "infer": to_container(cfg.infer), "seed": int(cfg.seed)})[:16]
+    def part(key: str):
+        return to_container(OmegaConf.select(cfg, key, default=None))
+
+    train = {k: v for k, v in (part("train") or {}).items() if k not in _NOT_IDENTITY}
+    return config_hash({"selection": selection_config(cfg), "model": part("model"), "train": train,
+                        "infer": part("infer"), "seed": int(cfg.seed)})[:16]
 
 
 def judge_asks(cfg) -> dict:
