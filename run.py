@@ -193,12 +193,22 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     if dry_run:
         plan = result["dry_run"]
         print(f"\nDry run (nothing was called) — forecast per stage, written to {run_dir / 'dry_run.json'}")
-        print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9} {'gpu h':>8}  exact")
+        from tacos.pipeline import budget_warning
+
+        print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9} {'gpu h':>8} "
+              f"{'cpu h':>8}  exact")
         for name, p in plan.items():
+            if name == "budget":
+                continue
             exact = "reused" if p.get("reused") else ("yes" if p.get("exact", True) else "estimate")
             print(f"{name:<10} {p.get('calls', 0):>7} {p.get('cache_hits', 0):>7} {p.get('prompt_tokens', 0):>9} "
-                  f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f} {p.get('gpu_hours', 0.0):>8.2f}  "
-                  f"{exact}")
+                  f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f} {p.get('gpu_hours', 0.0):>8.2f} "
+                  f"{p.get('cpu_hours', 0.0):>8.2f}  {exact}")
+        print("cpu h: local compute (embedded LLM server calls, likelihood passes, embeddings) from measured seconds "
+              "per pass (tacos/local_compute.py)")
+        warning = budget_warning(plan.get("budget"))
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         return
     import json
 

@@ -17,7 +17,10 @@ def load_pool(ctx) -> list[Record]:
 
 
 def pool_for_plan(ctx) -> list[Record]:
-    """For dry runs: the data stage's output when present, else the configured source read directly."""
+    """For dry runs: the rows the runner read once for every forecast (ctx.plan_pool), else the data stage's output
+    when present, else the configured source read directly."""
+    if ctx.plan_pool is not None:
+        return ctx.plan_pool
     if (ctx.run_dir / "data" / MANIFEST).is_file():
         return load_pool(ctx)
     return ctx.component("dataset").load(seed=ctx.seed)

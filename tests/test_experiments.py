@@ -250,8 +250,48 @@ def test_smoke_selection_with_an_llm_judge_on_the_stub(stub, tmp_path):
 def test_multirun_checks_the_pool_files_before_any_job(tmp_path):
     env = {**os.environ, "DATASETS": "alpaca", "TACOS_ALPACA_PATH": str(tmp_path / "nope.json"),
            "TACOS_LIMA_PATH": str(tmp_path / "lima.json"), "SWEEP_ROOT": str(tmp_path / "grid")}
-    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run"], cwd=REPO, env=env, capture_output=True,
+    out = subprocess.run(["bash", str(REPO / "multirun.sh")], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert out.returncode == 2
     assert "TACOS_ALPACA_PATH" in out.stderr and "TACOS_LIMA_PATH" in out.stderr
     assert not (tmp_path / "grid").exists()  # nothing started
+
+
+def test_the_dry_run_flags_a_forecast_above_the_budget(tmp_path):
+    """Project issue 21, item 6: the forecast is compared with budget.max_usd, and the line says where the run would
+    stop and what to set; local compute is forecast in CPU-hours."""
+    from tacos.pipeline import budget_check, budget_warning
+
+    report = {"data": {"usd": 0.0}, "tag": {"usd": 6.61}, "score": {"usd": 5.52}, "judge": {"usd": 3.64},
+              "total": {"usd": 15.77}}
+    budget = budget_check(report, ["data", "tag", "score", "judge"], 5.0)
+    assert budget_warning(budget) == ("forecast $15.77 > budget.max_usd=5: the run would stop during tag; "
+                                      "set budget.max_usd=16")
+    assert budget_check(report, ["data", "tag", "score", "judge"], 20.0)["over"] is False
+    run_dir = tmp_path / "run"
+    out = run_cli(["dataset.limit=8", "stages=[data,tag,normalize,cluster,score]", "llm=openai", "dry_run=true",
+                   "budget.max_usd=0.0001", "logger=none", f"paths.output_dir={tmp_path / 'o'}",
+                   f"hydra.run.dir={run_dir}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    plan = json.loads((run_dir / "dry_run.json").read_text())
+    assert plan["budget"]["over"] and plan["budget"]["stops_during"] == "tag"
+    assert "the run would stop during tag; set budget.max_usd=1" in out.stderr
+    # the default scorer's likelihood passes and the relevance guard's embeddings run on this CPU
+    assert plan["score"]["cpu_hours"] > 0 and "cpu h" in out.stdout
+
+
+@pytest.mark.slow
+def test_multirun_dry_run_on_a_fresh_clone(tmp_path):
+    """No pool files, no LIMA file, hub offline: the dry run still forecasts the grid (pools at their known size from
+    stand-in rows, marked estimate; LIMA's sweep left out with a note)."""
+    env = {**os.environ, "PYTHON": str(Path(os.sys.executable)), "DATASETS": "alpaca", "MODELS": "mistral7b",
+           "ABLATION_MODELS": "mistral7b", "TACOS_ALPACA_PATH": str(tmp_path / "nope.json"),
+           "TACOS_LIMA_PATH": str(tmp_path / "lima.json"), "SWEEP_ROOT": str(tmp_path / "grid")}
+    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run", "llm=openai", "logger=none",
+                          "dataset.limit=20", f"paths.output_dir={tmp_path / 'o'}"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "lima: left out of this dry run" in out.stderr
+    rows = (tmp_path / "grid" / "plan.csv").read_text().splitlines()
+    assert len(rows) == 2 + 5 + 1 + 3, rows  # 5 baselines, TACOS, 3 ablation/refined runs, header and total
+    assert rows[-1].endswith("estimate")

@@ -58,6 +58,7 @@ class PoolSource:
     unwrap_alpaca_prompt: bool = True
     hub_fallback: str | None = None  # a Hugging Face dataset name; its split is hf_split
     path_env: str | None = None  # the environment variable that sets `path`, named in the missing-file fix
+    expected_rows: int | None = None  # the pool's known size: a dry run that cannot read the pool forecasts this many
 
     def load(self, seed: int = 0) -> list[Record]:
         kw = dict(name=self.name, limit=self.limit, seed=seed, max_row_bytes=self.max_row_bytes,
@@ -74,6 +75,22 @@ class PoolSource:
             return load_hf_records(self.hub_fallback, self.hf_split, self.format, **kw,
                                    unavailable_hint=missing_file_hint(self.name, missing, self.path_env))
         return load_records(self.path or sample_pool_path(), self.format, **kw)
+
+
+def stand_in_pool(n_rows: int, limit: int | None = None) -> list[Record]:
+    """For a dry run that cannot read the pool here (no file, hub offline): the bundled sample's rows, repeated to the
+    pool's known size (each copy made distinct, so no forecast counts it as a repeated call): an estimate."""
+    import dataclasses
+
+    sample = load_records(sample_pool_path())
+    n = min(int(n_rows), int(limit)) if limit else int(n_rows)
+    out = []
+    for k in range(n):
+        r = sample[k % len(sample)]
+        copy = k // len(sample)
+        out.append(r if copy == 0 else dataclasses.replace(r, id=f"{r.id}-{copy}", index=k,
+                                                           instruction=f"{r.instruction} ({copy})"))
+    return out
 
 
 def load_records(path: str | Path, format: str = "auto", *, name: str = "", limit: int | None = None,
