@@ -131,8 +131,8 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
 def _follow_command(cfg: DictConfig, overrides: list[str]) -> None:
     """The stages follow what the command names (tacos.config.stages_for_command): model=X adds train, judge=X adds
     train, infer, judge, report; a group chosen but used by no stage is named in one line."""
-    from tacos.config import ASKS_FOR, chosen_groups, stages_for_command, unused_choices
-    from tacos.stages import STAGE_ORDER
+    from tacos.command import ASKS_FOR, chosen_groups, stages_for_command, unused_choices
+    from tacos.pipeline import STAGE_ORDER
 
     stages = stages_for_command(list(cfg.stages), overrides, STAGE_ORDER)
     if stages != list(cfg.stages):
@@ -193,7 +193,7 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     if dry_run:
         plan = result["dry_run"]
         print(f"\nDry run (nothing was called) — forecast per stage, written to {run_dir / 'dry_run.json'}")
-        from tacos.pipeline import budget_warning
+        from tacos.local_compute import budget_warning
 
         print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9} {'gpu h':>8} "
               f"{'cpu h':>8}  exact")

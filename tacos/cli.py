@@ -53,7 +53,7 @@ def over_budget(root: Path) -> list[str]:
     """The dry runs under root whose forecast exceeds their budget.max_usd, each with what to set."""
     import json
 
-    from tacos.pipeline import budget_warning
+    from tacos.local_compute import budget_warning
 
     out = []
     for f in sorted(root.rglob("dry_run.json")):

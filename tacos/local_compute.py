@@ -1,4 +1,5 @@
-"""The dry run's forecast of local compute in CPU-hours: what runs on this machine's CPU rather than through a paid
+"""The dry run's checks besides the stages' own forecasts: does the forecast fit budget.max_usd (budget_check), and the
+forecast of local compute in CPU-hours: what runs on this machine's CPU rather than through a paid
 endpoint (calls to the embedded llama.cpp server, likelihood passes of the scoring model `lm`, sentence embeddings),
 from measured seconds per unit. A forecast, not a promise: an upper bound on an idle machine of the same kind.
 
@@ -15,6 +16,7 @@ Where the numbers come from (all on the project's 2-core CPU machine):
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -71,3 +73,25 @@ def cpu_hours(cfg: Any, stage: str, plan: dict, n_records: int | None) -> float:
     if stage == "cluster" and n and _select(cfg, "clustering.name") != "none":
         seconds += n * SECONDS_PER["embed_tag"]  # at most one distinct canonical tag per row (usually far fewer)
     return round(seconds / 3600.0, 3)
+
+
+def budget_check(report: dict[str, dict], stages: list[str], max_usd: float) -> dict:
+    """Does the forecast fit budget.max_usd? When not: the stage during which the run would stop (the spend adds up in
+    stage order) and the budget that would let it finish (the forecast rounded up to whole dollars)."""
+    total = float(report.get("total", {}).get("usd", 0.0))
+    spent, stops = 0.0, None
+    for name in stages:
+        spent += float((report.get(name) or {}).get("usd", 0.0))
+        if spent > max_usd:
+            stops = name
+            break
+    return {"max_usd": max_usd, "forecast_usd": round(total, 4), "over": stops is not None, "stops_during": stops,
+            "suggested_max_usd": math.ceil(total) if stops else None}
+
+
+def budget_warning(budget: dict) -> str | None:
+    """The dry run's line when the forecast exceeds budget.max_usd."""
+    if not budget or not budget.get("over"):
+        return None
+    return (f"forecast ${budget['forecast_usd']:.2f} > budget.max_usd={budget['max_usd']:g}: the run would stop during "
+            f"{budget['stops_during']}; set budget.max_usd={budget['suggested_max_usd']}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,14 +23,12 @@ from omegaconf import DictConfig
 from tacos import __version__
 from tacos.code_identity import code_identity, object_modules
 from tacos.config import config_hash, to_container
-from tacos.local_compute import cpu_hours
 from tacos.rundir import intact, publish_folder, run_dir_lock
-from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component, empty_plan,
+from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component,
                          outputs_hash, read_manifest, write_json_atomic)
 from tacos.stages import STAGE_ORDER, get_stage
 
 log = logging.getLogger(__name__)
-_FORECAST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd", "gpu_hours", "cpu_hours")
 
 
 def validate(cfg: DictConfig) -> list[str]:
@@ -96,28 +93,6 @@ class Identity:
         blob = json.dumps({"stage": stage, "config_hash": self.config_hash, "inputs": self.inputs,
                            "code_version": self.code_version}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-def budget_check(report: dict[str, dict], stages: list[str], max_usd: float) -> dict:
-    """Does the forecast fit budget.max_usd? When not: the stage during which the run would stop (the spend adds up in
-    stage order) and the budget that would let it finish (the forecast rounded up to whole dollars)."""
-    total = float(report.get("total", {}).get("usd", 0.0))
-    spent, stops = 0.0, None
-    for name in stages:
-        spent += float((report.get(name) or {}).get("usd", 0.0))
-        if spent > max_usd:
-            stops = name
-            break
-    return {"max_usd": max_usd, "forecast_usd": round(total, 4), "over": stops is not None, "stops_during": stops,
-            "suggested_max_usd": math.ceil(total) if stops else None}
-
-
-def budget_warning(budget: dict) -> str | None:
-    """The dry run's line when the forecast exceeds budget.max_usd."""
-    if not budget or not budget.get("over"):
-        return None
-    return (f"forecast ${budget['forecast_usd']:.2f} > budget.max_usd={budget['max_usd']:g}: the run would stop during "
-            f"{budget['stops_during']}; set budget.max_usd={budget['suggested_max_usd']}")
 
 
 def failed_calls(manifest: dict) -> int:
@@ -220,19 +195,10 @@ class Pipeline:
         return self.manifests
 
     def _write_summary(self, seconds: float, error: str | None) -> None:
-        from omegaconf import OmegaConf
+        from tacos.summary import write_run_summary
 
-        from tacos import summary
-
-        try:
-            names = {"run_name": str(self.cfg.run_name),
-                     "dataset": str(OmegaConf.select(self.cfg, "dataset.name", default="") or ""),
-                     "model": str(OmegaConf.select(self.cfg, "model.name", default="") or "")}
-            self.summary = summary.build(self.run_dir, names, self.stages, self.manifests, self.outcomes, seconds,
+        self.summary = write_run_summary(self.cfg, self.run_dir, self.stages, self.manifests, self.outcomes, seconds,
                                          error)
-            summary.write(self.run_dir, self.summary)
-        except Exception as e:  # the summary must never hide the run's own outcome
-            log.warning("could not write the run summary: %s", e)
 
     def _run_stage(self, stage: Stage) -> dict:
         ident = self._identity(stage)
@@ -320,55 +286,10 @@ class Pipeline:
 
     # -- dry run -------------------------------------------------------------------------------------------------
     def dry_run(self, stages: list[str]) -> dict:
-        """Forecast LLM calls, tokens, cost (and GPU hours) per stage without calling any LLM or starting a server.
-        A stage already complete here or in the store is copied in first (as the real run would), so the forecasts
-        of later stages read real inputs and are exact."""
-        self._open_session(stages)
-        report: dict[str, dict] = {}
-        pool, stand_in = None, False
-        try:
-            for name in stages:
-                stage = get_stage(name)
-                if self._reusable(stage):
-                    report[name] = {**empty_plan(), "reused": True}
-                    continue
-                ctx = StageContext(cfg=self.cfg, run_dir=self.run_dir, out_dir=self.run_dir, name=name,
-                                   session=self.session)
-                if pool is None and name != "data":
-                    pool, stand_in = self._plan_pool(ctx)
-                ctx.plan_pool = pool
-                report[name] = stage.plan(ctx)
-                if stand_in and name != "data":
-                    report[name]["exact"] = False
-                report[name]["cpu_hours"] = cpu_hours(self.cfg, name, report[name], len(pool) if pool else None)
-        finally:
-            if self.session is not None:
-                self.session.cache.close()
-        total = {k: sum(r.get(k, 0) for r in report.values()) for k in _FORECAST_KEYS}
-        total["exact"] = all(r.get("exact", True) for r in report.values())
-        report["total"] = total
-        report["budget"] = budget_check(report, stages, float(self.cfg.budget.max_usd))
-        write_json_atomic(self.run_dir / "dry_run.json", report)
-        return report
+        """Forecast LLM calls, tokens, cost, GPU and CPU hours per stage without calling any LLM (tacos.dry_run)."""
+        from tacos.dry_run import forecast
 
-    def _plan_pool(self, ctx: StageContext) -> tuple[list | None, bool]:
-        """(the pool's rows for every forecast, read once; whether they stand in for a pool that cannot be read here).
-        A pool of known size (dataset.expected_rows: Alpaca-52k, Evol-Instruct-70k) that is neither on disk nor
-        loadable from the hub is forecast from the bundled sample's rows repeated to that size (an estimate)."""
-        from tacos.data.loaders import DataError, stand_in_pool
-        from tacos.stage_io import pool_for_plan
-
-        try:
-            return pool_for_plan(ctx), False
-        except DataError as e:
-            ds = self.cfg.dataset
-            if not ds.get("expected_rows"):
-                log.debug("dry run: the pool cannot be read here (%s)", e)
-                return None, False
-            log.warning("dry run: the pool %s is not readable here (%s); forecasting %d rows of the bundled sample's "
-                        "kind instead (an estimate; the real run reads the file or the hub)", ds.name,
-                        str(e).split(". ")[0], ds.expected_rows)
-            return stand_in_pool(int(ds.expected_rows), ds.get("limit")), True
+        return forecast(self, stages)
 
     def _reusable(self, stage: Stage) -> bool:
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from tacos.records import Record, read_jsonl
 from tacos.stage import MANIFEST
 
 CLUSTERS = "clusters.json"
+log = logging.getLogger(__name__)
 
 
 def load_pool(ctx) -> list[Record]:
@@ -24,6 +26,26 @@ def pool_for_plan(ctx) -> list[Record]:
     if (ctx.run_dir / "data" / MANIFEST).is_file():
         return load_pool(ctx)
     return ctx.component("dataset").load(seed=ctx.seed)
+
+
+def plan_pool(ctx) -> tuple[list | None, bool]:
+    """(the pool's rows for every forecast, read once; whether they stand in for a pool that cannot be read here).
+    A pool of known size (dataset.expected_rows: Alpaca-52k, Evol-Instruct-70k) that is neither on disk nor
+    loadable from the hub is forecast from the bundled sample's rows repeated to that size (an estimate)."""
+    from tacos.data.loaders import DataError
+    from tacos.data.stand_in import stand_in_pool
+
+    try:
+        return pool_for_plan(ctx), False
+    except DataError as e:
+        ds = ctx.cfg.dataset
+        if not ds.get("expected_rows"):
+            log.debug("dry run: the pool cannot be read here (%s)", e)
+            return None, False
+        log.warning("dry run: the pool %s is not readable here (%s); forecasting %d rows of the bundled sample's "
+                    "kind instead (an estimate; the real run reads the file or the hub)", ds.name,
+                    str(e).split(". ")[0], ds.expected_rows)
+        return stand_in_pool(int(ds.expected_rows), ds.get("limit")), True
 
 
 def write_clusters(stage_dir: Path, clusters: dict[int, list[str]]) -> None:

@@ -132,3 +132,20 @@ def write(run_dir: Path, summary: dict) -> None:
         (run_dir / SUMMARY_MD).write_text(markdown(summary), encoding="utf-8")
     except OSError as e:
         log.warning("could not write %s: %s", run_dir / SUMMARY_MD, e)
+
+
+def write_run_summary(cfg: Any, run_dir: Path, stages: list[str], manifests: dict[str, dict], outcomes: dict[str, str],
+                      seconds: float, error: str | None) -> dict | None:
+    """Build and write the summary of a run that has ended (the runner calls it, failed or not); never raises."""
+    from omegaconf import OmegaConf
+
+    try:
+        names = {"run_name": str(cfg.run_name),
+                 "dataset": str(OmegaConf.select(cfg, "dataset.name", default="") or ""),
+                 "model": str(OmegaConf.select(cfg, "model.name", default="") or "")}
+        summary = build(run_dir, names, stages, manifests, outcomes, seconds, error)
+        write(run_dir, summary)
+        return summary
+    except Exception as e:  # the summary must never hide the run's own outcome
+        log.warning("could not write the run summary: %s", e)
+        return None

@@ -8,7 +8,7 @@ import logging
 import pytest
 from conftest import run_cli, stub_overrides
 
-from tacos.config import stages_for_command, unused_choices
+from tacos.command import stages_for_command, unused_choices
 from tacos.stages import STAGE_ORDER
 
 SELECTION = [s for s in STAGE_ORDER if STAGE_ORDER.index(s) <= STAGE_ORDER.index("export") and s != "refine"]

@@ -14,7 +14,7 @@ from conftest import REPO, run_cli, stub_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from tacos.config import run_label_of
+from tacos.run_names import run_label_of
 from tacos.pipeline import STAGE_ORDER
 from tacos.store import StageStore
 from tacos.tracking import run_identity
@@ -260,7 +260,7 @@ def test_multirun_checks_the_pool_files_before_any_job(tmp_path):
 def test_the_dry_run_flags_a_forecast_above_the_budget(tmp_path):
     """Project issue 21, item 6: the forecast is compared with budget.max_usd, and the line says where the run would
     stop and what to set; local compute is forecast in CPU-hours."""
-    from tacos.pipeline import budget_check, budget_warning
+    from tacos.local_compute import budget_check, budget_warning
 
     report = {"data": {"usd": 0.0}, "tag": {"usd": 6.61}, "score": {"usd": 5.52}, "judge": {"usd": 3.64},
               "total": {"usd": 15.77}}

@@ -77,22 +77,6 @@ class PoolSource:
         return load_records(self.path or sample_pool_path(), self.format, **kw)
 
 
-def stand_in_pool(n_rows: int, limit: int | None = None) -> list[Record]:
-    """For a dry run that cannot read the pool here (no file, hub offline): the bundled sample's rows, repeated to the
-    pool's known size (each copy made distinct, so no forecast counts it as a repeated call): an estimate."""
-    import dataclasses
-
-    sample = load_records(sample_pool_path())
-    n = min(int(n_rows), int(limit)) if limit else int(n_rows)
-    out = []
-    for k in range(n):
-        r = sample[k % len(sample)]
-        copy = k // len(sample)
-        out.append(r if copy == 0 else dataclasses.replace(r, id=f"{r.id}-{copy}", index=k,
-                                                           instruction=f"{r.instruction} ({copy})"))
-    return out
-
-
 def load_records(path: str | Path, format: str = "auto", *, name: str = "", limit: int | None = None,
                  seed: int = 0, max_row_bytes: int = 1_000_000, on_duplicate: str = "error",
                  unwrap_alpaca_prompt: bool = True) -> list[Record]:

@@ -94,7 +94,7 @@ def registered(model_dir: str | Path, name: str) -> Path | None:
     """The folder of entry `name` in model_dir = <answers_dir>/<model>: the exact entry, else the one entry whose name
     without its config hash is `name` (alpaca-random -> alpaca-random-1a2b3c); None when there is none. Several such
     entries (runs of different configs under one label) are an error that lists them."""
-    from tacos.config import run_label_of
+    from tacos.run_names import run_label_of
 
     folder = Path(model_dir) / name
     if folder.is_dir():

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tacos.config import config_hash, selection_config, to_container
+from tacos.config import config_hash, to_container
+from tacos.run_names import selection_config
 from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
 from tacos.eval.registry import check_entry, entry_name, register_run
@@ -62,7 +63,7 @@ def registry_key(cfg) -> str:
     settings and the seed (the same key for a re-run of the same command on this machine)."""
     from omegaconf import OmegaConf
 
-    from tacos.stages.train import _NOT_IDENTITY
+    from tacos.sft.spec import NOT_IDENTITY as _NOT_IDENTITY
 
     def part(key: str):
         return to_container(OmegaConf.select(cfg, key, default=None))

@@ -27,7 +27,7 @@ from tacos.stage_io import pool_for_plan
 
 log = logging.getLogger(__name__)
 
-_NOT_IDENTITY = ("master_addr", "master_port", "node_rank", "resume", "allow_cpu")
+from tacos.sft.spec import NOT_IDENTITY as _NOT_IDENTITY  # noqa: E402
 _COPIED = ("trainer_state.json", "trainer_log.jsonl", "train_results.json", "training_loss.png")
 
 
