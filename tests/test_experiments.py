@@ -167,9 +167,12 @@ def test_store_lock_makes_a_second_job_wait(tmp_path):
 
 
 def test_selection_is_computed_once_for_three_models(stub, tmp_path):
-    """A model sweep over the selection stages: the first job computes, the other two reuse (no backend call)."""
+    """A model sweep over the selection stages: the first job computes, the other two reuse (no backend call). (The
+    stages are named: choosing a model would add `train`.)"""
     sweep = tmp_path / "sweep"
-    out = run_cli(["-m", "model=tiny,llama2_7b,mistral7b", *stub_overrides(stub, tmp_path), "dataset.limit=16",
+    selection = ",".join(s for s in STAGE_ORDER[:STAGE_ORDER.index("export") + 1])
+    out = run_cli(["-m", "model=tiny,llama2_7b,mistral7b", f"stages=[{selection}]", *stub_overrides(stub, tmp_path),
+                   "dataset.limit=16",
                    "selection.budget=4", "clustering.k=4", "scorer.n_boot=20", f"hydra.sweep.dir={sweep}"])
     assert out.returncode == 0, out.stderr[-3000:]
     runs = sorted(p for p in sweep.iterdir() if (p / "export" / "manifest.json").is_file())
