@@ -31,7 +31,7 @@ from tacos.stages import STAGE_ORDER, get_stage
 log = logging.getLogger(__name__)
 
 
-def validate(cfg: DictConfig) -> list[str]:
+def validate(cfg: DictConfig, run_dir: Path | None = None) -> list[str]:
     """Check the stage list and build (and validate) every component a stage will use, before any work starts."""
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in STAGE_ORDER]
@@ -53,7 +53,7 @@ def validate(cfg: DictConfig) -> list[str]:
         preflight = getattr(get_stage(name), "preflight", None)
         if preflight is not None:
             try:
-                preflight(cfg)
+                preflight(cfg, run_dir)
             except ValueError as e:
                 raise StageError(str(e)) from None
     from tacos.llm.settings import ClientSettings
@@ -104,7 +104,7 @@ class Pipeline:
     """`Pipeline(cfg, run_dir)` validates the config (nothing runs on an invalid one); `.run()` does the work."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, logger: Any = None):
-        self.stages = validate(cfg)
+        self.stages = validate(cfg, Path(run_dir))
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.logger = logger

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -108,8 +109,11 @@ def test_members_of_a_sweep_have_distinct_names_and_registry_entries(members, tm
         register_run(model_dir, str(c.run_name), int(c.seed), stage_dir, manifest, registry_key(c))  # a re-run
     assert len(names(model_dir)) == len(cfgs)
     other = _compose("model=mistral7b", "train.max_steps=5", *members[0].split(","))
+    other_dir = tmp_path / "other_run" / "infer"  # another run (a re-run in the run dir that made it may replace it)
+    shutil.copytree(stage_dir, other_dir)
     with pytest.raises(RegistryConflict, match="another config"):
-        register_run(model_dir, str(other.run_name), int(other.seed), stage_dir, manifest, registry_key(other))
+        register_run(model_dir, str(other.run_name), int(other.seed), other_dir, manifest, registry_key(other))
+    register_run(model_dir, str(other.run_name), int(other.seed), stage_dir, manifest, registry_key(other))
 
 
 def test_a_baseline_is_found_by_its_label(tmp_path):

@@ -34,11 +34,13 @@ def entry_name(run_name: str, seed: int) -> str:
     return f"{run_name}-seed{seed}"
 
 
-def check_entry(dest: Path, config_key: str | None) -> None:
-    """Refuse to replace an entry that a run of another config made (a re-run of the same config replaces it)."""
+def check_entry(dest: Path, config_key: str | None, run_dir: Path | None = None) -> None:
+    """Refuse to replace an entry that another run of another config made (a re-run of the same config, or any re-run
+    in the run dir that made it, replaces it)."""
     source = read_source(dest)
     old = source.get("config_key")
-    if config_key and old and old != config_key:
+    same_run = run_dir is not None and source.get("run_dir") == str(Path(run_dir).resolve())
+    if config_key and old and old != config_key and not same_run:
         raise RegistryConflict(
             f"answers registry entry {dest} was made by a run of another config ({source.get('run_dir')}); "
             f"this run would replace it. Give this run another name (run_label=NAME or run_name=NAME), or delete "
@@ -68,7 +70,7 @@ def register_answers(stage_dir: Path, answer_files: dict[str, str], dest: Path, 
                      config_key: str | None = None) -> None:
     if not answer_files:
         return
-    check_entry(dest, config_key)
+    check_entry(dest, config_key, stage_dir.parent)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for bench, rel in answer_files.items():

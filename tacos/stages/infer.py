@@ -44,9 +44,9 @@ class InferStage(StageBase):
     def plan(self, ctx) -> dict:
         return forecast_infer(ctx, ctx.component("infer"), judge_asks(ctx.cfg))
 
-    def preflight(self, cfg) -> None:
-        """Before anything runs: this run may not replace a registry entry that a run of another config made."""
-        check_entry(_model_dir(cfg) / entry_name(str(cfg.run_name), int(cfg.seed)), registry_key(cfg))
+    def preflight(self, cfg, run_dir: Path | None) -> None:
+        """Before anything runs: this run may not replace a registry entry that another run of another config made."""
+        check_entry(_model_dir(cfg) / entry_name(str(cfg.run_name), int(cfg.seed)), registry_key(cfg), run_dir)
 
     def publish(self, cfg, stage_dir: Path, manifest: dict) -> None:
         """Register this run's answers under <answers_dir>/<model>/<run_name>/ (the base model's under
