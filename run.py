@@ -92,6 +92,7 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
         for f in [*(run_dir / ".hydra").glob("*.yaml"), *([sweep_dir / "multirun.yaml"] if sweep_dir else [])]:
             scrub_file(f, found)
         raise JobFailed(credentials_message(secrets))
+    _follow_command(cfg, overrides)
     if cfg.offline:
         for var in OFFLINE_VARS:
             os.environ.setdefault(var, "1")
@@ -125,6 +126,24 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
         raise JobFailed(_message(e, run_dir), error_log=error_log) from None
     finally:
         logger.finish(ok=ok)
+
+
+def _follow_command(cfg: DictConfig, overrides: list[str]) -> None:
+    """The stages follow what the command names (tacos.config.stages_for_command): model=X adds train, judge=X adds
+    train, infer, judge, report; a group chosen but used by no stage is named in one line."""
+    from tacos.command import ASKS_FOR, chosen_groups, stages_for_command, unused_choices
+    from tacos.pipeline import STAGE_ORDER
+
+    stages = stages_for_command(list(cfg.stages), overrides, STAGE_ORDER)
+    if stages != list(cfg.stages):
+        asking = [o for g, o in chosen_groups(overrides).items() if g in ASKS_FOR]
+        log.info("stages: %s (%s adds %s; stages=[...] sets them)", ",".join(stages), " ".join(asking),
+                 ",".join(s for s in stages if s not in cfg.stages))
+        with open_dict(cfg):
+            cfg.stages = stages
+    unused = unused_choices(stages, overrides, STAGE_ORDER)
+    if unused:
+        log.warning(unused)
 
 
 def _exit_now(code: int) -> None:
@@ -174,19 +193,34 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     if dry_run:
         plan = result["dry_run"]
         print(f"\nDry run (nothing was called) — forecast per stage, written to {run_dir / 'dry_run.json'}")
-        print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9} {'gpu h':>8}  exact")
+        from tacos.local_compute import budget_warning
+
+        print(f"{'stage':<10} {'calls':>7} {'cached':>7} {'in tok':>9} {'out tok':>9} {'usd':>9} {'gpu h':>8} "
+              f"{'cpu h':>8}  exact")
         for name, p in plan.items():
+            if name == "budget":
+                continue
             exact = "reused" if p.get("reused") else ("yes" if p.get("exact", True) else "estimate")
             print(f"{name:<10} {p.get('calls', 0):>7} {p.get('cache_hits', 0):>7} {p.get('prompt_tokens', 0):>9} "
-                  f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f} {p.get('gpu_hours', 0.0):>8.2f}  "
-                  f"{exact}")
+                  f"{p.get('completion_tokens', 0):>9} {p.get('usd', 0.0):>9.4f} {p.get('gpu_hours', 0.0):>8.2f} "
+                  f"{p.get('cpu_hours', 0.0):>8.2f}  {exact}")
+        print("cpu h: local compute (embedded LLM server calls, likelihood passes, embeddings) from measured seconds "
+              "per pass (tacos/local_compute.py)")
+        warning = budget_warning(plan.get("budget"))
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         return
+    import json
+
+    from tacos.summary import SUMMARY_MD, stage_table
+
     print(f"\nTACOS run dir: {run_dir}")
-    print(f"{'stage':<10} {'seconds':>8} {'llm calls':>9} {'cached':>7}  counts")
-    for name, m in result.items():
-        llm = m.get("llm") or {}
-        print(f"{name:<10} {m.get('seconds', 0):>8.1f} {llm.get('calls', 0):>9} {llm.get('cache_hits', 0):>7}  "
-              f"{m.get('counts', {})}")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        print(stage_table(summary))
+        print(f"summary: {run_dir / SUMMARY_MD}")
+    except (OSError, ValueError):
+        pass
     export = result.get("export")
     if export:
         print(f"subset: {run_dir / 'export' / export['stats']['file']}  sha256 {export['stats']['subset_sha256'][:16]}")

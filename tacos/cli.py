@@ -43,7 +43,8 @@ def _logged_to_wandb(runs) -> bool:
     return any((r.path / RUN_FILE).is_file() for r in runs)
 
 
-PLAN_COLUMNS = ["run", "llm_calls", "cached", "prompt_tokens", "completion_tokens", "usd", "gpu_hours", "exact"]
+PLAN_COLUMNS = ["run", "llm_calls", "cached", "prompt_tokens", "completion_tokens", "usd", "gpu_hours", "cpu_hours",
+                "exact"]
 
 
 def plan_rows(root: Path) -> list[list]:
@@ -56,8 +57,22 @@ def plan_rows(root: Path) -> list[list]:
         rows.append([str(f.parent.relative_to(root)) or ".", total.get("calls", 0), total.get("cache_hits", 0),
                      total.get("prompt_tokens", 0), total.get("completion_tokens", 0),
                      round(total.get("usd", 0.0), 4), round(total.get("gpu_hours", 0.0), 2),
-                     "yes" if total.get("exact", False) else "estimate"])
+                     round(total.get("cpu_hours", 0.0), 2), "yes" if total.get("exact", False) else "estimate"])
     return rows
+
+
+def over_budget(root: Path) -> list[str]:
+    """The dry runs under root whose forecast exceeds their budget.max_usd, each with what to set."""
+    import json
+
+    from tacos.local_compute import budget_warning
+
+    out = []
+    for f in sorted(root.rglob("dry_run.json")):
+        line = budget_warning(json.loads(f.read_text(encoding="utf-8")).get("budget") or {})
+        if line:
+            out.append(f"{f.parent.relative_to(root)}: {line}")
+    return out
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -69,13 +84,20 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"error: no dry_run.json under {root} (run `python run.py -m ... dry_run=true` first)", file=sys.stderr)
         return 2
     width = max(len(r[0]) for r in rows + [["total"]])
-    print(f"{'run':<{width}} {'calls':>9} {'cached':>8} {'in tok':>12} {'out tok':>11} {'usd':>10} {'gpu h':>9}  exact")
+    print(f"{'run':<{width}} {'calls':>9} {'cached':>8} {'in tok':>12} {'out tok':>11} {'usd':>10} {'gpu h':>9} "
+          f"{'cpu h':>9}  exact")
     for r in rows:
-        print(f"{r[0]:<{width}} {r[1]:>9} {r[2]:>8} {r[3]:>12} {r[4]:>11} {r[5]:>10.2f} {r[6]:>9.1f}  {r[7]}")
-    total = ["total", *(sum(r[i] for r in rows) for i in range(1, 7)),
-             "yes" if all(r[7] == "yes" for r in rows) else "estimate"]
+        print(f"{r[0]:<{width}} {r[1]:>9} {r[2]:>8} {r[3]:>12} {r[4]:>11} {r[5]:>10.2f} {r[6]:>9.1f} {r[7]:>9.1f}  "
+              f"{r[8]}")
+    total = ["total", *(sum(r[i] for r in rows) for i in range(1, 8)),
+             "yes" if all(r[8] == "yes" for r in rows) else "estimate"]
     print(f"{'total':<{width}} {total[1]:>9} {total[2]:>8} {total[3]:>12} {total[4]:>11} {total[5]:>10.2f} "
-          f"{total[6]:>9.1f}  {total[7]}")
+          f"{total[6]:>9.1f} {total[7]:>9.1f}  {total[8]}")
+    over = over_budget(root)
+    if over:
+        print(f"warning: {len(over)} run(s) would stop at their budget.max_usd:", file=sys.stderr)
+        for line in over:
+            print(f"  {line}", file=sys.stderr)
     with open(root / "plan.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([PLAN_COLUMNS, *rows, total])
     print(f"{len(rows)} run(s) -> {root / 'plan.csv'}  (LLM calls shared between runs of one sweep are counted once "

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tacos.paths import REPO_ROOT
+from tacos.run_names import run_name_resolver
 
 # Config keys whose *value* is a credential, compared lower-case with '-' read as '_' (HTTP header names): the name
 # itself or any `<prefix>_<name>` (openai_api_key, x-api-key, hub_token, db_password, aws_secret_access_key).
@@ -62,9 +63,8 @@ def redact_text(text: str) -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("tacos_root"):
         OmegaConf.register_new_resolver("tacos_root", lambda: str(REPO_ROOT))
-
-
-register_resolvers()
+    if not OmegaConf.has_resolver("tacos_run_name"):
+        OmegaConf.register_new_resolver("tacos_run_name", run_name_resolver)
 
 
 def to_container(cfg: Any) -> Any:
@@ -242,3 +242,6 @@ def check_number(key: str, value: Any, low: float, high: float = float("inf"), l
 def check_choice(key: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; not {value!r}")
+
+
+register_resolvers()  # last: the resolvers above are defined by now

@@ -24,15 +24,14 @@ from tacos import __version__
 from tacos.code_identity import code_identity, object_modules
 from tacos.config import config_hash, to_container
 from tacos.rundir import intact, publish_folder, run_dir_lock
-from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component, empty_plan,
+from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component,
                          outputs_hash, read_manifest, write_json_atomic)
 from tacos.stages import STAGE_ORDER, get_stage
 
 log = logging.getLogger(__name__)
-_FORECAST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "usd", "gpu_hours")
 
 
-def validate(cfg: DictConfig) -> list[str]:
+def validate(cfg: DictConfig, run_dir: Path | None = None) -> list[str]:
     """Check the stage list and build (and validate) every component a stage will use, before any work starts."""
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in STAGE_ORDER]
@@ -50,6 +49,13 @@ def validate(cfg: DictConfig) -> list[str]:
                 raise StageError(f"config group {group!r} (used by stage {name!r}) is invalid: {e}") from e
             if hasattr(obj, "validate"):
                 obj.validate()
+    for name in stages:  # checks of a stage's own (e.g. the answers registry entry it would replace)
+        preflight = getattr(get_stage(name), "preflight", None)
+        if preflight is not None:
+            try:
+                preflight(cfg, run_dir)
+            except ValueError as e:
+                raise StageError(str(e)) from None
     from tacos.llm.settings import ClientSettings
 
     try:  # checked even when no stage uses the LLM: a wrong setting is wrong now, not at the first LLM run
@@ -105,12 +111,14 @@ class Pipeline:
     """`Pipeline(cfg, run_dir)` validates the config (nothing runs on an invalid one); `.run()` does the work."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, logger: Any = None):
-        self.stages = validate(cfg)
+        self.stages = validate(cfg, Path(run_dir))
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.session = None
         self.manifests: dict[str, dict] = {}
+        self.outcomes: dict[str, str] = {}  # stage -> ran | skipped | reused | failed (tacos.summary)
+        self.summary: dict | None = None
 
     # -- shared by the real run and the dry run ------------------------------------------------------------------
     def _open_session(self, stages: list[str]) -> None:
@@ -177,14 +185,27 @@ class Pipeline:
         with run_dir_lock(self.run_dir):
             if self.cfg.dry_run:
                 return {"dry_run": self.dry_run(stages)}
+            t0, error, name = time.perf_counter(), None, None
             try:
                 self._open_session(stages)
                 for name in stages:
                     self.manifests[name] = self._run_stage(get_stage(name))
+            except BaseException as e:
+                error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+                if name is not None and name not in self.manifests:
+                    self.outcomes[name] = "failed"
+                raise
             finally:
                 if self.session is not None:
                     self.session.close()
+                self._write_summary(time.perf_counter() - t0, error)
         return self.manifests
+
+    def _write_summary(self, seconds: float, error: str | None) -> None:
+        from tacos.summary import write_run_summary
+
+        self.summary = write_run_summary(self.cfg, self.run_dir, self.stages, self.manifests, self.outcomes, seconds,
+                                         error)
 
     def _run_stage(self, stage: Stage) -> dict:
         ident = self._identity(stage)
@@ -192,6 +213,7 @@ class Pipeline:
         if done is not None:
             log.info("stage %s: complete with identical config and inputs, skipped (%s)", stage.name,
                      self.run_dir / stage.name)
+            self.outcomes[stage.name] = "skipped"
             return self._finish(stage, done)
         store = self._store(stage)
         if store is None:
@@ -207,6 +229,7 @@ class Pipeline:
     def _reused(self, stage: Stage, stored: Path) -> dict:
         manifest = read_manifest(self.run_dir, stage.name)
         log.info("stage %s: identical output already computed by another run, reused (%s)", stage.name, stored)
+        self.outcomes[stage.name] = "reused"
         # This run's own cost of the stage is nothing; what computing it cost is kept for the record.
         manifest.update({"reused_from": str(stored), "computed": {"llm": manifest.get("llm", {}),
                          "seconds": manifest.get("seconds"), "started_at": manifest.get("started_at")},
@@ -253,6 +276,7 @@ class Pipeline:
         }
         write_json_atomic(partial / MANIFEST, manifest)
         publish_folder(partial, self.run_dir / stage.name)
+        self.outcomes[stage.name] = "ran"
         log.info("stage %s: done in %.1f s %s", stage.name, seconds, json.dumps(manifest["counts"], default=str))
         return self._finish(stage, manifest)
 
@@ -269,28 +293,10 @@ class Pipeline:
 
     # -- dry run -------------------------------------------------------------------------------------------------
     def dry_run(self, stages: list[str]) -> dict:
-        """Forecast LLM calls, tokens, cost (and GPU hours) per stage without calling any LLM or starting a server.
-        A stage already complete here or in the store is copied in first (as the real run would), so the forecasts
-        of later stages read real inputs and are exact."""
-        self._open_session(stages)
-        report: dict[str, dict] = {}
-        try:
-            for name in stages:
-                stage = get_stage(name)
-                if self._reusable(stage):
-                    report[name] = {**empty_plan(), "reused": True}
-                    continue
-                ctx = StageContext(cfg=self.cfg, run_dir=self.run_dir, out_dir=self.run_dir, name=name,
-                                   session=self.session)
-                report[name] = stage.plan(ctx)
-        finally:
-            if self.session is not None:
-                self.session.cache.close()
-        total = {k: sum(r.get(k, 0) for r in report.values()) for k in _FORECAST_KEYS}
-        total["exact"] = all(r.get("exact", True) for r in report.values())
-        report["total"] = total
-        write_json_atomic(self.run_dir / "dry_run.json", report)
-        return report
+        """Forecast LLM calls, tokens, cost, GPU and CPU hours per stage without calling any LLM (tacos.dry_run)."""
+        from tacos.dry_run import forecast
+
+        return forecast(self, stages)
 
     def _reusable(self, stage: Stage) -> bool:
         try:

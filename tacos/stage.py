@@ -105,6 +105,7 @@ class StageContext:
     out_dir: Path  # where the stage writes (the partial folder while it runs)
     name: str
     session: Any = None  # tacos.llm.session.LLMSession when the run uses an LLM
+    plan_pool: Any = None  # dry run: the pool's rows as read once for every stage's forecast (tacos.stage_io)
     plots: list[str] = field(default_factory=list)
     tables: dict[str, dict] = field(default_factory=dict)
     _components: dict[str, Any] = field(default_factory=dict)

@@ -25,20 +25,23 @@ ROOT = "tacos"  # the package's own __init__; as a prefix it would place every m
 
 # Lower layers never import higher ones. A module's layer is the longest entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
-    (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
+    (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity", "tacos.command",
+     "tacos.run_names"),
     ("tacos.llm", "tacos.data", "tacos.method"),
-    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir", "tacos.wandb_lineage"),
+    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir", "tacos.wandb_lineage",
+     "tacos.local_compute", "tacos.summary"),
     ("tacos.judges",),
     ("tacos.strategies", "tacos.cleaning", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
-    ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
+    ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.hydra_callbacks", "tacos.evaluate_judge", "tacos.dry_run"),
     ("run", "benchmarks", "scripts"),  # the applications: they use the package, nothing in it uses them
 ]
 APPLICATIONS = {"run": REPO / "run.py",
                 **{f"{p.parent.name}.{p.stem}": p for d in ("benchmarks", "scripts") for p in (REPO / d).glob("*.py")}}
 # run.py composes the config and hands it to the runner; it stays that thin.
 RUN_PY_IMPORTS = {"tacos.config", "tacos.hydra_callbacks", "tacos.pipeline", "tacos.tracking", "tacos.records",
-                  "tacos.stage", "tacos.llm.ledger"}
+                  "tacos.stage", "tacos.llm.ledger", "tacos.summary", "tacos.command",
+                  "tacos.local_compute"}
 MAX_LINES = 300
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ from conftest import REPO, run_cli, stub_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from tacos.run_names import run_label_of
 from tacos.pipeline import STAGE_ORDER
 from tacos.store import StageStore
 from tacos.tracking import run_identity
@@ -49,7 +51,7 @@ def test_paper_overlays_run_the_whole_chain(experiment, model):
     names = {"baseline_random": "random", "baseline_longest": "longest", "baseline_full": "full",
              "baseline_alpagasus": "alpagasus", "baseline_ifd": "ifd"}
     if experiment in names:
-        assert cfg.run_name == f"{cfg.dataset.name}-{names[experiment]}"
+        assert run_label_of(cfg.run_name) == f"{cfg.dataset.name}-{names[experiment]}"
     if experiment == "refined":
         assert stages.index("refine") < stages.index("train")
 
@@ -66,13 +68,66 @@ def test_smoke_is_the_whole_chain_on_cpu():
 def test_run_identity_names_and_groups():
     cfg = _compose("experiment=tacos_alpaca", "model=mistral7b")
     group, name, tags = run_identity(cfg, "/x/outputs/multirun/2026-11-29/10-00-00")
-    assert group == "sweep-2026-11-29-10-00-00" and name == "alpaca-tacos-mistral7b"
+    assert group == "sweep-2026-11-29-10-00-00" and name == f"{cfg.run_name}-mistral7b"
+    assert run_label_of(cfg.run_name) == "alpaca-tacos"
     assert {"dataset:alpaca", "selection:tacos", "scorer:contrastive", "clustering:kmeans", "model:mistral7b"} <= set(tags)
     # A single selection-only run: grouped by its own name, no model in the name.
     cfg = _compose("stages=[data,clean,tag]")
     assert run_identity(cfg, None)[:2] == (cfg.run_name, cfg.run_name)
     cfg = _compose("logger.group=paper", "experiment=baseline_random")
     assert run_identity(cfg, "/x/a/b")[0] == "paper"
+
+
+# -- run names ------------------------------------------------------------------------------------------------------
+SWEEPS = [[f"scorer/judge={j}" for j in ("llm_text", "llm_digit", "guarded_llm", "likelihood_gain")],
+          [f"scorer={s},clustering={c}" for s in ("contrastive", "single") for c in ("kmeans", "none")],
+          [f"experiment=tacos_alpaca,guard={g}" for g in ("relevance", "none")],
+          [f"experiment=baseline_random,selection.budget={b}" for b in (500, 1000)],
+          [f"seed={k}" for k in (0, 1, 2)]]
+
+
+@pytest.mark.parametrize("members", SWEEPS, ids=["scorer_judge", "ablation_2x2", "guard", "budget", "seed"])
+def test_members_of_a_sweep_have_distinct_names_and_registry_entries(members, tmp_path):
+    """Runs that differ in any selection setting (the scorer's judge, the guard, the budget, the seed...) get distinct
+    run names, hence distinct W&B names, model_ids and answers registry entries; a run may not replace an entry that a
+    run of another config made."""
+    from tacos.eval.registry import RegistryConflict, names, register_run
+    from tacos.stages.infer import registry_key
+
+    cfgs = [_compose("model=mistral7b", "stages=[data,select,export,train,infer]", *m.split(",")) for m in members]
+    for what in (lambda c: c.run_name, lambda c: run_identity(c, "/x/a/b")[1], lambda c: c.infer.model_id):
+        values = [what(c) for c in cfgs]
+        assert len(set(values)) == len(values), values
+    assert all("$" not in c.run_name for c in cfgs)
+    model_dir = tmp_path / "answers" / "mistral7b"
+    stage_dir = tmp_path / "run" / "infer"
+    (stage_dir / "model_answer" / "vicuna").mkdir(parents=True)
+    (stage_dir / "model_answer" / "vicuna" / "a.jsonl").write_text("{}\n")
+    manifest = {"stats": {"answer_files": {"vicuna": "model_answer/vicuna/a.jsonl"}}, "output_hash": "x"}
+    for c in cfgs:
+        register_run(model_dir, str(c.run_name), int(c.seed), stage_dir, manifest, registry_key(c))
+        register_run(model_dir, str(c.run_name), int(c.seed), stage_dir, manifest, registry_key(c))  # a re-run
+    assert len(names(model_dir)) == len(cfgs)
+    other = _compose("model=mistral7b", "train.max_steps=5", *members[0].split(","))
+    other_dir = tmp_path / "other_run" / "infer"  # another run (a re-run in the run dir that made it may replace it)
+    shutil.copytree(stage_dir, other_dir)
+    with pytest.raises(RegistryConflict, match="another config"):
+        register_run(model_dir, str(other.run_name), int(other.seed), other_dir, manifest, registry_key(other))
+    register_run(model_dir, str(other.run_name), int(other.seed), stage_dir, manifest, registry_key(other))
+
+
+def test_a_baseline_is_found_by_its_label(tmp_path):
+    from tacos.eval.registry import registered
+
+    model_dir = tmp_path / "m"
+    (model_dir / "alpaca-random-1a2b3c").mkdir(parents=True)
+    (model_dir / "alpaca-random-1a2b3c-seed1").mkdir()
+    assert registered(model_dir, "alpaca-random") == model_dir / "alpaca-random-1a2b3c"
+    assert registered(model_dir, "alpaca-random-seed1") == model_dir / "alpaca-random-1a2b3c-seed1"
+    assert registered(model_dir, "alpaca-longest") is None
+    (model_dir / "alpaca-random-ffffff").mkdir()
+    with pytest.raises(ValueError, match="name the one you mean in full"):
+        registered(model_dir, "alpaca-random")
 
 
 # -- the stage store -------------------------------------------------------------------------------------------------
@@ -116,9 +171,12 @@ def test_store_lock_makes_a_second_job_wait(tmp_path):
 
 
 def test_selection_is_computed_once_for_three_models(stub, tmp_path):
-    """A model sweep over the selection stages: the first job computes, the other two reuse (no backend call)."""
+    """A model sweep over the selection stages: the first job computes, the other two reuse (no backend call). (The
+    stages are named: choosing a model would add `train`.)"""
     sweep = tmp_path / "sweep"
-    out = run_cli(["-m", "model=tiny,llama2_7b,mistral7b", *stub_overrides(stub, tmp_path), "dataset.limit=16",
+    selection = ",".join(s for s in STAGE_ORDER[:STAGE_ORDER.index("export") + 1])
+    out = run_cli(["-m", "model=tiny,llama2_7b,mistral7b", f"stages=[{selection}]", *stub_overrides(stub, tmp_path),
+                   "dataset.limit=16",
                    "selection.budget=4", "clustering.k=4", "scorer.n_boot=20", f"hydra.sweep.dir={sweep}"])
     assert out.returncode == 0, out.stderr[-3000:]
     runs = sorted(p for p in sweep.iterdir() if (p / "export" / "manifest.json").is_file())
@@ -199,8 +257,48 @@ def test_smoke_selection_with_an_llm_judge_on_the_stub(stub, tmp_path):
 def test_multirun_checks_the_pool_files_before_any_job(tmp_path):
     env = {**os.environ, "DATASETS": "alpaca", "TACOS_ALPACA_PATH": str(tmp_path / "nope.json"),
            "TACOS_LIMA_PATH": str(tmp_path / "lima.json"), "SWEEP_ROOT": str(tmp_path / "grid")}
-    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run"], cwd=REPO, env=env, capture_output=True,
+    out = subprocess.run(["bash", str(REPO / "multirun.sh")], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert out.returncode == 2
     assert "TACOS_ALPACA_PATH" in out.stderr and "TACOS_LIMA_PATH" in out.stderr
     assert not (tmp_path / "grid").exists()  # nothing started
+
+
+def test_the_dry_run_flags_a_forecast_above_the_budget(tmp_path):
+    """Project issue 21, item 6: the forecast is compared with budget.max_usd, and the line says where the run would
+    stop and what to set; local compute is forecast in CPU-hours."""
+    from tacos.local_compute import budget_check, budget_warning
+
+    report = {"data": {"usd": 0.0}, "tag": {"usd": 6.61}, "score": {"usd": 5.52}, "judge": {"usd": 3.64},
+              "total": {"usd": 15.77}}
+    budget = budget_check(report, ["data", "tag", "score", "judge"], 5.0)
+    assert budget_warning(budget) == ("forecast $15.77 > budget.max_usd=5: the run would stop during tag; "
+                                      "set budget.max_usd=16")
+    assert budget_check(report, ["data", "tag", "score", "judge"], 20.0)["over"] is False
+    run_dir = tmp_path / "run"
+    out = run_cli(["dataset.limit=8", "stages=[data,tag,normalize,cluster,score]", "llm=openai", "dry_run=true",
+                   "budget.max_usd=0.0001", "logger=none", f"paths.output_dir={tmp_path / 'o'}",
+                   f"hydra.run.dir={run_dir}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    plan = json.loads((run_dir / "dry_run.json").read_text())
+    assert plan["budget"]["over"] and plan["budget"]["stops_during"] == "tag"
+    assert "the run would stop during tag; set budget.max_usd=1" in out.stderr
+    # the default scorer's likelihood passes and the relevance guard's embeddings run on this CPU
+    assert plan["score"]["cpu_hours"] > 0 and "cpu h" in out.stdout
+
+
+@pytest.mark.slow
+def test_multirun_dry_run_on_a_fresh_clone(tmp_path):
+    """No pool files, no LIMA file, hub offline: the dry run still forecasts the grid (pools at their known size from
+    stand-in rows, marked estimate; LIMA's sweep left out with a note)."""
+    env = {**os.environ, "PYTHON": str(Path(os.sys.executable)), "DATASETS": "alpaca", "MODELS": "mistral7b",
+           "ABLATION_MODELS": "mistral7b", "TACOS_ALPACA_PATH": str(tmp_path / "nope.json"),
+           "TACOS_LIMA_PATH": str(tmp_path / "lima.json"), "SWEEP_ROOT": str(tmp_path / "grid")}
+    out = subprocess.run(["bash", str(REPO / "multirun.sh"), "--dry-run", "llm=openai", "logger=none",
+                          "dataset.limit=20", f"paths.output_dir={tmp_path / 'o'}"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "lima: left out of this dry run" in out.stderr
+    rows = (tmp_path / "grid" / "plan.csv").read_text().splitlines()
+    assert len(rows) == 2 + 5 + 1 + 3, rows  # 5 baselines, TACOS, 3 ablation/refined runs, header and total
+    assert rows[-1].endswith("estimate")

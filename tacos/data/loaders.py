@@ -58,6 +58,7 @@ class PoolSource:
     unwrap_alpaca_prompt: bool = True
     hub_fallback: str | None = None  # a Hugging Face dataset name; its split is hf_split
     path_env: str | None = None  # the environment variable that sets `path`, named in the missing-file fix
+    expected_rows: int | None = None  # the pool's known size: a dry run that cannot read the pool forecasts this many
 
     def load(self, seed: int = 0) -> list[Record]:
         kw = dict(name=self.name, limit=self.limit, seed=seed, max_row_bytes=self.max_row_bytes,
@@ -135,6 +136,15 @@ def resolve_path(path: str | Path) -> Path:
                         "(relative paths are looked up in the working directory, then in the repository root).")
     if p.is_dir():
         raise DataError(f"{p}: is a directory; dataset.path must name one .json/.jsonl(.gz) file in it.")
+    if not p.is_file():  # a FIFO would block the read forever; a socket or device is no pool either
+        kind = "a FIFO (named pipe)" if p.is_fifo() else "not a regular file"
+        raise DataError(f"{p}: is {kind}; dataset.path must name a regular .json/.jsonl(.gz) file.")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read ({e.strerror or e}); check its permissions, or copy it somewhere "
+                        "readable and set dataset.path to the copy.") from None
     return p
 
 

@@ -4,7 +4,8 @@ A run dir is any folder holding stage folders: <run>/<stage>/manifest.json whose
 report's own folder aside). From each:
   * judge manifest stats: "pairwise" = {baseline: {test_set: {win, tie, lose, n, score, ...}}} and
     "mt_bench" = {turn1, turn2, overall, model, ...} (tacos.benchmarks, evaluate/README.md);
-  * names from <run>/.hydra/config.yaml (run_name, selection.name, model.name), else from the folder and manifests;
+  * names from <run>/summary.json (written when a run ends, names resolved), else <run>/.hydra/config.yaml resolved
+    (run_name, dataset.name, selection.name, model.name), else from the folder and manifests;
   * selection facts from the select/export manifests and LLM calls and cost summed over every stage.
 Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run. Figures:
 win_tie_lose.png and comparison.png (the runs side by side: win rates, and what each subset prefers).
@@ -23,9 +24,9 @@ from tacos.data.benchmark_sets import TEST_SETS
 REPORT_DIR = "report"
 MT_COLUMNS = ["mt_bench_turn1", "mt_bench_turn2", "mt_bench"]
 WTL = ("win", "tie", "lose", "score")
-RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
+RESULT_COLUMNS = ["run", "dataset", "selection", "model", "baseline", *MT_COLUMNS,
                   *(f"{t}_{k}" for t in TEST_SETS for k in WTL), "judge_informative"]
-SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged",
+SUMMARY_COLUMNS = ["run", "dataset", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged",
                    "scorer_informative", *(f"{k}_{w}" for k in ("mean_chars", "markdown") for w in ("selected", "pool")),
                    "score_length_rho"]
 # What the subset prefers (select manifest stats.prefers, tacos.method.subset_stats), in SUMMARY_COLUMNS' order.
@@ -44,11 +45,32 @@ class RunInfo:
 
     @property
     def run_name(self) -> str:
-        return str(self.config.get("run_name") or self.label)
+        summary = _read_json(self.path / "summary.json")
+        return str(summary.get("run_name") or self._resolved("run_name") or self.label)
+
+    @property
+    def dataset(self) -> str:
+        summary = _read_json(self.path / "summary.json")
+        return str(summary.get("dataset") or self._resolved("dataset.name") or "")
 
     @property
     def selection(self) -> str:
-        return str((self.config.get("selection") or {}).get("name") or "")
+        return str(self._resolved("selection.name") or "")
+
+    def _resolved(self, key: str):
+        """A value of the run's saved config with its interpolations resolved (Hydra saves them unresolved:
+        run_name reads ${dataset.name}-tacos there); None when it cannot be resolved here."""
+        if not self.config:
+            return None
+        from omegaconf import OmegaConf
+
+        import tacos.config  # noqa: F401  (registers the tacos_* resolvers)
+
+        try:
+            value = OmegaConf.select(OmegaConf.create(self.config), key, default=None)
+        except Exception:
+            return None
+        return None if value is None else str(value)
 
     def judge_informative(self, stage: str) -> bool | None:
         """The gate's verdict on a stage's judge when the run last ended (<run_dir>/gate.json)."""
@@ -123,7 +145,7 @@ def result_rows(runs: list[RunInfo]) -> list[list]:
         per_baseline = stats.get("pairwise") or {"": {}}
         for baseline, per_set in sorted(per_baseline.items()):
             cells = [(per_set.get(t) or {}).get(k) for t in TEST_SETS for k in WTL]
-            rows.append([run.run_name, run.selection, run.model, baseline, *mt_cells, *cells,
+            rows.append([run.run_name, run.dataset, run.selection, run.model, baseline, *mt_cells, *cells,
                          run.judge_informative("judge")])
     return rows
 
@@ -138,7 +160,7 @@ def summary_rows(runs: list[RunInfo]) -> list[list]:
         llm = [m.get("llm") or {} for m in run.manifests.values()]
         sha = export.get("stats", {}).get("subset_sha256")
         prefers = select.get("stats", {}).get("prefers") or {}
-        rows.append([run.run_name, run.selection, select.get("counts", {}).get("selected"),
+        rows.append([run.run_name, run.dataset, run.selection, select.get("counts", {}).get("selected"),
                      sha[:16] if sha else None, sum(int(x.get("calls", 0)) for x in llm),
                      round(sum(float(x.get("cost_usd", 0.0)) for x in llm), 6), "judge" in run.manifests,
                      run.judge_informative("score"), *(prefers.get(k) for k in PREFERS)])
@@ -162,18 +184,19 @@ def _fmt(v) -> str:
 
 def markdown(results: list[list], summary: list[list], root: Path) -> str:
     """The paper's layout: MT-Bench score, then W/T/L (score) per test set, one row per selection x model."""
-    head = ["Run", "Selection", "Model", "vs", "MT-Bench (T1/T2)", *(f"{t} W/T/L (score)" for t in TEST_SETS)]
+    head = ["Run", "Dataset", "Selection", "Model", "vs", "MT-Bench (T1/T2)",
+            *(f"{t} W/T/L (score)" for t in TEST_SETS)]
     lines = [f"# TACOS results: {root}", ""]
     if results:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in results:
-            mt = f"{_fmt(r[6])} ({_fmt(r[4])}/{_fmt(r[5])})" if r[6] is not None or r[4] is not None else "–"
+            mt = f"{_fmt(r[7])} ({_fmt(r[5])}/{_fmt(r[6])})" if r[7] is not None or r[5] is not None else "–"
             sets = []
             for i in range(len(TEST_SETS)):
-                w, t, lo, s = r[7 + 4 * i: 11 + 4 * i]
+                w, t, lo, s = r[8 + 4 * i: 12 + 4 * i]
                 sets.append("–" if w is None else f"{w}/{t}/{lo} ({_fmt(s)})")
-            vs = (r[3] or "–") + (f" {NOT_INFORMATIVE}" if r[-1] is False else "")
-            lines.append("| " + " | ".join([r[0], r[1], r[2], vs, mt, *sets]) + " |")
+            vs = (r[4] or "–") + (f" {NOT_INFORMATIVE}" if r[-1] is False else "")
+            lines.append("| " + " | ".join([r[0], r[1] or "–", r[2], r[3], vs, mt, *sets]) + " |")
         if any(r[-1] is False for r in results):
             lines += ["", f"{NOT_INFORMATIVE}: the judge did not pass the gate (not measured above chance on labelled "
                           f"pairs, or it follows position): these numbers do not show which model is better."]

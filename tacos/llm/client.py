@@ -40,6 +40,27 @@ from tacos.llm.wire import (MalformedResponse, Reply, context_exceeded, is_loopb
                             response_format, retry_after_seconds)
 
 log = logging.getLogger(__name__)
+# The HTTP libraries log every request at INFO ("HTTP Request: POST ... 200 OK": ~150k lines for Alpaca-52k): those
+# lines are DEBUG here, shown only when their logger is at DEBUG (hydra.verbose=true or hydra.verbose=httpx2).
+HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "openai._base_client")
+
+
+class RequestLinesAtDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def http_lines_at_debug() -> None:
+    for name in HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RequestLinesAtDebug) for f in logger.filters):
+            logger.addFilter(RequestLinesAtDebug())
+
+
+http_lines_at_debug()
 
 _RETRY_STATUS = {408, 409, 429}  # plus every 5xx; the same set the openai SDK itself retries
 _FATAL_STATUS = {401, 403, 404}  # wrong key, no permission, wrong model or URL: no call can succeed

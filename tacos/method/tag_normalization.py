@@ -7,7 +7,7 @@ NormalizeSpec is the stage's config (the `normalize` section of conf/config.yaml
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping, Sequence
@@ -247,20 +247,26 @@ def normalize_tags(record_tags: Mapping[str, Sequence[str]], *, alpha: int, orde
     return out, tag_map, stats
 
 
+def _most_frequent_raw(tag_map: Sequence[TagMapEntry]) -> dict[str, TagMapEntry]:
+    best: dict[str, TagMapEntry] = {}
+    for e in (e for e in tag_map if e.canonical is not None and not e.reason.startswith("association:")):
+        if e.canonical not in best or (e.count, best[e.canonical].raw) > (best[e.canonical].count, e.raw):
+            best[e.canonical] = e
+    return best
+
+
+def display_names(tag_map: Sequence[TagMapEntry]) -> dict[str, str]:
+    """canonical tag -> its most frequent raw tag as written, for plots (two that read the same keep their stem)."""
+    best = {c: " ".join(e.raw.split()) or c for c, e in _most_frequent_raw(tag_map).items()}
+    seen = Counter(best.values())
+    return {c: (label if seen[label] == 1 else f"{label} [{c}]") for c, label in sorted(best.items())}
+
+
 def surface_forms(tag_map: Sequence[TagMapEntry]) -> dict[str, str]:
     """canonical tag -> its most frequent raw form, lowercased with non-word runs as spaces (ties: alphabetical).
-
-    Stems are poor embedding inputs ("geometri", "creativ write"): embed these readable forms instead and map
-    the labels back through this dict. Raw forms merged in by association do not count: "a" must not be
-    displayed as the tag it was merged into.
-    """
-    best: dict[str, TagMapEntry] = {}
-    for e in tag_map:
-        if e.canonical is None or e.reason.startswith("association:"):
-            continue
-        held = best.get(e.canonical)
-        if held is None or (e.count, held.raw) > (held.count, e.raw):
-            best[e.canonical] = e
+    Stems are poor embedding inputs ("geometri", "creativ write"): embed these readable forms instead and map the
+    labels back through this dict. Raw forms merged in by association do not count ("a" is not shown as its merge)."""
+    best = _most_frequent_raw(tag_map)
     return {c: " ".join(_NON_WORD.sub(" ", e.raw.lower()).split()) for c, e in sorted(best.items())}
 
 

@@ -56,6 +56,10 @@ FINETUNING_CHOICES = ("full", "lora", "qlora")
 REPORT_CHOICES = ("auto", "wandb", "none")
 
 
+# TrainConfig fields that say where or how a run is launched, not what is trained: not part of a training's identity.
+NOT_IDENTITY = ("master_addr", "master_port", "node_rank", "resume", "allow_cpu")
+
+
 @dataclass
 class TrainConfig:
     """The `train` config group: where the data comes from, where the model goes, and how it is launched."""

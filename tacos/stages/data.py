@@ -17,8 +17,8 @@ class DataStage(StageBase):
         ds.pop("path_env", None)  # only named in an error message
         # The file's content, not its location, identifies the pool; the path is resolved exactly as the loader
         # resolves it (~, the working directory, then the repository root), so an edited file is never stale.
-        file = find_file(path) if path else None
-        if file is not None:
+        file = resolve_path(path) if path and find_file(path) is not None else None  # a directory, FIFO or unreadable
+        if file is not None:                                                     # file: one line naming it
             ds.pop("hub_fallback", None)  # unused while the file exists: runs made before it existed keep their id
         elif path and not ds.get("hub_fallback"):
             resolve_path(path)  # raises: the file is missing and nothing stands in for it

@@ -14,7 +14,8 @@ from pathlib import Path
 from tacos.config import config_hash, to_container
 from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS, question_file
 from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
-from tacos.eval.registry import register_run
+from tacos.eval.registry import check_entry, entry_name, register_run
+from tacos.run_names import selection_config
 from tacos.stage import StageBase, StageResult, component, files_read
 
 
@@ -46,11 +47,33 @@ class InferStage(StageBase):
     def plan(self, ctx) -> dict:
         return forecast_infer(ctx, ctx.component("infer"), judge_asks(ctx.cfg))
 
+    def preflight(self, cfg, run_dir: Path | None) -> None:
+        """Before anything runs: this run may not replace a registry entry that another run of another config made."""
+        check_entry(_model_dir(cfg) / entry_name(str(cfg.run_name), int(cfg.seed)), registry_key(cfg), run_dir)
+
     def publish(self, cfg, stage_dir: Path, manifest: dict) -> None:
-        """Register this run's answers under <answers_dir>/<model>/<run_name>[-seed<k>]/ (the base model's under
-        base[-seed<k>]/), so other runs name them as pairwise baselines: [baseline_random, base]."""
-        register_run(Path(cfg.paths.answers_dir) / str(cfg.model.name), str(cfg.run_name), int(cfg.seed),
-                     stage_dir, manifest)
+        """Register this run's answers under <answers_dir>/<model>/<run_name>/ (the base model's under
+        base[-seed<k>]/), so other runs name them as pairwise baselines: [alpaca-random, base]."""
+        register_run(_model_dir(cfg), str(cfg.run_name), int(cfg.seed), stage_dir, manifest, registry_key(cfg))
+
+
+def _model_dir(cfg) -> Path:
+    return Path(cfg.paths.answers_dir) / str(cfg.model.name)
+
+
+def registry_key(cfg) -> str:
+    """What the registered answers are a function of: the selection config, the model and its training, the answer
+    settings and the seed (the same key for a re-run of the same command on this machine)."""
+    from omegaconf import OmegaConf
+
+    from tacos.sft.spec import NOT_IDENTITY as _NOT_IDENTITY
+
+    def part(key: str):
+        return to_container(OmegaConf.select(cfg, key, default=None))
+
+    train = {k: v for k, v in (part("train") or {}).items() if k not in _NOT_IDENTITY}
+    return config_hash({"selection": selection_config(cfg), "model": part("model"), "train": train,
+                        "infer": part("infer"), "seed": int(cfg.seed)})[:16]
 
 
 def judge_asks(cfg) -> dict:

@@ -24,7 +24,7 @@ class NormalizeStage(StageBase):
         return to_container(cfg.normalize)
 
     def run(self, ctx) -> StageResult:
-        from tacos.method.tag_normalization import normalize_tags, surface_forms
+        from tacos.method.tag_normalization import display_names, normalize_tags, surface_forms
         from tacos.plots import tag_frequency_histogram
 
         spec = ctx.component("normalize")
@@ -44,9 +44,11 @@ class NormalizeStage(StageBase):
             json.dumps(surface_forms(tag_map), indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         raw_counts = Counter(t for tags in raw.values() for t in tags)
         canon_counts = Counter(t for tags in canonical.values() for t in tags)
+        labels = display_names(tag_map)  # the plot shows each canonical tag as the tagger most often wrote it
         tag_frequency_histogram(raw_counts, ctx.out_dir / "raw_tag_frequency.png", title="Raw tags")
-        tag_frequency_histogram(canon_counts, ctx.out_dir / "tag_frequency.png",
-                                title="Canonical tags after normalization")
+        tag_frequency_histogram(Counter({labels.get(t, t): n for t, n in canon_counts.items()}),
+                                ctx.out_dir / "tag_frequency.png",
+                                title="Tags after normalization (each shown in its most frequent written form)")
         ctx.add_plot(ctx.out_dir / "raw_tag_frequency.png")
         ctx.add_plot(ctx.out_dir / "tag_frequency.png")
         merges = [e for e in tag_map if e.reason.startswith("association")]

@@ -23,10 +23,11 @@ from tacos.records import file_sha256
 from tacos.sft import forecast, launch, outputs, preflight, recipe
 from tacos.sft.validate import ValidationJob, validate_recipe
 from tacos.stage import StageBase, StageError, StageResult, component, empty_plan, files_read
+from tacos.stage_io import pool_for_plan
 
 log = logging.getLogger(__name__)
 
-_NOT_IDENTITY = ("master_addr", "master_port", "node_rank", "resume", "allow_cpu")
+from tacos.sft.spec import NOT_IDENTITY as _NOT_IDENTITY  # noqa: E402
 _COPIED = ("trainer_state.json", "trainer_log.jsonl", "train_results.json", "training_loss.png")
 
 
@@ -155,7 +156,7 @@ class TrainStage(StageBase):
             if not selector.inputs:  # an external list (e.g. LIMA): its own rows
                 rows = len(preflight.load_rows(absolute(selector.path)))
             elif not rows:
-                rows = len(ctx.component("dataset").load(seed=ctx.seed))  # the full pool is trained on
+                rows = len(pool_for_plan(ctx))  # the full pool is trained on
             tokens = int(rows) * int(tcfg.tokens_per_row)
         return {**empty_plan(), "gpu_hours": round(forecast.gpu_hours(spec, tcfg, tokens), 3), "train_tokens": tokens,
                 "tokens_counted": counted}

@@ -74,6 +74,55 @@ def test_lone_surrogate_through_run_py(tmp_path):
     assert not (tmp_path / "run" / "data" / "manifest.json").exists()
 
 
+# ---- a path that is no readable file ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_directory_or_fifo_as_the_pool_is_one_line_naming_it(tmp_path, kind):
+    """Project issue 21, item 9: not a traceback from hashing the input (IsADirectoryError), not a read that blocks on
+    a FIFO forever: one line naming the path, exit 2, no manifest."""
+    path = tmp_path / "pool_in"
+    if kind == "directory":
+        path.mkdir()
+        write_pool(path / "pool.jsonl", sample_rows(3))
+    else:
+        os.mkfifo(path)
+    out = run_cli(["stages=[data]", "dataset=jsonl", f"dataset.path={path}", "logger=none",
+                   f"paths.output_dir={tmp_path / 'o'}", f"hydra.run.dir={tmp_path / 'run'}"], timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = error_lines(out.stderr)
+    assert "DataError" in line and str(path) in line
+    assert ("directory" if kind == "directory" else "FIFO") in line
+    assert "Traceback" not in out.stderr and "IsADirectoryError" not in out.stderr
+    assert not list((tmp_path / "run").glob("*/manifest.json"))
+
+
+def test_an_unreadable_pool_is_one_line_naming_it(tmp_path, monkeypatch):
+    """chmod 000 does not stop root (the tests may run as root): the open is made to fail as it would for a user."""
+    import builtins
+
+    import tacos.data.loaders as loaders
+    from tacos.stages.data import STAGE
+
+    pool = write_pool(tmp_path / "pool.jsonl", sample_rows(3))
+    real_open = builtins.open
+
+    def no_permission(file, *args, **kwargs):
+        if str(file) == str(pool):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(loaders, "open", no_permission, raising=False)
+    cfg = compose_cfg(["stages=[data]", "dataset=jsonl", f"dataset.path={pool}", "logger=none",
+                       f"paths.output_dir={tmp_path / 'o'}"])
+    for attempt in (lambda: STAGE.config_slice(cfg), lambda: load_records(pool)):
+        with pytest.raises(DataError, match="cannot be read") as e:
+            attempt()
+        assert str(pool) in str(e.value) and "Permission denied" in str(e.value)
+    with pytest.raises(DataError, match="cannot be read"):
+        Pipeline(cfg, tmp_path / "run").run()
+    assert not list((tmp_path / "run").glob("*/manifest.json"))
+
+
 def test_writing_a_lone_surrogate_names_file_and_row(tmp_path):
     with pytest.raises(ValueError, match=r"out\.jsonl: row 1 \(0-based\) holds text that is not valid Unicode"):
         write_jsonl(tmp_path / "out.jsonl", [{"a": "fine"}, {"a": UNPAIRED}])

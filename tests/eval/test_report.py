@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs, result_rows, summary_rows
+from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs, result_rows, summary_rows, write_report
 
 
 def wtl(win: int, tie: int, lose: int) -> dict:
@@ -82,6 +82,25 @@ def test_rows_and_columns(sweep):
     assert summary[0]["llm_calls"] == 160 and summary[0]["cost_usd"] == 1.03 and summary[0]["subset_sha256"] == "ab" * 8
 
 
+def test_report_resolves_run_names_and_names_the_dataset(tmp_path):
+    """Hydra saves .hydra/config.yaml unresolved (run_name: ${dataset.name}-tacos): the report resolves it, and the
+    resolved name written at the end of a run (summary.json) wins; two datasets' TACOS runs are told apart."""
+    root = tmp_path / "sweep"
+    for i, ds in enumerate(("alpaca", "evol_instruct")):
+        run = make_run(root, f"{i}_tacos", "${dataset.name}-tacos", "tacos",
+                       {"select": manifest("select", {"selected": 6})})
+        cfg = (run / ".hydra" / "config.yaml").read_text().replace("run_name: ${dataset.name}-tacos",
+                                                                     "run_name: '${dataset.name}-tacos'")
+        (run / ".hydra" / "config.yaml").write_text(cfg + f"dataset:\n  name: {ds}\n")
+    (root / "1_tacos" / "summary.json").write_text(json.dumps({"run_name": "evol_instruct-tacos-1a2b3c",
+                                                               "dataset": "evol_instruct"}))
+    summary = [dict(zip(SUMMARY_COLUMNS, r)) for r in summary_rows(find_runs(root))]
+    assert [(s["run"], s["dataset"]) for s in summary] == [("alpaca-tacos", "alpaca"),
+                                                           ("evol_instruct-tacos-1a2b3c", "evol_instruct")]
+    md = write_report(root, tmp_path / "out")["markdown"]
+    assert "${" not in md and "| alpaca-tacos | alpaca | tacos |" in md
+
+
 def test_tacos_report_cli(sweep, tmp_path):
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, "-m", "tacos.cli", "report", str(sweep), "--out", str(out)], cwd=REPO,
@@ -92,7 +111,7 @@ def test_tacos_report_cli(sweep, tmp_path):
         table = list(csv.reader(f))
     assert table[0] == RESULT_COLUMNS and len(table) == 4
     md = (out / "report.md").read_text()
-    assert "| sample-tacos-contrastive-kmeans | tacos | tiny-tacos | alpaca-52k | 5.00 (5.50/4.50) |" in md
+    assert "| sample-tacos-contrastive-kmeans | – | tacos | tiny-tacos | alpaca-52k | 5.00 (5.50/4.50) |" in md
     assert "sample-longest-length-none" in md  # listed among the selection runs
     script = Path(sys.executable).with_name("tacos")  # the console script, once the package is installed
     if script.is_file():

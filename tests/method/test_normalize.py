@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from tacos.method.tag_normalization import TagMapEntry, effective_alpha, normalize_tags, rule_normalize, surface_forms
+from tacos.method.tag_normalization import (TagMapEntry, display_names, effective_alpha, normalize_tags,
+                                            rule_normalize, surface_forms)
 
 
 @pytest.mark.parametrize("tag, expected", [
@@ -159,6 +160,9 @@ def test_surface_forms_pick_the_most_frequent_unmerged_raw_form():
     # frequent than any single raw form of "creativ write" but must not name it
     assert _by_raw(tag_map)["Poetry"].canonical == "creativ write"
     assert surface_forms(tag_map) == {"creativ write": "creative writing", "geometri": "geometry"}
+    # The plots show the tag as written most often (not the stem, not lowercased): "Creative Writing" twice vs
+    # "creative writing!" twice -> the tie goes to the alphabetically first raw string
+    assert display_names(tag_map) == {"creativ write": "Creative Writing", "geometri": "Geometry"}
 
 
 def test_normalize_spec_thresholds_and_clear_errors():
