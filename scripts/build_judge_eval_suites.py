@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from tacos.data.loaders import unwrap_alpaca_one_line  # noqa: E402
 from tacos.data.preference_pairs import load_preference_pairs, load_single_ratings  # noqa: E402
-from tacos.data.splits import _normalized, source_split, suite_half  # noqa: E402
+from tacos.data.splits import normalized_text, source_split, suite_half  # noqa: E402
 from tacos.records import dumps, record_id  # noqa: E402
 
 PAIR_SOURCE = "judgment_examples/mt_bench_pair__WHATMAKESGOOD_1k_sharegpt-score.jsonl"
@@ -201,7 +201,7 @@ def build_swapped(reference: Path) -> tuple[list[dict], dict[str, int]]:
         split = unwrap_alpaca_one_line(row["conversations"][0]["value"])
         if split is None:
             raise SystemExit(f"{SWAP_SOURCE} row {k}: human turn has no one-line Alpaca wrapper.")
-        if _normalized(split[0]) not in excluded:
+        if normalized_text(split[0]) not in excluded:
             rows.append((k, *split, row["conversations"][1]["value"]))
     rng = random.Random(SEED)
     chosen = sorted(rng.sample(range(len(rows)), SWAP_PAIRS))
@@ -260,9 +260,9 @@ def excluded_instructions() -> set[str]:
     (AlpacaEval's eval set is not bundled; its koala / self-instruct / vicuna parts are among the 5 test sets.)"""
     out = set()
     for path in sorted((REPO / "data" / "test_sets").glob("*.jsonl")):
-        out |= {_normalized(r["instruction"]) for r in read_jsonl(path)}
+        out |= {normalized_text(r["instruction"]) for r in read_jsonl(path)}
     for q in read_jsonl(REPO / "data" / "mt_bench" / "question.jsonl"):
-        out |= {_normalized(t) for t in q["turns"]}
+        out |= {normalized_text(t) for t in q["turns"]}
     return out
 
 
@@ -293,7 +293,7 @@ def alpagasus_rows(reference: Path) -> tuple[list[dict], dict[str, int]]:
         stats["positives"] += key in rated
         if source_split(r["instruction"], r["input"]) == "train":
             stats["train"] += 1
-        elif _normalized(r["instruction"]) in excluded:
+        elif normalized_text(r["instruction"]) in excluded:
             stats["test_set_instruction"] += 1
         elif not r["output"].strip():
             stats["empty_output"] += 1
@@ -348,7 +348,7 @@ def build_alpagasus_pair(reference: Path) -> tuple[list[dict], dict[str, int]]:
             good = rows[p]
             options = sorted(k for k in free if labels[k] == labels[p]
                              and length_ratio(rows[k]["output"], good["output"]) <= MAX_LENGTH_RATIO
-                             and _normalized(rows[k]["instruction"]) != _normalized(good["instruction"]))
+                             and normalized_text(rows[k]["instruction"]) != normalized_text(good["instruction"]))
             if not options:
                 continue
             bad = rows[rng.choice(options)]
@@ -402,7 +402,7 @@ def build_cross(reference: Path) -> tuple[list[dict], dict[str, int]]:
     from tacos.data.planted import KINDS, plant
 
     excluded = excluded_instructions()
-    rows = [r for r in alpaca_rows(reference, SWAP_SOURCE) if _normalized(r[0]) not in excluded]
+    rows = [r for r in alpaca_rows(reference, SWAP_SOURCE) if normalized_text(r[0]) not in excluded]
     labels = KMeans(CROSS_CLUSTERS, random_state=SEED, n_init=10).fit_predict(
         embed([f"{x[0]}\n{x[1]}" for x in rows]))
     rng = random.Random(SEED)
@@ -506,7 +506,7 @@ def real_defect_rows(reference: Path) -> tuple[list[dict], list[dict], dict[str,
     defects, good, stats = [], [], {}
 
     def take(instruction: str, input: str, output: str, kind: str | None, source: str) -> None:
-        key = (_normalized(instruction), _normalized(input))
+        key = (normalized_text(instruction), normalized_text(input))
         if key in seen or key[0] in excluded or not output.strip():
             return
         seen.add(key)

@@ -13,7 +13,7 @@ from conftest import REPO
 
 import tacos.code_identity
 from tacos.code_identity import is_project_module, object_modules
-from tacos.pipeline import code_version
+from tacos.stage_identity import code_version
 from tacos.stages import get_stage
 
 

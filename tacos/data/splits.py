@@ -17,12 +17,13 @@ from typing import Literal
 TEST_BELOW, DEV_BELOW = 0.5, 0.75
 
 
-def _normalized(text: str) -> str:
+def normalized_text(text: str) -> str:
+    """Whitespace collapsed, lower case: the form two source rows are compared in."""
     return " ".join((text or "").split()).lower()
 
 
 def source_fraction(instruction: str, input: str = "") -> float:
-    key = _normalized(instruction) + "\x1f" + _normalized(input)
+    key = normalized_text(instruction) + "\x1f" + normalized_text(input)
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
 
 

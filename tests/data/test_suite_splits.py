@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tacos.data.splits import _normalized, source_split, suite_half
+from tacos.data.splits import normalized_text, source_split, suite_half
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "data" / "judge_eval"
@@ -50,20 +50,20 @@ def test_no_instruction_in_two_halves_across_suites():
         half = path.stem.rsplit("_", 1)[1]
         for row in rows(path):
             for instruction, input in sources(row):
-                key = _normalized(instruction) + "\x1f" + _normalized(input)
+                key = normalized_text(instruction) + "\x1f" + normalized_text(input)
                 assert seen.setdefault(key, (half, path.name))[0] == half, (path.name, seen[key], instruction[:80])
 
 
 def test_no_test_set_or_mt_bench_instruction_outside_the_mt_bench_suites():
     banned = set()
     for path in sorted((REPO / "data" / "test_sets").glob("*.jsonl")):
-        banned |= {_normalized(r["instruction"]) for r in rows(path)}
+        banned |= {normalized_text(r["instruction"]) for r in rows(path)}
     for q in rows(REPO / "data" / "mt_bench" / "question.jsonl"):
-        banned |= {_normalized(t) for t in q["turns"]}
+        banned |= {normalized_text(t) for t in q["turns"]}
     for path in FILES:
         if not path.name.startswith("mt_bench"):
             for row in rows(path):
-                assert not {_normalized(i) for i, _ in sources(row)} & banned, path.name
+                assert not {normalized_text(i) for i, _ in sources(row)} & banned, path.name
 
 
 def test_alpagasus_suites_hold_no_train_row():
