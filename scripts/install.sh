@@ -24,7 +24,9 @@ if [ ! -x "$VENV/bin/python" ] && ! python_ok "$PYTHON"; then
 fi
 case "$TORCH" in cpu|cuda) ;; *) echo "error: TORCH=$TORCH: use TORCH=cpu or TORCH=cuda" >&2; exit 2 ;; esac
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+# --no-compile: no .pyc for ~190 packages up front (~400 MB, a good part of the install's CPU time); Python writes
+# them on first import, for the modules a run uses.
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --no-compile)
 
 # torch first, pinned by scripts/torch-$TORCH.txt in every pip call below, so no extra can move it (a plain `torch`
 # requirement would pull PyPI's multi-GB CUDA build). On CPU, PyPI's x86_64 torchvision/torchaudio are CUDA builds

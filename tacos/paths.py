@@ -18,8 +18,9 @@ _CHECKOUT = PACKAGE_DIR.parent
 INSTALLED = not (_CHECKOUT / "conf" / "config.yaml").is_file()  # a wheel's copy, not a checkout (or editable install)
 REPO_ROOT = PACKAGE_DIR / "_bundled" if INSTALLED else _CHECKOUT
 BUNDLED_DATA_DIR = REPO_ROOT / "data"
-# Hydra's config search path: the package's copy (pkg://) when installed, the checkout's conf/ otherwise.
-CONFIG_PATH = "pkg://tacos._bundled.conf" if INSTALLED else str(REPO_ROOT / "conf")
+# Hydra's primary config folder, by its file path in both layouts (pkg:// would need an __init__.py in every folder
+# of conf/; a wheel is installed unpacked, so the path exists).
+CONFIG_PATH = str(REPO_ROOT / "conf")
 
 
 def absolute(path: str | Path) -> Path:
