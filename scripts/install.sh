@@ -55,5 +55,7 @@ if [ -d ../shared/wheels ]; then
     EXTRAS="$EXTRAS,llama-cpp-python"
   fi
 fi
+# The distribution was called `tacos` before (taken on PyPI): drop an old editable install of it from this venv.
+if "$VENV/bin/python" -m pip show -q tacos 2>/dev/null; then "$VENV/bin/python" -m pip uninstall -y -q tacos; fi
 DS_BUILD_OPS=0 "${PIP[@]}" "${FIND_LINKS[@]}" -c scripts/constraints.txt -c "scripts/torch-$TORCH.txt" -e ".[${EXTRAS}]"
 echo "TACOS installed in $VENV (torch: $TORCH, extras: $EXTRAS)"
