@@ -3,7 +3,7 @@
 
     python run.py                                   # embedded default: bundled sample pool, local LLM
     python run.py dataset=jsonl dataset.path=F      # your pool
-    python run.py stages=[data,tag,normalize]       # a subset of stages
+    python run.py stages=[data,clean,tag,normalize] # a subset of stages
     python run.py -m scorer=contrastive,single clustering=kmeans,none   # the ablation grid
     python run.py dry_run=true                      # forecast LLM calls / tokens / cost, call nothing
     python run.py --help                            # the common commands and the config groups

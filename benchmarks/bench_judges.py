@@ -7,7 +7,9 @@ the README), a JSON file and, for the `test` halves, the measurements the gate r
     .venv/bin/python benchmarks/bench_judges.py --split test                 # report here
     .venv/bin/python benchmarks/bench_judges.py --split test --candidates default relevance --suites refined_balanced
 
-Tune on the `dev` halves only; report the `test` halves.
+Tune on the `dev` halves only; report the `test` halves. Beside every judge: the ladder of trivial rungs (fitted on
+the dev half by `tacos judge-eval`), the best rung and the one-sided paired p of the judge above it (what the gate
+reads); agreement is over ALL items (no verdict = a tie) with Wilson intervals. Suites not built yet are skipped.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from tacos.evaluate_judge import evaluate_judge  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 COMMITTED = RESULTS / "judge_eval_measurements.jsonl"
-PAIR_SUITES = ("swapped_response", "cross_instruction", "refined_balanced", "mt_bench_pair")
-RATING_SUITES = ("mt_bench_single",)
+PAIR_SUITES = ("swapped_response", "cross_instruction", "real_defects", "alpagasus_pair", "refined_balanced",
+               "mt_bench_pair")
+RATING_SUITES = ("alpagasus_rating", "mt_bench_single")
 # name -> (Hydra overrides, what it is). A rating judge is measured on pairs as the contrastive scorer uses it
 # (the higher rating wins) and on ratings through scorer=single.
 CANDIDATES: dict[str, tuple[list[str], str]] = {
@@ -54,6 +57,9 @@ def run(candidates: list[str], suites: list[str], split: str, work: Path, n_boot
             if ratings and name not in RATING_JUDGES:
                 continue  # ratings grade one answer at a time
             file = REPO / "data" / "judge_eval" / f"{suite}_{split}.jsonl"
+            if not file.is_file():
+                print(f"skipped: {file} does not exist (build it with scripts/build_judge_eval_suites.py)", flush=True)
+                continue
             extra = ["scorer=single", *[o for o in overrides if o != "scorer=single"]] if ratings else overrides
             measurements = f"gate.measurements=[{COMMITTED}]" if record else \
                 f"gate.measurements=[{work / 'measurements.jsonl'}]"
@@ -70,34 +76,65 @@ def _ci(v, ci) -> str:
     return "–" if v is None else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{v:.2f}"
 
 
+def headline(r: dict) -> tuple[str, float | None, list | None]:
+    """(metric, value, CI) a row is ranked by: agreement over all items for pairs (valid-only agreement for rows
+    measured before the ladder), AUC for binary ratings, else Spearman."""
+    if "agreement" in r:
+        metric = "agreement_all" if r.get("agreement_all") is not None else "agreement"
+    else:
+        metric = "auc" if r.get("auc") is not None else "spearman"
+    return metric, r.get(metric), r.get(f"{metric}_ci")
+
+
+def _prefix(metric: str) -> str:
+    return {"auc": "AUC ", "spearman": "ρ "}.get(metric, "")
+
+
+def _best(r: dict) -> str:
+    if not r.get("best_rung"):
+        return "–"
+    return f"{r['best_rung']} {_ci(r.get('best_rung_value'), r.get('best_rung_ci'))}"
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| judge | suite | n | agreement [95% CI] / Spearman [95% CI] | always-longer / length ρ | invalid | "
-             "first position | answer mass | s/item |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| judge | suite | n | agreement (all items) / AUC / Spearman [95% CI] | valid-only agreement | "
+             "best trivial rung [95% CI] | p (judge > best rung) | invalid | first position | answer mass | s/item |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        pair = "agreement" in r
-        main = _ci(r["agreement"], r["agreement_ci"]) if pair else "ρ " + _ci(r["spearman"], r.get("spearman_ci"))
-        base = r["baseline_longer"] if pair else r.get("baseline_length_spearman")
-        cells = [r["candidate"], r["suite"], r["n"], main, "–" if base is None else f"{base:.2f}",
+        metric, v, ci = headline(r)
+        main = _prefix(metric) + _ci(v, ci)
+        valid = _ci(r.get("agreement"), r.get("agreement_ci")) if "agreement" in r else "–"
+        cells = [r["candidate"], r["suite"], r["n"], main, valid, _best(r), r.get("p_vs_best_rung"),
                  r.get("invalid_rate"), r.get("first_position_win_rate"), r.get("mean_answer_mass"),
                  r.get("seconds_per_item")]
-        lines.append("| " + " | ".join("–" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c)
+        lines.append("| " + " | ".join("–" if c is None else f"{c:.3f}" if isinstance(c, float) else str(c)
                                        for c in cells) + " |")
     return "\n".join(lines)
 
 
 def wide_markdown(rows: list[dict], split: str) -> str:
-    """One row per judge, one column per suite (agreement or Spearman with its CI), the trivial baselines first and
-    the seconds per labelled item (the slowest suite's) last: the README table."""
+    """One row per judge, one column per suite (agreement over all items, AUC or Spearman, with its CI; † where the
+    one-sided paired test puts it above the suite's best trivial rung, p < 0.05), the ladder's rungs first (fitted
+    on the dev half; * the best rung of the suite) and the seconds per labelled item (the slowest suite's) last: the
+    README table."""
     suites = [s for s in (*PAIR_SUITES, *RATING_SUITES) if any(r["suite"] == f"{s}_{split}" for r in rows)]
     cell = {(r["candidate"], r["suite"]): r for r in rows}
     head = ["judge", *[s.replace("_", " ") for s in suites], "s/item"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    base = []
-    for s in suites:
-        r = next((r for r in rows if r["suite"] == f"{s}_{split}"), {})
-        b = r.get("baseline_longer", r.get("baseline_length_spearman"))
-        base.append("–" if b is None else f"{'ρ ' if s in RATING_SUITES else ''}{b:.2f}")
-    lines.append("| *always the longer answer / length* | " + " | ".join(base) + " | 0 |")
+    ladder = {s: next((r for r in rows if r["suite"] == f"{s}_{split}" and r.get("ladder")), None) for s in suites}
+    rungs = list(dict.fromkeys(k for r in ladder.values() if r for k in r["ladder"]))
+    for rung in rungs:
+        cells = []
+        for s in suites:
+            r = ladder[s]
+            entry = (r or {}).get("ladder", {}).get(rung)
+            if not entry:
+                cells.append("")
+                continue
+            metric = r["ladder_metric"]
+            cells.append(_prefix(metric) + _ci(entry.get(metric), entry.get(f"{metric}_ci")) + ("*" if r["best_rung"] == rung
+                                                                                      else ""))
+        lines.append(f"| *{rung}* | " + " | ".join(cells) + " | 0 |")
     for name in [c for c in CANDIDATES if any(k[0] == c for k in cell)]:
         cells, secs = [], []
         for s in suites:
@@ -105,8 +142,9 @@ def wide_markdown(rows: list[dict], split: str) -> str:
             if r is None:
                 cells.append("")
                 continue
-            v, ci = (r["agreement"], r["agreement_ci"]) if "agreement" in r else (r["spearman"], r.get("spearman_ci"))
-            cells.append(("ρ " if s in RATING_SUITES else "") + _ci(v, ci))
+            metric, v, ci = headline(r)
+            p = r.get("p_vs_best_rung")
+            cells.append(_prefix(metric) + _ci(v, ci) + (" †" if p is not None and p < 0.05 else ""))
             secs.append(r.get("seconds_per_item") or 0)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {max(secs):.1f} |")
     return "\n".join(lines)

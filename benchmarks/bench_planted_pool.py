@@ -32,8 +32,8 @@ RESULTS = REPO / "benchmarks" / "results"
 # name -> overrides on top of `python run.py dataset=jsonl dataset.path=POOL selection.budget=B seed=S`
 CONFIGS = {
     "default": [],
-    "random": ["selection=random", "stages=[data,select,export]"],
-    "longest": ["selection=longest", "stages=[data,select,export]"],
+    "random": ["selection=random", "stages=[data,clean,select,export]"],
+    "longest": ["selection=longest", "stages=[data,clean,select,export]"],
     "ifd": ["scorer=ifd", "clustering=none", "selection=global_top"],
     "relevance": ["scorer/judge=relevance"],
     "llm_logprob": ["scorer/judge=llm_logprob"],

@@ -2,7 +2,7 @@
 
     python run.py                                   # embedded default: bundled sample pool, local LLM
     python run.py dataset=jsonl dataset.path=F      # your pool
-    python run.py stages=[data,tag,normalize]       # a subset of stages
+    python run.py stages=[data,clean,tag,normalize] # a subset of stages
     python run.py -m scorer=contrastive,single clustering=kmeans,none   # the ablation grid
     python run.py dry_run=true                      # forecast LLM calls / tokens / cost, call nothing
 
@@ -192,6 +192,9 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
     export = result.get("export")
     if export:
         print(f"subset: {run_dir / 'export' / export['stats']['file']}  sha256 {export['stats']['subset_sha256'][:16]}")
+    prefers = (result.get("select") or {}).get("stats", {}).get("prefers")
+    if prefers:  # what the subset prefers (tacos.method.subset_stats): length and formatting pass many judges
+        print(f"subset vs pool: {prefers.get('described', '')}")
     spend = run_dir / "llm_spend.json"
     if spend.is_file():
         from tacos.llm.ledger import read_spend
@@ -206,6 +209,11 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
                 print(f"  - {reason}", file=sys.stderr)
         elif gate.get("judge_informative"):
             print(f"{name}: the judge passed the gate ("
-                  + ", ".join(f"{s} {v.get('agreement', v.get('spearman')):.2f}" for s, v in gate["judge_measured"].items())
+                  + ", ".join(f"{s} {_measured_value(v):.2f}" for s, v in gate["judge_measured"].items())
                   + ")")
+
+
+def _measured_value(entry: dict) -> float:
+    """The number a gate rule read (its metric: agreement over all items, AUC or Spearman)."""
+    return next((entry[k] for k in ("agreement_all", "auc", "spearman", "agreement") if entry.get(k) is not None), 0.0)
 

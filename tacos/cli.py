@@ -1,7 +1,8 @@
 """The `tacos` command (pyproject [project.scripts]).
 
     tacos run [OVERRIDES...]        the stages, exactly as `python run.py [OVERRIDES...]` (the same Hydra main)
-    tacos report DIR [--out OUT]    the results of a run dir or of a whole sweep dir as report.md / report.csv
+    tacos report DIR [--out OUT] [--wandb auto|on|off]   the results of a run dir or of a whole sweep dir as
+                                    report.md / report.csv / figures (and a W&B run when the runs logged to W&B)
     tacos plan DIR                  the dry-run forecasts (dry_run.json) of every run under DIR as one grid
     tacos judge-eval --pairs FILE [--judge scorer.judge] [OVERRIDES...]   agreement of a judge with labelled pairs
     tacos judge-eval --ratings FILE scorer=single [OVERRIDES...]          correlation with labelled ratings
@@ -28,8 +29,19 @@ def _report(args: argparse.Namespace) -> int:
     rep = write_report(root, out, runs)
     print(rep["markdown"])
     print(f"{rep['runs']} run dir(s), {rep['judged_runs']} with judge results -> {out / 'report.md'}, "
-          f"{out / 'report.csv'}, {out / 'summary.csv'}")
+          f"{out / 'report.csv'}, {out / 'summary.csv'}, " + ", ".join(str(p) for p in rep["plots"]))
+    if args.wandb == "on" or (args.wandb == "auto" and _logged_to_wandb(runs)):
+        from tacos.tracking import log_report
+
+        group = log_report(root, out, rep, group=args.wandb_group)
+        print(f"W&B: the report and its figures logged as a run of group {group} (in {out / 'wandb'})")
     return 0
+
+
+def _logged_to_wandb(runs) -> bool:
+    from tacos.tracking import RUN_FILE
+
+    return any((r.path / RUN_FILE).is_file() for r in runs)
 
 
 PLAN_COLUMNS = ["run", "llm_calls", "cached", "prompt_tokens", "completion_tokens", "usd", "gpu_hours", "exact"]
@@ -109,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="collect judge results of a run dir or a sweep dir into one table")
     rep.add_argument("dir", help="a run dir, or a sweep dir holding many run dirs")
     rep.add_argument("--out", help="where report.md / report.csv / summary.csv go (default: DIR)")
+    rep.add_argument("--wandb", choices=("auto", "on", "off"), default="auto",
+                     help="log the report (figures, tables) as a W&B run in the runs' group; auto: when the runs "
+                          "below DIR logged to W&B")
+    rep.add_argument("--wandb-group", help="the W&B group (default: the one the runs logged to)")
     rep.set_defaults(func=_report)
     pl = sub.add_parser("plan", help="collect the dry-run forecasts of a sweep dir into one grid (plan.csv)")
     pl.add_argument("dir", help="a sweep dir (or any folder) holding run dirs with dry_run.json")

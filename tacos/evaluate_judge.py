@@ -11,6 +11,11 @@ combination included; a rating judge is compared pair by pair on --pairs). The s
 client, cache and parser as a run. Results go to <out>/judge_eval.json (+ a table on stdout, W&B when
 logger=wandb) and are appended to the local measurements file the gate reads (its last `gate.measurements` entry),
 filed under the judge's identity key and the suite file's content hash. Re-runs are served from the cache.
+
+Beside the judge, the ladder of trivial rungs (tacos.judges.ladder: always-longer, always-shorter, the length-ratio
+rule, more markdown, markdown then ratio, MiniLM relevance; for ratings length / markdown / relevance), fitted on the
+suite's dev half (the `_dev` sibling of a `_test` file; a dev file fits on itself, and judge_eval.json says so),
+each with its interval, the best of them and the paired one-sided test of the judge against it: what the gate reads.
 """
 from __future__ import annotations
 
@@ -22,16 +27,18 @@ from pathlib import Path
 from tacos.config import flatten, redact, to_container
 from tacos.data.preference_pairs import load_preference_pairs, load_single_ratings
 from tacos.judges import gate as gates
+from tacos.judges import ladder as ladders
 from tacos.judges.base import judge_context
 from tacos.judges.measure import (cost_columns, judge_pairs, pair_metrics_by_subset, rating_metrics_by_subset,
                                   rating_records)
 from tacos.records import file_sha256
 from tacos.stage import component, write_json_atomic
 
-PAIR_COLUMNS = ("n", "agreement", "agreement_ci", "baseline_longer", "baseline_first", "prefers_longer_rate",
-                "tie_rate", "invalid_rate", "consistency", "first_position_win_rate", "mean_answer_mass",
-                "mean_position_offset", "mean_abs_preference")
-RATING_COLUMNS = ("n", "spearman", "spearman_ci", "pearson", "invalid_rate", "baseline_length_spearman")
+PAIR_COLUMNS = ("n", "agreement_all", "agreement_all_ci", "agreement", "agreement_ci", "invalid_rate", "best_rung",
+                "best_rung_value", "best_rung_ci", "p_vs_best_rung", "prefers_longer_rate", "tie_rate", "consistency",
+                "first_position_win_rate", "mean_answer_mass", "mean_position_offset", "mean_abs_preference")
+RATING_COLUMNS = ("n", "spearman", "spearman_ci", "auc", "auc_ci", "pearson", "invalid_rate", "best_rung",
+                  "best_rung_value", "best_rung_ci", "p_vs_best_rung")
 COST_COLUMNS = ("seconds_per_item", "llm_calls_per_item", "likelihood_passes_per_item", "usd_per_1000")
 
 
@@ -84,8 +91,10 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
             if pairs:
                 items = load_preference_pairs(suite_file)
                 judgments, verdicts = judge_pairs(judge, items, ctx)
-                metrics = pair_metrics_by_subset(judgments, verdicts, judge, n_boot, seed)
-                rows = [{**asdict(j), "orders": list(v.orders)} for j, v in zip(judgments, verdicts)]
+                rungs, ladder = fit_ladder(suite_file, items, True, gate.relevance_rung)
+                metrics = pair_metrics_by_subset(judgments, verdicts, judge, n_boot, seed, rungs)
+                rows = [{**asdict(j), "orders": [o.as_dict() for o in v.orders], "rungs": {n: p[k] for n, p in rungs.items()}}
+                        for k, (j, v) in enumerate(zip(judgments, verdicts))]
             else:
                 if not hasattr(judge, "rate"):
                     raise ValueError(f"--ratings grades one answer at a time: {type(judge).__name__} is a pair judge; "
@@ -93,21 +102,22 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
                 items = load_single_ratings(suite_file)
                 rated = judge.rate(rating_records(items), ctx)
                 scores = [r.value for r in rated]
-                metrics = rating_metrics_by_subset(items, scores, n_boot, seed)
-                rows = [{"id": r.id, "subset": r.subset, "rating": r.rating, "score": s.value, "reason": s.reason}
-                        for r, s in zip(items, rated)]
+                rungs, ladder = fit_ladder(suite_file, items, False, gate.relevance_rung)
+                metrics = rating_metrics_by_subset(items, scores, n_boot, seed, rungs)
+                rows = [{"id": r.id, "subset": r.subset, "rating": r.rating, "score": s.value, "reason": s.reason,
+                         "rungs": {n: x[k] for n, x in rungs.items()}} for k, (r, s) in enumerate(zip(items, rated))]
             prices = session.provider.prices() if session is not None and hasattr(session.provider, "prices") \
                 else (0.0, 0.0)
             metrics["overall"].update(cost_columns(ctx, len(items), *prices))
-            identity = judge.identity(ctx)
+            filed = gates.gate_stats(judge, ctx, component(cfg, "llm").identity, judge_path=judge_path)
     finally:
         if session is not None:
             session.close()
-    llm = component(cfg, "llm").identity if judge.uses_llm else None
-    key = gates.judge_key(identity, llm)
+    key, identity, llm = filed["judge_key"], filed["judge_identity"], filed["judge_llm"]
     result = {"suite": suite, "suite_file": str(suite_file), "suite_sha256": file_sha256(suite_file),
               "kind": "pairs" if pairs else "ratings", "judge_path": judge_path, "judge_name": judge.name,
               "judge_key": key, "judge": identity, "llm": llm, "seed": seed,
+              "claims_quality": filed["judge_claims_quality"], "ladder": ladder,
               "seconds": round(time.perf_counter() - t0, 2), "metrics": metrics}
     write_json_atomic(out_dir / "judge_eval.json", result)
     write_json_atomic(out_dir / "judgments.json", rows)
@@ -117,6 +127,18 @@ def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str 
     _log_wandb(cfg, out_dir, result)
     result["out_dir"] = str(out_dir)
     return result
+
+
+def fit_ladder(suite_file: Path, items: list, pairwise: bool, relevance: bool) -> tuple[dict[str, list], dict]:
+    """({rung: its prediction per item}, {"fitted_on", "rungs": {rung: fitted parameters}}): every rung fitted on
+    the suite's dev half and applied to `items`."""
+    fit_file, fitted_on = ladders.dev_half(suite_file)
+    load = load_preference_pairs if pairwise else load_single_ratings
+    dev = items if fit_file == suite_file else load(fit_file)
+    scorer = ladders.minilm_relevance() if relevance else None
+    rungs = [r.fit(dev) for r in (ladders.pair_rungs(scorer) if pairwise else ladders.rating_rungs(scorer))]
+    return ({r.name: r.predict(items) for r in rungs},
+            {"fitted_on": fitted_on, "fit_file": str(fit_file), "rungs": {r.name: r.params() for r in rungs}})
 
 
 def _log_wandb(cfg, out_dir: Path, result: dict) -> None:
@@ -133,12 +155,39 @@ def _log_wandb(cfg, out_dir: Path, result: dict) -> None:
 
 
 def format_table(result: dict) -> str:
+    """The judge's columns per subset, then the ladder: the judge and every rung (fitted on the dev half), one
+    column per subset, each value with its 95 % interval."""
     columns = (PAIR_COLUMNS if result["kind"] == "pairs" else RATING_COLUMNS) + COST_COLUMNS
     head = ["subset", *columns]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for subset, m in result["metrics"].items():
         lines.append(" | ".join([subset] + [_fmt(m.get(c)) for c in columns]))
+    overall = result["metrics"]["overall"]
+    metric = overall.get("ladder_metric")
+    if metric:
+        subsets = list(result["metrics"])
+        judge_metric = "agreement_all" if result["kind"] == "pairs" else metric
+        lines += ["", f"ladder ({metric}; rungs fitted on {result['ladder']['fitted_on']}; p: one-sided paired "
+                      f"test of the judge above the subset's best rung)",
+                  " | ".join(["", *subsets]), " | ".join("---" for _ in range(len(subsets) + 1)),
+                  " | ".join([f"judge {result['judge_name']}"] + [_with_ci(m.get(judge_metric), m.get(
+                      f"{judge_metric}_ci")) + f" (p {_fmt(m.get('p_vs_best_rung'))})" for m in
+                      result["metrics"].values()])]
+        for rung in overall.get("ladder", {}):
+            cells = []
+            for m in result["metrics"].values():
+                r = (m.get("ladder") or {}).get(rung) or {}
+                best = "*" if m.get("best_rung") == rung else ""
+                cells.append(_with_ci(r.get(metric), r.get(f"{metric}_ci")) + best)
+            lines.append(" | ".join([rung, *cells]))
+        lines.append("(* the best rung of the subset)")
+    if not result.get("claims_quality", True):
+        lines.append("this judge claims no quality ranking: only the gate's screening rules apply to it")
     return "\n".join(lines)
+
+
+def _with_ci(v, ci) -> str:
+    return "-" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _fmt(v) -> str:

@@ -59,13 +59,20 @@ def validate(cfg: DictConfig) -> list[str]:
     return stages
 
 
+# How LLM calls travel (with the cache and ledger in their closure): no stage imports them, yet they shape answers.
+LLM_TRANSPORT = ("tacos.llm.session", "tacos.llm.client", "tacos.llm.wire")
+
+
 def code_version(stage: Stage, cfg: DictConfig) -> str:
-    """A hash of the source that computes the stage's output: the import closure in tacos/ of its module and of its
-    components' classes' modules (tacos.code_identity), with the tacos version. Any change there, however indirect,
-    makes earlier outputs stale (LLM answers stay cached: only work is redone)."""
+    """A hash of the source that computes the stage's output: the import closure in tacos/ of its module, of the
+    modules of every object its components hold (at any depth, a user's own modules included: tacos.code_identity),
+    and, for a stage that calls the LLM, of the LLM transport and the `llm` provider's classes; with the tacos version.
+    Any change there, however indirect, makes earlier outputs stale (LLM answers stay cached: only work is redone)."""
     modules = {type(stage).__module__}
     for group in stage.components:
         modules |= object_modules(component(cfg, group))
+    if stage.uses_llm(cfg):
+        modules |= set(LLM_TRANSPORT) | (object_modules(component(cfg, "llm")) if cfg.get("llm") else set())
     return code_identity(modules, salt=__version__)[:16]
 
 

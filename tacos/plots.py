@@ -191,3 +191,53 @@ def mt_bench_radar(per_category: Mapping[str, float | None], path: str | Path, t
         ax.text(0.5, 0.5, "no complete category", ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_ylim(0, 10)
     return _save(fig, path)
+
+
+def sweep_comparison(win_rates: Mapping[str, float | None], subsets: Mapping[str, Mapping[str, float | None]],
+                     path: str | Path, title: str = "") -> Path:
+    """Runs side by side (TACOS, its ablations, the baselines): win rate per run and baseline (left, when anything was
+    judged), then per selection run what its subset prefers: mean response length and markdown share of the selected
+    rows (bars) against the pool (black ticks), and the score–length rho (0 = the score ignores length)."""
+    judged = {k: v for k, v in win_rates.items() if v is not None}
+    panels = (["win"] if judged else []) + ["chars", "markdown", "rho"]
+    rows = max(len(judged), len(subsets), 1)
+    fig, axes = _figure(3.6 * len(panels), 0.32 * rows + 1.8, ncols=len(panels))
+    fig.suptitle(title or f"Runs compared ({len(subsets)} selection run(s), {len(judged)} judged row(s))")
+    axes = dict(zip(panels, axes))
+    if judged:
+        ax = axes["win"]
+        names = list(judged)[::-1]
+        ax.barh(names, [judged[n] for n in names], color="tab:green")
+        ax.axvline(0.5, color="black", ls="--", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("win rate (wins + ties/2)")
+        ax.tick_params(axis="y", labelsize=7)
+    names = list(subsets)[::-1]
+    for key, label, colour in (("chars", "mean response length (chars)", "tab:blue"),
+                               ("markdown", "markdown share", "tab:purple"), ("rho", "score–length rho", "tab:orange")):
+        ax = axes[key]
+        ax.set_xlabel(label)
+        if not names:
+            _no_data(ax, "selection runs")
+            continue
+        if key == "rho":
+            values = [subsets[n].get("rho") for n in names]
+            ax.barh(names, [v if v is not None else 0.0 for v in values], color=colour)
+            for y, v in enumerate(values):
+                if v is None:
+                    ax.text(0, y, " n/a", va="center", fontsize=7, color="grey")
+            ax.axvline(0, color="black", lw=1)
+            ax.set_xlim(-1, 1)
+        else:
+            sel = [subsets[n].get(f"{key}_selected") for n in names]
+            pool = [subsets[n].get(f"{key}_pool") for n in names]
+            ax.barh(names, [v or 0.0 for v in sel], color=colour, label="selected")
+            ax.scatter([v for v in pool if v is not None], [y for y, v in enumerate(pool) if v is not None],
+                       marker="|", s=200, color="black", label="pool", zorder=3)
+            if key == "markdown":
+                ax.set_xlim(0, 1)
+            ax.legend(loc="lower right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        if key != panels[len(panels) - 3]:  # run names once, on the first subset panel
+            ax.set_yticks(range(len(names)), [""] * len(names))
+    return _save(fig, path)

@@ -81,6 +81,12 @@ class StageBase:
         return None
 
 
+def files_read(files: dict[str, Path]) -> dict[str, str]:
+    """label -> sha256 of each data file a stage reads (a template, a test set, its questions), for its config slice:
+    an edited file makes the stage's earlier output stale. A missing file is "missing" (the stage's run reports it)."""
+    return {label: file_sha256(p) if Path(p).is_file() else "missing" for label, p in sorted(files.items())}
+
+
 def empty_plan() -> dict:
     return {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0, "exact": True}
 

@@ -34,6 +34,22 @@ def manifest_metrics(manifest: dict) -> dict[str, float]:
 
 
 MODEL_STAGES = ("train", "infer", "judge")
+RUN_FILE = "wandb_run.json"  # <run_dir>/wandb_run.json: the W&B run of the last invocation (id, project, group, ...)
+LINEAGE_STAGES = ("export", "train", "infer")  # each logs its artifact from a step run of its own (see log_stage)
+
+
+def run_kind(stages: Any) -> str:
+    """The W&B job_type of a pipeline run: what the invocation did, furthest stage first."""
+    if isinstance(stages, str):
+        import json
+
+        stages = json.loads(stages)
+    s = set(stages or [])
+    if s and s <= {"report"}:
+        return "report"
+    if s & {"infer", "judge"}:
+        return "evaluation"
+    return "training" if "train" in s else "selection"
 
 
 def run_identity(cfg: Any, sweep_dir: str | None) -> tuple[str, str, list[str]]:
@@ -87,6 +103,8 @@ class WandbLogger:
 
     def __post_init__(self) -> None:
         self._run = None
+        self._init: dict[str, Any] = {}  # wandb.init arguments shared by the step runs
+        self._config: dict = {}
 
     def training_report_to(self) -> str:
         """What a training child (LLaMA-Factory's report_to) reports to when train.report_to=auto: W&B, as its own
@@ -97,18 +115,13 @@ class WandbLogger:
               tags: list[str] | None = None) -> None:
         os.environ.setdefault("WANDB_MODE", self.mode)
         os.environ.setdefault("WANDB_SILENT", "true")
-        import wandb  # lazy: keeps `run.py --help` fast
-
-        # W&B records the command line (sys.argv) in the run's metadata: it gets one without credentials.
-        argv = sys.argv
-        sys.argv = [argv[0], *redact_overrides(argv[1:])]
-        try:
-            self._run = wandb.init(project=self.project, entity=self.entity, group=group or self.group, name=name,
-                                   mode=self.mode, tags=list(tags if tags is not None else self.tags), config=config,
-                                   dir=str(run_dir), job_type="tacos")
-        finally:
-            sys.argv = argv
+        self._config = config
+        self._init = {"project": self.project, "entity": self.entity, "group": group or self.group, "mode": self.mode,
+                      "tags": list(tags if tags is not None else self.tags), "dir": str(run_dir)}
+        self._run = _init(name=name, config=config, job_type=run_kind(config.get("stages")), **self._init)
         log.info("W&B run %s (%s mode) in %s", self._run.id, self.mode, self._run.dir)
+        write_run_file(run_dir, {"id": self._run.id, "name": name, "project": self.project, "entity": self.entity,
+                                 "group": self._init["group"], "mode": self.mode})
 
     def log_stage(self, manifest: dict, run_dir: Path) -> None:
         if self._run is None:
@@ -127,6 +140,13 @@ class WandbLogger:
         for key in ("subset_sha256",):
             if key in manifest.get("stats", {}):
                 self._run.summary[f"{stage}/{key}"] = manifest["stats"][key]
+        if stage == "select":
+            self._log_selection(manifest, run_dir)
+        if stage in LINEAGE_STAGES:
+            try:
+                self._log_lineage(stage, Path(run_dir))
+            except Exception as e:  # tracking never fails a run whose work is done
+                log.warning("W&B: the %s artifacts were not logged: %s: %s", stage, type(e).__name__, e)
         gate = manifest.get("gate") or {}
         if gate.get("judge_informative") is False:  # the gate failed: filterable on the dashboard
             self._run.tags = tuple(sorted({*self._run.tags, f"{stage}:judge-not-informative"}))
@@ -134,7 +154,113 @@ class WandbLogger:
         if gate:
             self._run.summary[f"{stage}/judge_informative"] = gate.get("judge_informative")
 
+    def _log_selection(self, manifest: dict, run_dir: Path) -> None:
+        """The selected rows as a table (what was chosen and why), and what the subset prefers as summary metrics
+        (subset/...: one number per run, to chart across a sweep)."""
+        import wandb
+
+        from tacos.wandb_lineage import selected_rows
+
+        columns, rows = selected_rows(Path(run_dir) / "select")
+        self._run.log({"select/selected_rows": wandb.Table(columns=columns, data=rows)})
+        for key, value in ((manifest.get("stats") or {}).get("prefers") or {}).items():
+            if value is not None:
+                self._run.summary[f"subset/{key}"] = value
+
+    def _log_lineage(self, stage: str, run_dir: Path) -> None:
+        """pool -> subset -> model -> answers. Each link is a short step run of its own (job_type = the stage, same
+        group, named <run>/<stage>) that uses its input and logs its output, so W&B's lineage graph reads as a chain;
+        this run keeps the numbers, tables and plots."""
+        from tacos import wandb_lineage as wl
+
+        run_name = str(self._config.get("run_name") or self._run.name)
+        model = str(self._config.get("model.name") or "")
+        if stage == "export":
+            uses = [wl.pool_artifact(run_dir, str(self._config.get("dataset.name") or ""))]
+            logs = [wl.subset_artifact(run_dir / "export", run_name)]
+        elif stage == "train":
+            stats = wl._manifest(run_dir / "train").get("stats", {})
+            uses, logs = [wl.training_subset(run_dir, stats, run_name)], [wl.model_artifact(run_dir / "train",
+                                                                                           run_name, model)]
+        else:
+            uses, logs = [wl.infer_model(run_dir, run_name, model)], [wl.answers_artifact(run_dir / "infer", run_name)]
+        uses, logs = [a for a in uses if a is not None], [a for a in logs if a is not None]
+        if not uses and not logs:
+            return
+        step = _init(name=f"{self._run.name}/{stage}", job_type=stage, reinit="create_new",
+                     config={**self._config, "pipeline_run": self._run.id}, **self._init)
+        try:
+            for art in uses:
+                use_artifact(step, art)
+            for art in logs:
+                step.log_artifact(art)
+                self._run.summary[f"artifacts/{art.type}"] = art.name
+        finally:
+            step.finish()
+
     def finish(self, ok: bool = True) -> None:
         if self._run is not None:
             self._run.finish(exit_code=0 if ok else 1)
             self._run = None
+
+
+def _init(**kwargs):
+    """wandb.init with the command line W&B records (sys.argv, in the run's metadata) stripped of credentials."""
+    import wandb  # lazy: keeps `run.py --help` fast
+
+    argv = sys.argv
+    sys.argv = [argv[0], *redact_overrides(argv[1:])]
+    try:
+        return wandb.init(**kwargs)
+    finally:
+        sys.argv = argv
+
+
+def use_artifact(run, artifact) -> None:
+    """Mark an artifact (built here, maybe logged before by another run) as an input of `run`. Online this is
+    run.use_artifact; offline W&B refuses use_artifact, so the artifact is recorded exactly as use_artifact records a
+    new one online (logged with use_after_commit): `wandb sync` creates or finds the version with that digest and marks
+    it used."""
+    if run.settings._offline:
+        run._log_artifact(artifact, is_user_created=True, use_after_commit=True)
+    else:
+        run.use_artifact(artifact)
+
+
+def write_run_file(run_dir: Path, info: dict) -> None:
+    import json
+
+    try:
+        (Path(run_dir) / RUN_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    except OSError as e:
+        log.warning("could not write %s: %s", Path(run_dir) / RUN_FILE, e)
+
+
+def log_report(root: Path, out: Path, rep: dict, group: str | None = None, project: str | None = None,
+               entity: str | None = None, mode: str | None = None) -> str:
+    """`tacos report --wandb`: the report of a sweep as a W&B run of its own (job_type report) in the sweep's group:
+    the W/T/L chart and the comparison figure as images, the results and summary as tables. The group and project
+    default to those the runs below root logged to (RUN_FILE); returns the group."""
+    import json
+
+    import wandb
+
+    from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs
+
+    logged = [json.loads(p.read_text(encoding="utf-8")) for r in find_runs(root)
+              if (p := r.path / RUN_FILE).is_file()]
+    groups = sorted({x.get("group") for x in logged if x.get("group")})
+    group = group or (groups[0] if len(groups) == 1 else f"report-{Path(root).resolve().name}")
+    project = project or next((x["project"] for x in logged if x.get("project")), "tacos")
+    mode = mode or os.environ.get("WANDB_MODE") or next((x["mode"] for x in logged if x.get("mode")), "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    run = _init(project=project, entity=entity, group=group, name=f"report-{Path(root).resolve().name}",
+                job_type="report", mode=mode, dir=str(out), config={"root": str(Path(root).resolve())})
+    try:
+        payload = {f"report/{Path(p).stem}": wandb.Image(str(p)) for p in rep.get("plots", [])}
+        payload["report/results"] = wandb.Table(columns=RESULT_COLUMNS, data=rep["results"])
+        payload["report/summary"] = wandb.Table(columns=SUMMARY_COLUMNS, data=rep["summary"])
+        run.log(payload)
+    finally:
+        run.finish()
+    return group

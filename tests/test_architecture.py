@@ -1,6 +1,7 @@
-"""The package's shape: imports form layers (nothing imports upward, no import loop, no stage imports another stage),
-the applications on top (run.py, benchmarks/, scripts/) use only what tacos makes public, modules stay small, and
-classes implement the protocols they claim.
+"""The package's shape: imports form layers (nothing imports upward, no import loop, no import cycle between packages,
+no relative import, no stage imports another stage), the applications on top (run.py, benchmarks/, scripts/) use only
+what tacos makes public, modules stay small, and every `_target_` under conf/ (nested ones too) implements its
+protocol.
 
 The import graph is tacos.code_identity's, the one whose bytes identify a stage's code: every `import`/`from ... import`
 of a tacos module counts, also the ones inside functions (a lazy import is still a dependency a reader has to follow).
@@ -8,10 +9,12 @@ of a tacos module counts, also the ones inside functions (a lazy import is still
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 from typing import Protocol
 
 import pytest
+from _architecture_checks import conf_targets, package_cycles, relative_imports, target_problems
 from _protocol_check import implements
 
 from tacos.code_identity import import_graph, imports, module_file
@@ -24,9 +27,9 @@ ROOT = "tacos"  # the package's own __init__; as a prefix it would place every m
 LAYERS: list[tuple[str, ...]] = [
     (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
     ("tacos.llm", "tacos.data", "tacos.method"),
-    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
+    ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir", "tacos.wandb_lineage"),
     ("tacos.judges",),
-    ("tacos.strategies", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
+    ("tacos.strategies", "tacos.cleaning", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.app", "tacos.hydra_callbacks", "tacos.evaluate_judge"),
     ("run", "benchmarks", "scripts"),  # the applications: they use the package, nothing in it uses them
@@ -289,45 +292,104 @@ def test_implements_handles_classmethods_and_inherited_members():
     assert implements(Child, Greeter) == []
 
 
-def _targets(group: str) -> list[str]:
-    """The `_target_` classes named at the top of the YAML files of a config group."""
-    import yaml
-
-    out = []
-    for f in sorted((REPO / "conf" / group).glob("*.yaml")):
-        target = (yaml.safe_load(f.read_text()) or {}).get("_target_")
-        if target:
-            out.append(target)
-    return sorted(set(out))
+# -- every `_target_` under conf/, nested ones too -----------------------------------------------------------------
+JUDGE = "a judge"  # PairJudge or RatingJudge, by what the class offers
 
 
-def _cls(target: str):
-    import importlib
+def _resolve_protocol(cls: type, protocol):
+    from tacos.judges.base import PairJudge, RatingJudge
 
-    module, _, name = target.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    return (PairJudge if hasattr(cls, "judge_pairs") else RatingJudge) if protocol is JUDGE else protocol
 
 
-def test_the_config_objects_implement_their_protocols():
-    """Every class a config group builds has its family's protocol, member by member (by signature)."""
-    from _protocol_check import implements
-
+def _rules() -> dict:
     from tacos.benchmarks.base import Benchmark
     from tacos.eval.answers import AnswerGenerator
-    from tacos.judges.base import PairJudge, RatingJudge
+    from tacos.judges.readout import Readout
     from tacos.llm.likelihood import ScoringLM
     from tacos.strategies.clusterers import Clusterer
     from tacos.strategies.scorers import Scorer
     from tacos.strategies.selectors import Selector
     from tacos.strategies.taggers import Tagger
 
-    families = {"tagger": Tagger, "clustering": Clusterer, "scorer": Scorer, "selection": Selector,
-                "lm": ScoringLM, "benchmark": Benchmark, "infer/generator": AnswerGenerator}
-    problems = [f"{t} ({protocol.__name__}): {p}" for group, protocol in families.items() for t in _targets(group)
-                for p in implements(_cls(t), protocol)]
-    judges = _targets("scorer/judge") + ["tacos.judges.combined.WeightedRating", "tacos.judges.fastchat.FastChatSingleJudge"]
-    for t in judges:
-        cls = _cls(t)
-        protocol = PairJudge if hasattr(cls, "judge_pairs") else RatingJudge
-        problems += [f"{t} ({protocol.__name__}): {p}" for p in implements(cls, protocol)]
-    assert len(judges) >= 8 and not problems, "\n".join(problems)
+    return {
+        "by_group": {"tagger": Tagger, "clustering": Clusterer, "scorer": Scorer, "selection": Selector,
+                     "lm": ScoringLM, "benchmark": Benchmark, "infer/generator": AnswerGenerator,
+                     "scorer/judge": JUDGE, "judge/pair_judge": JUDGE, "readout": Readout},
+        "by_key": {"judge": JUDGE, "pair_judge": JUDGE, "lm": ScoringLM, "readout": Readout},
+        # Settings records and objects no protocol describes: their YAML keys are still checked against the class.
+        "plain_groups": {"dataset", "paths", "model", "train", "infer", "judge", "guard", "llm", "logger", "clean"},
+        "plain_keys": {"text_parser", "checks", "builder", "gate", "normalize", "export", "refine", "report",
+                       "refuse_secrets", "sweep_report"},
+    }
+
+
+def test_every_target_under_conf_implements_its_protocol():
+    """Top-level and nested `_target_`s (a scorer's judge, the guard's checks and their judges, a judge's parser, a
+    benchmark's grader): each imports, takes its YAML keys as parameters and has its place's protocol."""
+    targets = list(conf_targets(REPO / "conf"))
+    assert len(targets) >= 80 and sum(1 for *_, keys, _ in targets if keys) >= 20  # the nested ones are seen
+    problems = target_problems(REPO / "conf", _resolve_protocol, **_rules())
+    # judges built in code or only from a benchmark's own YAML
+    for cls in ("tacos.judges.combined.WeightedRating", "tacos.judges.fastchat.FastChatSingleJudge"):
+        module, _, name = cls.rpartition(".")
+        c = getattr(importlib.import_module(module), name)
+        problems += [f"{cls}: {p}" for p in implements(c, _resolve_protocol(c, JUDGE))]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_target_check_catches_a_nested_target_that_breaks_its_protocol(tmp_path):
+    (tmp_path / "scorer" / "judge").mkdir(parents=True)
+    (tmp_path / "scorer" / "judge" / "bad.yaml").write_text(
+        "_target_: tacos.judges.combined.GuardedRatingJudge\nname: bad\nguard: {_target_: tacos.judges.combined.Guard}\n"
+        "judge:\n  _target_: tacos.judges.parsers.JsonScore\n  lo: 1\n  hi: 6\n  typo: 3\n")
+    (tmp_path / "tagger").mkdir()
+    (tmp_path / "tagger" / "t.yaml").write_text("_target_: tacos.strategies.taggers.OpenTagger\nfoo: {_target_: x.Y}\n")
+    problems = target_problems(tmp_path, _resolve_protocol, **_rules())
+    text = "\n".join(problems)
+    assert "bad.yaml:judge tacos.judges.parsers.JsonScore: no parameter 'typo'" in text
+    assert "bad.yaml:judge tacos.judges.parsers.JsonScore (RatingJudge): rate: missing" in text
+    assert "t.yaml:<top> tacos.strategies.taggers.OpenTagger: no parameter 'foo'" in text
+    assert "t.yaml:foo x.Y: does not import" in text
+
+
+# -- cycles between packages, relative imports ---------------------------------------------------------------------
+# A known cycle, allowed until the refactor that removes it (issue 22, item 2: tacos/eval/ dissolves into
+# tacos/answers/ and tacos/benchmarks/). test_the_known_package_cycle_is_gone xfails while it is there.
+KNOWN_PACKAGE_CYCLES = {frozenset({"tacos.eval", "tacos.benchmarks"}):
+                        "tacos/eval/judge.py imports tacos/benchmarks/base.py; benchmarks import eval/answer_files.py "
+                        "and eval/baselines.py (issue 22 item 2 moves them)"}
+
+
+def test_no_import_cycles_between_packages():
+    """tacos.a imports tacos.b and tacos.b imports tacos.a (directly or through other packages), at package
+    granularity: the layer test cannot see a cycle inside one layer. Allowed: KNOWN_PACKAGE_CYCLES, printed."""
+    found = package_cycles(import_graph(PACKAGE))
+    for group, _ in found:
+        if group in KNOWN_PACKAGE_CYCLES:
+            print(f"allowed package cycle {sorted(group)}: {KNOWN_PACKAGE_CYCLES[group]}")
+    new = [f"{' <-> '.join(sorted(g))}:\n    " + "\n    ".join(why) for g, why in found
+           if g not in KNOWN_PACKAGE_CYCLES]
+    assert not new, "import cycles between packages:\n" + "\n".join(new)
+
+
+@pytest.mark.xfail(strict=True, reason="known cycle tacos.eval <-> tacos.benchmarks, removed by the package moves of "
+                                       "issue 22 item 2; when this passes, empty KNOWN_PACKAGE_CYCLES")
+def test_the_known_package_cycle_is_gone():
+    assert not [g for g, _ in package_cycles(import_graph(PACKAGE)) if g in KNOWN_PACKAGE_CYCLES]
+
+
+def test_the_cycle_check_catches_a_synthetic_cycle():
+    graph = {"tacos": set(), "tacos.a.x": {"tacos.b.y", "tacos"}, "tacos.b.y": {"tacos.c"}, "tacos.c": {"tacos.a.z"},
+             "tacos.a.z": set(), "tacos.d": {"tacos.a.x"}, "tacos.e.one": {"tacos.e.two"}, "tacos.e.two": {"tacos.e.one"}}
+    assert package_cycles(graph) == [(frozenset({"tacos.a", "tacos.b", "tacos.c"}),
+                                      ["tacos.a.x -> tacos.b.y", "tacos.b.y -> tacos.c", "tacos.c -> tacos.a.z"])]
+    assert package_cycles({"tacos.a.x": {"tacos.b.y"}, "tacos.b.y": set()}) == []  # one way only: no cycle
+
+
+def test_no_relative_imports(tmp_path):
+    files = [*PACKAGE.rglob("*.py"), *APPLICATIONS.values(), *(REPO / "tests").rglob("*.py")]
+    found = [f"{p.relative_to(REPO)}:{line}" for p in sorted(files) for line in relative_imports(p)]
+    assert not found, "relative imports (write the absolute module):\n" + "\n".join(found)
+    (tmp_path / "m.py").write_text("import os\nfrom . import a\ndef f():\n    from ..b import c\n")
+    assert relative_imports(tmp_path / "m.py") == ["2: from . import a", "4: from ..b import c"]

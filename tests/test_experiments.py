@@ -69,7 +69,7 @@ def test_run_identity_names_and_groups():
     assert group == "sweep-2026-11-29-10-00-00" and name == "alpaca-tacos-mistral7b"
     assert {"dataset:alpaca", "selection:tacos", "scorer:contrastive", "clustering:kmeans", "model:mistral7b"} <= set(tags)
     # A single selection-only run: grouped by its own name, no model in the name.
-    cfg = _compose("stages=[data,tag]")
+    cfg = _compose("stages=[data,clean,tag]")
     assert run_identity(cfg, None)[:2] == (cfg.run_name, cfg.run_name)
     cfg = _compose("logger.group=paper", "experiment=baseline_random")
     assert run_identity(cfg, "/x/a/b")[0] == "paper"
@@ -181,14 +181,14 @@ def test_smoke_selection_with_an_llm_judge_on_the_stub(stub, tmp_path):
     dry = run_cli([*args, "dry_run=true"])
     assert dry.returncode == 0, dry.stderr[-3000:]
     forecast = json.loads((run_dir / "dry_run.json").read_text())
-    out = run_cli([*args, "stages=[data,tag,normalize,cluster]"], timeout=900)
+    out = run_cli([*args, "stages=[data,clean,tag,normalize,cluster]"], timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     dry2 = run_cli([*args, "dry_run=true"])
     assert dry2.returncode == 0, dry2.stderr[-3000:]
     forecast2 = json.loads((run_dir / "dry_run.json").read_text())
     assert forecast2["score"]["exact"] and forecast2["judge"]["exact"] is False  # answers unknown before infer
     assert forecast["judge"]["calls"] == forecast2["judge"]["calls"] == 2 * 2 + 2  # 1 question x 2 sets x 2 orders + MT-Bench
-    out = run_cli([*args, "stages=[data,tag,normalize,cluster,score,select,export]"], timeout=1200)
+    out = run_cli([*args, "stages=[data,clean,tag,normalize,cluster,score,select,export]"], timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     m = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("*/manifest.json")}
     assert m["tag"]["llm"]["calls"] == forecast["tag"]["calls"] == 12

@@ -81,7 +81,7 @@ def test_ctrl_c_during_tagging_exits_130_at_once_and_keeps_answered_calls(tmp_pa
     stub, base_url, stub_log = stub_subprocess(tmp_path, "--fast", "4", "--delay", "30")
     proc = None
     try:
-        args = [*llm_overrides(base_url, tmp_path, pool), "stages=[data,tag]", "client.max_concurrency=2",
+        args = [*llm_overrides(base_url, tmp_path, pool), "stages=[data,clean,tag]", "client.max_concurrency=2",
                 f"hydra.run.dir={run_dir}"]
         proc = start_run(args, log)
         wait_for(lambda: requests_logged(stub_log) >= 6, "two slow calls in flight", proc, log)
@@ -103,7 +103,7 @@ def test_ctrl_c_during_tagging_exits_130_at_once_and_keeps_answered_calls(tmp_pa
                 p.wait()
 
     with StubServer(responder=tacos_responder) as fresh:
-        again = run_cli([*llm_overrides(fresh.base_url, tmp_path, pool), "stages=[data,tag]",
+        again = run_cli([*llm_overrides(fresh.base_url, tmp_path, pool), "stages=[data,clean,tag]",
                          "client.max_concurrency=2", f"hydra.run.dir={run_dir}"])
         assert again.returncode == 0, again.stderr[-3000:]
         assert fresh.count == n - 4  # only the calls that were never answered
@@ -117,7 +117,7 @@ def test_kill_9_in_the_middle_of_a_stage_leaves_nothing_running_and_resumes(tmp_
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(n))
     run_dir, cache_dir, log = tmp_path / "run", tmp_path / "outputs" / "cache", tmp_path / "run.log"
     with StubServer(responder=tacos_responder, delay=0.3) as stub:
-        args = [*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]", "client.max_concurrency=2",
+        args = [*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,clean,tag]", "client.max_concurrency=2",
                 f"hydra.run.dir={run_dir}"]
         proc = start_run(args, log)
         try:
@@ -160,7 +160,7 @@ def test_a_run_resumed_after_kill_9_waits_for_the_server_its_orphan_keeps_busy(t
         return tacos_responder(body)
 
     with StubServer(responder=orphan_held_until_released, single_slot=True) as stub:
-        args = [*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]", f"hydra.run.dir={run_dir}"]
+        args = [*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,clean,tag]", f"hydra.run.dir={run_dir}"]
         killed = start_run(args, killed_log)
         resumed = None
         try:
@@ -194,7 +194,7 @@ def test_ctrl_c_while_waiting_for_a_busy_server_exits_at_once(tmp_path):
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(2))
     log = tmp_path / "run.log"
     with StubServer(responder=tacos_responder, models_delay=60) as stub:
-        proc = start_run([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]",
+        proc = start_run([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,clean,tag]",
                           f"hydra.run.dir={tmp_path / 'run'}"], log)
         try:
             wait_for(lambda: stub.models_asked >= 1, "GET /models", proc, log)
@@ -217,7 +217,7 @@ def test_ctrl_c_with_the_local_server_leaves_no_server(tmp_path):
     """The embedded llama.cpp server is run.py's child: Ctrl-C while it answers stops it too."""
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(20))
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
-    proc = start_run(["llm=local", "dataset=jsonl", f"dataset.path={pool}", "stages=[data,tag]", "logger=none",
+    proc = start_run(["llm=local", "dataset=jsonl", f"dataset.path={pool}", "stages=[data,clean,tag]", "logger=none",
                       f"paths.output_dir={tmp_path / 'outputs'}", f"hydra.run.dir={run_dir}"], log)
     try:
         wait_for(lambda: "ready in" in log.read_text(), "the local server", proc, log, timeout=300)

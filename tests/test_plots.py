@@ -54,3 +54,14 @@ def test_plot_handles_empty_input(tmp_path, name):
 def test_titles_are_passed_through(tmp_path):
     out = plots.cluster_size_bar({0: 3, 1: 5}, str(tmp_path / "c.png"), title="Alpaca k=50")
     _check(out, tmp_path / "c.png")
+
+
+def test_sweep_comparison_with_and_without_judged_runs(tmp_path):
+    subsets = {"alpaca-tacos": {"chars_selected": 820.0, "chars_pool": 540.0, "markdown_selected": 0.4,
+                                "markdown_pool": 0.2, "rho": 0.31},
+               "alpaca-random": {"chars_selected": 530.0, "chars_pool": 540.0, "markdown_selected": 0.2,
+                                 "markdown_pool": 0.2, "rho": None}}
+    _check(plots.sweep_comparison({"alpaca-tacos vs random": 0.62, "x": None}, subsets, tmp_path / "a.png"),
+           tmp_path / "a.png")
+    _check(plots.sweep_comparison({}, subsets, tmp_path / "b.png"), tmp_path / "b.png")
+    _check(plots.sweep_comparison({}, {}, tmp_path / "c.png"), tmp_path / "c.png")

@@ -24,7 +24,7 @@ from tacos.stages import get_stage
 from tacos.store import StageStore
 from tacos.strategies.taggers import ReferenceTagFile
 
-SELECT = "stages=[data,tag,normalize,cluster,score,select]"
+SELECT = "stages=[data,clean,tag,normalize,cluster,score,select]"
 
 
 def _manifest(run_dir, stage):
@@ -102,7 +102,7 @@ def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_p
     shutil.copy2(REPO / "run.py", repo / "run.py")
     for unchanged in ("conf", "data"):
         (repo / unchanged).symlink_to(REPO / unchanged)
-    args = [*stub_overrides(stub, tmp_path), "stages=[data,tag]", "dataset.limit=6"]
+    args = [*stub_overrides(stub, tmp_path), "stages=[data,clean,tag]", "dataset.limit=6"]
     first = tmp_path / "first"
     out = run_cli([*args, f"hydra.run.dir={first}"], repo=repo)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -179,7 +179,7 @@ def test_failed_calls_are_retried_on_a_rerun_even_when_allowed(tmp_path):
     """Before: with client.max_error_rate > 0 a stage with failed calls completed and was skipped for good."""
     with StubServer(faults=["500", None, "500"], responder=tacos_responder) as stub:
         run_dir = tmp_path / "run"
-        args = [*stub_overrides(stub, tmp_path), "stages=[data,tag]", "dataset.limit=6", "client.max_retries=0",
+        args = [*stub_overrides(stub, tmp_path), "stages=[data,clean,tag]", "dataset.limit=6", "client.max_retries=0",
                 "client.max_error_rate=0.5", "client.max_concurrency=1", f"hydra.run.dir={run_dir}"]
         assert run_cli(args).returncode == 0
         first = _manifest(run_dir, "tag")

@@ -131,9 +131,9 @@ class AlpacaEval2Benchmark:
                                 "output_1": r["output"], "generator_1": r["generator"], "output_2": a,
                                 "generator_2": model, "annotator": annotator,
                                 "preference": None if v.p_first is None else 1.0 + v.p_first})
-            calls += [{"index": k, "order": "ours_first" if o["first"] == v.first else "reference_first",
-                       **{f: o.get(f) for f in ("score_first", "score_second", "logit", "status", "raw",
-                                                "cache_key")}} for o in v.orders]
+            calls += [{"index": k, "order": "ours_first" if o.first == v.first else "reference_first",
+                       **{f: getattr(o, f) for f in ("score_first", "score_second", "logit", "status", "raw",
+                                                     "cache_key")}} for o in v.orders]
         prefs = [x["preference"] for x in annotations]
         metrics = {**win_rate(prefs), "avg_length": int(sum(map(len, (a for _, _, a in judged))) / len(judged))
                    if judged else None, **self._length_controlled(annotations)}
@@ -145,7 +145,7 @@ class AlpacaEval2Benchmark:
                    "reference_sha256": digest, "official_reference": digest == ALPACA_EVAL_REFERENCE_SHA256,
                    "annotator": annotator, "judge_llm": run.llm_identity, "n_instructions": len(pairs),
                    "missing": missing, "limit": run.limit}
-        statuses = [o["status"] for v in verdicts for o in v.orders]
+        statuses = [o.status for v in verdicts for o in v.orders]
         wtl = {BENCH: (metrics["n_wins"], metrics["n_draws"], metrics["n_wins_base"])}
         return BenchmarkResult(
             counts={f"{BENCH}_calls": 2 * len(judged), f"{BENCH}_invalid_calls": statuses.count("invalid"),

@@ -13,7 +13,10 @@ is fitted on our annotations plus AlpacaEval's annotations of the reference mode
 (`df_gamed.csv`, weight lambda/2 = 0.1 each: the regularisation to the baseline), with L1 logistic regression chosen
 by 5-fold grouped cross-validation on the continuous log loss; the LC win rate is the mean predicted P(ours better)
 with std_delta_len = 0. `df_gamed.csv` (which also holds the instruction difficulties) is AlpacaEval's data on the
-Hugging Face hub (dataset tatsu-lab/alpaca_eval); without it the LC win rate is None with the reason.
+Hugging Face hub (dataset tatsu-lab/alpaca_eval); without it the LC win rate is None with the reason. It cannot be
+shipped from or derived out of the GitHub repository: no commit holds it or instruction_difficulty.csv, the 0.6.6 wheel
+does not ship it, and notebooks/instruction_difficulty.ipynb says the difficulties in use were fitted on the models
+of early 2024 (its make_data adds unseeded random jitter), so a refit gives other numbers.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
-from tacos.judges.base import JudgeContext, PairVerdict
+from tacos.judges.base import JudgeContext, PairVerdict, Rating
 from tacos.records import TestQuestion
 
 
@@ -56,7 +56,8 @@ class BenchmarkResult:
     """What a benchmark run gives the stage. `files`: path relative to the stage folder (by convention under the
     benchmark's own folder) -> JsonLines or JsonDocument; `counts` and `stats` are merged into the manifest's;
     `tables` go to W&B; `pair_verdicts` are the pair judge's verdicts (the gate's observed position bias);
-    `skipped`: why nothing was judged (e.g. no baseline registered yet), or ""."""
+    `ratings` are the benchmark's own rating judge's (its `judge`: the gate judges it as well); `skipped`: why
+    nothing was judged (e.g. no baseline registered yet), or ""."""
 
     counts: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +65,7 @@ class BenchmarkResult:
     tables: dict[str, dict] = field(default_factory=dict)
     charts: list[Chart] = field(default_factory=list)
     pair_verdicts: list[PairVerdict] = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
     skipped: str = ""
 
 

@@ -176,4 +176,5 @@ class MTBenchBenchmark:
                    f"{FOLDER}/results.json": JsonDocument({**stats, "judge_llm": run.llm_identity})},
             tables={"mt_bench": table(["category", "score"], scores)},
             charts=[Chart(f"{FOLDER}/radar.png", mt_bench_radar, summary["per_category"],
-                          f"MT-Bench: {answers.model_id} {overall}")])
+                          f"MT-Bench: {answers.model_id} {overall}")],
+            ratings=list(ratings.values()))

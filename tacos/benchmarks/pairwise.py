@@ -20,7 +20,6 @@ from tacos.data.benchmark_sets import TEST_SETS, load_test_set, test_set_file
 from tacos.eval.answer_files import Answers, our_answers, placeholder_answers
 from tacos.eval.baselines import baseline_fingerprints, load_baselines
 from tacos.judges.base import PairVerdict
-from tacos.judges.orders import FLIP, verdict
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion, file_sha256
 
@@ -53,21 +52,6 @@ class Match:
 def question_text(q: TestQuestion) -> str:
     """What the judge is shown as the question: the instruction (+ the input, for Self-Instruct)."""
     return f"{q.instruction}\n\n{q.input}" if q.input else q.instruction
-
-
-def order_verdicts(v: PairVerdict) -> list[str | None]:
-    """Each presentation order's verdict from our side (v.first is ours): from its two scores (text judgments) or
-    the sign of its log-odds (log-probability judgments); None where the order has no valid answer."""
-    out = []
-    for o in v.orders:
-        if o.get("score_first") is not None:
-            first_side = verdict(o["score_first"], o["score_second"])
-        elif o.get("logit") is not None:
-            first_side = verdict(o["logit"], 0.0)
-        else:
-            first_side = None
-        out.append(first_side if o["first"] == v.first else FLIP[first_side])
-    return out
 
 
 @dataclass
@@ -167,7 +151,7 @@ class PairwiseBenchmark:
                         f"{model} vs {label}: win / tie / lose") for label, per in stats.items()]
         rows = [[label, bench, *(s[c] for c in STAT_COLUMNS[2:])] for label, per in stats.items()
                 for bench, s in per.items()]
-        statuses = [o["status"] for v in verdicts for o in v.orders]
+        statuses = [o.status for v in verdicts for o in v.orders]
         counts = {"pairwise_calls": 2 * len(matches), "pairwise_questions": len(matches),
                   "pairwise_invalid_calls": statuses.count("invalid"), "pairwise_missing_answers": len(missing),
                   "pairwise_errors": statuses.count("error"), "pairwise_baselines": len(baselines),
@@ -185,14 +169,14 @@ def _rows(matches: list[Match], verdicts: list[PairVerdict]) -> tuple[list[dict]
     calls, verdict_rows = [], []
     per_set: dict[tuple[str, str], list[tuple[str | None, str | None, str | None]]] = {}
     for m, v in zip(matches, verdicts):
-        sides = order_verdicts(v)
+        sides = v.order_verdicts()  # from our side (v.first is ours), as the judge read each order
         for order, o, side in zip(ORDERS, v.orders, sides):
-            s1, s2 = o.get("score_first"), o.get("score_second")
+            s1, s2 = o.score_first, o.score_second
             ours_s, theirs_s = (s1, s2) if order == "ours_first" else (s2, s1)
             calls.append({"test_set": m.test_set, "baseline": m.baseline, "question_id": m.question_id,
                           "order": order, "score_first": s1, "score_second": s2, "score_ours": ours_s,
-                          "score_baseline": theirs_s, "verdict": side, "status": o["status"], "raw": o["raw"],
-                          "cache_key": o["cache_key"]})
+                          "score_baseline": theirs_s, "verdict": side, "status": o.status, "raw": o.raw,
+                          "cache_key": o.cache_key})
         combined = outcome_word(v.p_first)
         per_set.setdefault((m.baseline, m.test_set), []).append((sides[0], sides[1], combined))
         verdict_rows.append({"test_set": m.test_set, "baseline": m.baseline, "question_id": m.question_id,

@@ -12,7 +12,7 @@ EXPECTED_SIZES = {"koala": 180, "sinstruct": 252, "wizardlm": 218, "vicuna": 80,
 MT_BENCH = "mt_bench"
 
 __all__ = ["TEST_SETS", "EXPECTED_SIZES", "MT_BENCH", "load_test_set", "load_mt_bench", "test_set_file",
-           "mt_bench_file", "mt_bench_reference_answers", "mt_bench_judge_prompts"]
+           "mt_bench_file", "mt_bench_reference_answers", "mt_bench_judge_prompts", "question_file"]
 
 _REBUILD = "rebuild data/ with `python scripts/build_sample_data.py`"
 
@@ -26,6 +26,11 @@ def test_set_file(name: str, data_dir: str | Path = BUNDLED_DATA_DIR) -> Path:
 def mt_bench_file(name: str, data_dir: str | Path = BUNDLED_DATA_DIR) -> Path:
     """question.jsonl, judge_prompts.jsonl or reference_answer/gpt-4.jsonl of the bundled MT-Bench."""
     return Path(data_dir) / MT_BENCH / name
+
+
+def question_file(name: str, data_dir: str | Path = BUNDLED_DATA_DIR) -> Path:
+    """The file load_test_set(name) reads: a test set's JSONL, or MT-Bench's question.jsonl."""
+    return mt_bench_file("question.jsonl", data_dir) if name == MT_BENCH else test_set_file(name, data_dir)
 
 
 def load_test_set(name: str, limit: int | None = None, data_dir: str | Path = BUNDLED_DATA_DIR) -> list[TestQuestion]:

@@ -1,6 +1,6 @@
 """The `judge` config (JudgeSpec): the pair judge and the benchmarks the judge stage runs (conf/judge/*.yaml, each
 benchmark composed from conf/benchmark/), what they ask the infer stage, their input identity, their forecast, one
-run over all of them, and what the gate needs to know about the pair judge.
+run over all of them, and what the gate needs to know about its judges (tacos.judges.gate.gate_stats).
 
 Every call goes through the run's LLM session (cache, retries, budget): a re-run or a larger `judge.limit` only makes
 the calls that are not answered yet. Benchmarks return data; the stage writes it. Layout: evaluate/README.md.
@@ -15,7 +15,7 @@ from typing import Any
 
 from tacos.benchmarks.base import Benchmark, BenchmarkResult, BenchmarkRun
 from tacos.judges.base import JudgeContext, PairJudge
-from tacos.judges.gate import judge_key
+from tacos.judges.gate import gate_stats
 from tacos.records import TestQuestion
 
 log = logging.getLogger(__name__)
@@ -107,16 +107,20 @@ class JudgeSpec:
         return results
 
     def gate_stats(self, results: dict[str, BenchmarkResult], jctx: JudgeContext, llm_identity: str) -> dict:
-        """What the gate reads from the manifest (tacos.judges.gate.record_verdict): the pair judge's key and what it
-        showed in both orders here (consistency, first-position win rate). Empty when it judged nothing."""
+        """What the gate reads from the manifest (tacos.judges.gate.record_verdict): every judge that judged here,
+        by its place in the config (what `tacos judge-eval --judge` takes to measure it under the same key): the
+        pair judge with the position bias it showed in both orders, and each benchmark's own rating judge (MT-Bench's
+        FastChat grader). Empty when nothing was judged."""
+        judges = {}
         verdicts = [v for r in results.values() for v in r.pair_verdicts]
-        if not verdicts:
-            return {}
-        identity = self.pair_judge.identity(jctx)
-        llm = llm_identity if self.pair_judge.uses_llm else None
-        # judge_path: where `tacos judge-eval --judge` finds this judge to measure it under the same key
-        return {"judge_key": judge_key(identity, llm), "judge_name": self.pair_judge.name, "judge_pairwise": True,
-                "judge_path": "judge.pair_judge", "judge_identity": identity, **self.pair_judge.diagnostics(verdicts)}
+        if verdicts:
+            judges["judge.pair_judge"] = gate_stats(self.pair_judge, jctx, llm_identity, verdicts, "judge.pair_judge")
+        for key, b in self.benchmarks.items():
+            ratings = results[b.name].ratings if b.name in results else []
+            if ratings:
+                path = f"judge.benchmarks.{key}.judge"
+                judges[path] = gate_stats(b.judge, jctx, llm_identity, ratings, path)
+        return {"gate_judges": judges} if judges else {}
 
 
 def judge_name_from_identity(identity: str) -> str:

@@ -6,7 +6,8 @@ report's own folder aside). From each:
     "mt_bench" = {turn1, turn2, overall, model, ...} (tacos.benchmarks, evaluate/README.md);
   * names from <run>/.hydra/config.yaml (run_name, selection.name, model.name), else from the folder and manifests;
   * selection facts from the select/export manifests and LLM calls and cost summed over every stage.
-Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run.
+Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run. Figures:
+win_tie_lose.png and comparison.png (the runs side by side: win rates, and what each subset prefers).
 """
 from __future__ import annotations
 
@@ -25,7 +26,12 @@ WTL = ("win", "tie", "lose", "score")
 RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
                   *(f"{t}_{k}" for t in TEST_SETS for k in WTL), "judge_informative"]
 SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged",
-                   "scorer_informative"]
+                   "scorer_informative", *(f"{k}_{w}" for k in ("mean_chars", "markdown") for w in ("selected", "pool")),
+                   "score_length_rho"]
+# What the subset prefers (select manifest stats.prefers, tacos.method.subset_stats), in SUMMARY_COLUMNS' order.
+PREFERS = ("mean_response_chars_selected", "mean_response_chars_pool", "markdown_share_selected", "markdown_share_pool",
+           "score_length_spearman")
+FIGURES = ("win_tie_lose.png", "comparison.png")  # written by write_report next to report.md
 NOT_INFORMATIVE = "(!)"  # marks results whose judge did not pass the gate (tacos.judges.gate)
 
 
@@ -131,10 +137,11 @@ def summary_rows(runs: list[RunInfo]) -> list[list]:
             continue
         llm = [m.get("llm") or {} for m in run.manifests.values()]
         sha = export.get("stats", {}).get("subset_sha256")
+        prefers = select.get("stats", {}).get("prefers") or {}
         rows.append([run.run_name, run.selection, select.get("counts", {}).get("selected"),
                      sha[:16] if sha else None, sum(int(x.get("calls", 0)) for x in llm),
                      round(sum(float(x.get("cost_usd", 0.0)) for x in llm), 6), "judge" in run.manifests,
-                     run.judge_informative("score")])
+                     run.judge_informative("score"), *(prefers.get(k) for k in PREFERS)])
     return rows
 
 
@@ -191,5 +198,37 @@ def write_report(root: Path, out: Path, runs: list[RunInfo] | None = None) -> di
     write_csv(out / "summary.csv", SUMMARY_COLUMNS, summary)
     text = markdown(results, summary, root)
     (out / "report.md").write_text(text, encoding="utf-8")
+    plots = write_figures(results, summary, out)
     return {"runs": len(runs), "judged_runs": sum("judge" in r.manifests for r in runs), "results": results,
-            "summary": summary, "markdown": text}
+            "summary": summary, "markdown": text, "plots": plots}
+
+
+def _labels(names: list[str]) -> list[str]:
+    """Row labels for figures: a name that occurs twice gets #2, #3 (run names of older sweeps may repeat)."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n} #{seen[n]}")
+    return out
+
+
+def write_figures(results: list[list], summary: list[list], out: Path) -> list[Path]:
+    """FIGURES: the W/T/L of every judged run against each baseline (summed over the test sets), and the runs side by
+    side: win rate (wins + ties/2 over all questions) per run and baseline, then what each subset prefers (mean
+    response length, markdown share, score–length rho) against its pool."""
+    from tacos.plots import sweep_comparison, win_tie_lose_bar
+
+    wtl, rates = {}, {}
+    col = {c: i for i, c in enumerate(RESULT_COLUMNS)}  # by name: the column layout may grow
+    names = [f"{r[col['run']]} ({r[col['model']]}) vs {r[col['baseline']] or '–'}" for r in results]
+    for label, r in zip(_labels(names), results):
+        counts = [sum(int(r[col[f"{t}_{part}"]] or 0) for t in TEST_SETS) for part in ("win", "tie", "lose")]
+        wtl[label] = tuple(counts)
+        rates[label] = (counts[0] + counts[1] / 2) / sum(counts) if sum(counts) else None
+    i = SUMMARY_COLUMNS.index("mean_chars_selected")
+    subsets = {label: dict(zip(("chars_selected", "chars_pool", "markdown_selected", "markdown_pool", "rho"),
+                               r[i:i + len(PREFERS)]))
+               for label, r in zip(_labels([str(r[0]) for r in summary]), summary)}
+    return [win_tie_lose_bar(wtl, out / FIGURES[0], title="Pairwise W/T/L per run and baseline (all test sets)"),
+            sweep_comparison(rates, subsets, out / FIGURES[1])]

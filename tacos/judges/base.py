@@ -6,6 +6,8 @@
 Both may `screen` records first: the ids they refuse to rank, with the reason (a relevance guard says "this
 response does not answer its instruction"); a screened record never wins a comparison and is never selected.
 A judge never returns a default: an answer that cannot be read is a verdict / rating of None with its reason.
+A judge may carry `claims_quality = False` (optional attribute, default True): it claims to screen, not to rank
+answers by quality, and the gate holds it to its screening rules only (tacos.judges.gate).
 """
 from __future__ import annotations
 
@@ -13,7 +15,56 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
+from tacos.judges.orders import FLIP
 from tacos.records import Record
+
+
+# The columns of judgments.jsonl per presentation order, by the read-out that made it.
+TEXT_COLUMNS = ("first", "second", "score_first", "score_second", "status", "cached", "cache_key")
+LOGPROB_COLUMNS = ("first", "second", "logit", "answer_mass", "problem", "status", "raw", "cached", "cache_key")
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What one presentation order said (`first` shown as response 1): its read-out (`mode`: text | logprob), the
+    numbers it read (text: the two scores; logprob: the log-odds of "1" over "2" and the answer tokens' mass),
+    `first_verdict` (win / tie / lose for `first`, decided by the judge that read it; None: no valid answer) and the
+    call behind it. Everything outside tacos.judges reads a verdict through `verdict(side)`, never re-derives it."""
+
+    first: str
+    second: str
+    mode: str
+    first_verdict: str | None
+    status: str
+    raw: str | None = None
+    cached: bool = False
+    cache_key: str = ""
+    score_first: float | None = None  # text
+    score_second: float | None = None  # text
+    logit: float | None = None  # logprob
+    answer_mass: float | None = None  # logprob
+    problem: str = ""  # logprob: why the answer could not be read ("" when it could)
+
+    def verdict(self, side: str) -> str | None:
+        """This order's verdict seen from `side` (one of its two records): win / tie / lose, or None."""
+        if side not in (self.first, self.second):
+            raise ValueError(f"{side!r} is neither record of this order ({self.first}, {self.second})")
+        return self.first_verdict if side == self.first else FLIP[self.first_verdict]
+
+    @property
+    def first_won(self) -> bool | None:
+        """True / False when the order is decided, None for a tie or no valid answer (position diagnostics)."""
+        return None if self.first_verdict in (None, "tie") else self.first_verdict == "win"
+
+    def as_dict(self) -> dict:
+        """The fields its read-out fills (`tacos judge-eval`'s judgments.json)."""
+        common = ("first", "second", "status", "raw", "cached", "cache_key")
+        own = ("logit", "answer_mass", "problem") if self.mode == "logprob" else ("score_first", "score_second")
+        return {k: getattr(self, k) for k in common + own}
+
+    def row(self) -> dict:
+        """Its judgments.jsonl row (the score stage): the columns its read-out has."""
+        return {k: getattr(self, k) for k in (LOGPROB_COLUMNS if self.mode == "logprob" else TEXT_COLUMNS)}
 
 
 @dataclass(frozen=True)
@@ -21,7 +72,8 @@ class PairVerdict:
     """One pair (a, b). `p_first` = P(a is better than b): 1.0 / 0.0 decisive, 0.5 a tie, in between a soft
     preference; None when the judge gave no valid answer. `comparisons` are the outcomes a ranking fits
     (first id, second id, P(first wins)): one soft outcome per pair, or one hard outcome per presentation order.
-    `orders` keeps what each presentation order said (for judgments.jsonl and the position diagnostics); `points`
+    `orders` keeps what each presentation order said (OrderResult: for judgments.jsonl and the position
+    diagnostics); `detail` what a judge without presentation orders adds (a guard's reason, two ratings); `points`
     are the absolute numbers each record got (judge scores, win probabilities or ratings): their mean is a record's
     score comparable across clusters."""
 
@@ -29,13 +81,18 @@ class PairVerdict:
     second: str
     p_first: float | None
     comparisons: tuple[tuple[str, str, float], ...] = ()
-    orders: tuple[dict, ...] = ()
+    orders: tuple[OrderResult, ...] = ()
     reason: str = ""
     points: tuple[tuple[str, float], ...] = ()
+    detail: dict = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
         return self.p_first is not None
+
+    def order_verdicts(self) -> list[str | None]:
+        """Each presentation order's verdict from `first`'s side, in the order the orders were asked."""
+        return [o.verdict(self.first) for o in self.orders]
 
     def flipped(self) -> "PairVerdict":
         """The same verdict seen from the other record, its presentation orders listed the other way round
@@ -44,7 +101,7 @@ class PairVerdict:
         couples = [self.points[k:k + 2] for k in range(0, len(self.points), 2)]
         return PairVerdict(self.second, self.first, None if self.p_first is None else 1.0 - self.p_first,
                            self.comparisons[::-1], self.orders[::-1], self.reason,
-                           tuple(p for couple in couples[::-1] for p in couple))
+                           tuple(p for couple in couples[::-1] for p in couple), self.detail)
 
 
 @dataclass(frozen=True)
@@ -115,9 +172,6 @@ class PairJudge(Protocol):
     def screen(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, str]: ...
     def judge_pairs(self, pairs: Sequence[tuple[Record, Record]], ctx: JudgeContext) -> list[PairVerdict]: ...
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict: ...  # position-bias numbers ({} if none)
-    # Absolute numbers for records the judge can rate on their own (a rating judge compared pair by pair): what a
-    # record alone in its cluster is back-filled by. {} for judges that only compare.
-    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]: ...
 
 
 @runtime_checkable
@@ -143,7 +197,8 @@ class NoScreen:
 
 
 def soft_verdict(a: Record, b: Record, p: float, reason: str = "", points: tuple | None = None,
-                 **order: Any) -> PairVerdict:
-    """A verdict with one soft outcome (judges without a presentation order: ratings, signals, guards)."""
-    return PairVerdict(a.id, b.id, p, ((a.id, b.id, p),), (order,) if order else (), reason,
-                       points if points is not None else ((a.id, p), (b.id, 1.0 - p)))
+                 **detail: Any) -> PairVerdict:
+    """A verdict with one soft outcome (judges without a presentation order: ratings, signals, guards); `detail`
+    goes into its judgments.jsonl row."""
+    return PairVerdict(a.id, b.id, p, ((a.id, b.id, p),), (), reason,
+                       points if points is not None else ((a.id, p), (b.id, 1.0 - p)), detail)

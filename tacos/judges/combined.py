@@ -22,6 +22,19 @@ def as_pair_judge(judge: Any) -> Any:
     return judge if isinstance(judge, PairJudge) else RatingPairJudge(judge)
 
 
+def as_rating_judge(judge: Any) -> "GuardedRatingJudge | None":
+    """The rating judge behind a pair judge that only compares ratings (a RatingPairJudge, or a guard in front of
+    one), with every screen in front of it: its records can be ordered by their ratings exactly, with no pairing.
+    None for a judge that really compares two records (an LLM shown both)."""
+    if isinstance(judge, RatingPairJudge):
+        return GuardedRatingJudge(Guard(), judge.judge, name=judge.judge.name)
+    if isinstance(judge, GuardedPairJudge):
+        inner = as_rating_judge(judge.judge)
+        if inner is not None:
+            return GuardedRatingJudge(Guard(judge.guard.checks + inner.guard.checks), inner.judge, name=judge.name)
+    return None
+
+
 @dataclass
 class Check:
     judge: Any  # a RatingJudge
@@ -69,6 +82,9 @@ class _Guarded:
     guard: Guard
     judge: Any  # the judge that ranks (pairs) or rates (records) what the guard lets through
     name: str = "guarded"
+    # false: the judge only screens (keeps out off-topic / cut / defective answers) and does not claim to rank
+    # on-topic answers by quality: the gate applies its screening rules only and every verdict says so
+    claims_quality: bool = True
 
     @property
     def uses_llm(self) -> bool:
@@ -101,10 +117,6 @@ class GuardedPairJudge(_Guarded):
         ranked = dict(zip([(a.id, b.id) for a, b in open_pairs], self.judge.judge_pairs(open_pairs, ctx)))
         return [ranked[(a.id, b.id)] if (a.id, b.id) in ranked else screened_verdict(a, b, screened)
                 for a, b in pairs]
-
-    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]:
-        screened = self.screen(records, ctx)
-        return self.judge.absolute([r for r in records if r.id not in screened], ctx)
 
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict:
         ranked = [v for v in verdicts if not v.reason.startswith("screened")]
@@ -168,11 +180,6 @@ class RatingPairJudge:
             p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, (ra - rb) / self.scale))))
             out.append(soft_verdict(a, b, p, points=((a.id, ra), (b.id, rb)), rating_first=ra, rating_second=rb))
         return out
-
-    def absolute(self, records: Sequence[Record], ctx: JudgeContext) -> dict[str, float]:
-        screened = self.judge.screen(records, ctx)
-        return {x.id: x.value for x in self.judge.rate([r for r in records if r.id not in screened], ctx)
-                if x.value is not None}
 
     def diagnostics(self, verdicts: Sequence[PairVerdict]) -> dict:
         return {}  # no presentation order: nothing to be biased by

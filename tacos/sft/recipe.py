@@ -72,11 +72,16 @@ def deepspeed_kind(spec, tcfg) -> str:
     return tcfg.deepspeed or spec.deepspeed
 
 
+def deepspeed_template(kind: str) -> Path | None:
+    """The file of the DeepSpeed JSON template train/ds_<kind>.json; None for 'none'."""
+    return None if kind == "none" else ASSET_DIR / f"ds_{kind}.json"
+
+
 def deepspeed_config(kind: str) -> dict | None:
     """The DeepSpeed JSON template train/ds_<kind>.json (ZeRO-3, optionally with CPU offload); None for 'none'."""
-    if kind == "none":
+    path = deepspeed_template(kind)
+    if path is None:
         return None
-    path = ASSET_DIR / f"ds_{kind}.json"
     if not path.is_file():
         raise FileNotFoundError(f"DeepSpeed template {path} not found (train.deepspeed={kind!r}; templates: "
                                 f"{sorted(p.stem[3:] for p in ASSET_DIR.glob('ds_*.json'))})")

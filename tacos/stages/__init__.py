@@ -6,7 +6,7 @@ import importlib
 
 from tacos.stage import Stage, StageError
 
-STAGE_ORDER = ("data", "tag", "normalize", "cluster", "score", "select", "export", "refine", "train", "infer",
+STAGE_ORDER = ("data", "clean", "tag", "normalize", "cluster", "score", "select", "export", "refine", "train", "infer",
                "judge", "report")
 
 

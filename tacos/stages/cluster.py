@@ -8,14 +8,14 @@ import json
 from tacos.config import to_container
 from tacos.records import iter_jsonl, write_jsonl
 from tacos.stage import StageBase, StageError, StageResult, component
-from tacos.stage_io import load_pool, write_clusters
+from tacos.stage_io import POOL_STAGE, load_pool, write_clusters
 
 
 class ClusterStage(StageBase):
     name, shareable, components = "cluster", True, ("clustering",)
 
     def requires(self, cfg) -> list[str]:
-        return ["data", "normalize"] if component(cfg, "clustering").needs_tags else ["data"]
+        return [POOL_STAGE, "normalize"] if component(cfg, "clustering").needs_tags else [POOL_STAGE]
 
     def config_slice(self, cfg) -> dict:
         return {"clustering": to_container(cfg.clustering), "seed": int(cfg.seed)}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tacos.config import to_container
 from tacos.records import iter_jsonl
-from tacos.stage import StageBase, StageResult
+from tacos.data.benchmark_sets import TEST_SETS, test_set_file
+from tacos.stage import StageBase, StageResult, component, files_read
 
 
 class ExportStage(StageBase):
@@ -19,7 +20,10 @@ class ExportStage(StageBase):
         return ["select"]
 
     def config_slice(self, cfg) -> dict:
-        return {"export": to_container(cfg.export), "report": to_container(cfg.report)}
+        # The contamination report reads the test sets: an edited one makes the report stale.
+        data_dir = component(cfg, "paths").data_dir
+        return {"export": to_container(cfg.export), "report": to_container(cfg.report),
+                "test_set_files": files_read({name: test_set_file(name, data_dir) for name in TEST_SETS})}
 
     def run(self, ctx) -> StageResult:
         rows = list(iter_jsonl(ctx.input_dir("select") / "selected.jsonl"))
@@ -29,7 +33,7 @@ class ExportStage(StageBase):
 
 def _reports(ctx, rows: list[dict]) -> dict:
     """n-gram contamination against the 5 test sets."""
-    from tacos.data.benchmark_sets import TEST_SETS, load_test_set
+    from tacos.data.benchmark_sets import load_test_set
 
     data_dir = Path(ctx.paths.data_dir)
     train = {r["id"]: f"{r['instruction']}\n{r['input']}".strip() for r in rows}

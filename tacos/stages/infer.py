@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tacos.config import config_hash, to_container
-from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
+from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS, question_file
 from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
 from tacos.eval.registry import register_run
-from tacos.stage import StageBase, StageResult, component
+from tacos.stage import StageBase, StageResult, component, files_read
 
 
 BUNDLED_SETS = (*TEST_SETS, MT_BENCH)
@@ -31,7 +31,10 @@ class InferStage(StageBase):
         return component(cfg, "infer").uses_llm()
 
     def config_slice(self, cfg) -> dict:
-        out = {"infer": to_container(cfg.infer), "seed": int(cfg.seed), **infer_inputs(component(cfg, "infer"))}
+        spec, data_dir = component(cfg, "infer"), component(cfg, "paths").data_dir
+        out = {"infer": to_container(cfg.infer), "seed": int(cfg.seed), **infer_inputs(spec),
+               # the questions of its bundled sets: an edited test set is answered again (and judged again)
+               "question_files": files_read({bench: question_file(bench, data_dir) for bench in spec.benches()})}
         asked = judge_asks(cfg)
         if asked:  # absent otherwise: the identity of a run without such a benchmark stays what it was
             out["judge_asks"] = {bench: config_hash([q.__dict__ for q in qs]) for bench, qs in asked.items()}

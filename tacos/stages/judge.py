@@ -2,8 +2,9 @@
 
 The config (tacos.eval.judge.JudgeSpec, conf/judge/*.yaml) names a pair judge (tacos.judges) and the benchmarks
 (tacos.benchmarks, conf/benchmark/*.yaml): pairwise against baselines on the five test sets, MT-Bench graded as
-FastChat does, AlpacaEval 2. Benchmarks return data; this stage writes it into the stage folder, and reports the pair
-judge's key and observed position bias: the runner's gate judges the judge (tacos.judges.gate). Layout and field
+FastChat does, AlpacaEval 2. Benchmarks return data; this stage writes it into the stage folder, and reports every
+judge that judged (the pair judge with its observed position bias, MT-Bench's grader) by its key: the runner's gate
+judges each of them (tacos.judges.gate). Layout and field
 names: evaluate/README.md.
 """
 from __future__ import annotations

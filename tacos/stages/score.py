@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from tacos.config import to_container
 from tacos.judges.base import JudgeContext, judge_context
-from tacos.judges.gate import judge_key
+from tacos.judges.gate import gate_stats
 from tacos.records import write_jsonl
 from tacos.stage import StageBase, StageResult, component, empty_plan
-from tacos.stage_io import load_pool, pool_for_plan, read_clusters
+from tacos.stage_io import POOL_STAGE, load_pool, pool_for_plan, read_clusters
 
 
 class ScoreStage(StageBase):
     name, shareable, components = "score", True, ("scorer", "gate")
 
     def requires(self, cfg) -> list[str]:
-        return ["data", "cluster"]
+        return [POOL_STAGE, "cluster"]
 
     def uses_llm(self, cfg) -> bool:
         return component(cfg, "scorer").uses_llm
@@ -68,12 +68,8 @@ def judge_stats(judge, jctx: JudgeContext, session) -> dict:
     """What the gate needs to find this judge's measurements (and what the judge did besides chat calls)."""
     if judge is None:
         return {}
-    identity = judge.identity(jctx)
-    llm = session.identity if judge.uses_llm and session is not None else None
     extra = {k: v for k, v in jctx.stats.items() if k != "seconds"}
-    return {"judge_key": judge_key(identity, llm), "judge_name": judge.name,
-            "judge_pairwise": hasattr(judge, "judge_pairs"),
-            "judge_identity": identity, "judge_llm": llm, **extra}
+    return {**gate_stats(judge, jctx, session.identity if session is not None else None), **extra}
 
 
 def score_length_correlation(rows: list[dict], records: dict) -> float | None:

@@ -1,5 +1,6 @@
 """Stage `select`: the configured selector (tacos.strategies.selectors) picks the subset; every selected record
-carries its rationale (cluster, score, CI, rank, reason)."""
+carries its rationale (cluster, score, CI, rank, reason). stats.prefers says what the subset prefers against the pool
+(length, markdown, score–length rho: tacos.method.subset_stats)."""
 from __future__ import annotations
 
 import json
@@ -7,21 +8,26 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tacos.config import to_container
+from tacos.method.subset_stats import subset_preferences
 from tacos.records import Record, iter_jsonl, write_jsonl
-from tacos.stage import StageBase, StageResult, component
-from tacos.stage_io import load_pool
+from tacos.stage import StageBase, StageResult, component, files_read
+from tacos.stage_io import POOL_STAGE, load_pool
 
 
 class SelectStage(StageBase):
     name, shareable, components = "select", True, ("selection",)
 
     def requires(self, cfg) -> list[str]:
-        return list(component(cfg, "selection").inputs)
+        # A selector that reads "data" reads the pool, which is the clean stage's output.
+        return [POOL_STAGE if s == "data" else s for s in component(cfg, "selection").inputs]
 
     def config_slice(self, cfg) -> dict:
         selection = {**to_container(cfg.selection), **component(cfg, "selection").identity()}
         selection.pop("path", None)  # an external file is identified by its content (identity), not its path
-        return {"selection": selection, "seed": int(cfg.seed)}
+        # the released subsets its overlap stats compare against (data/reference_sets/*.ids)
+        released = Path(component(cfg, "paths").data_dir) / "reference_sets"
+        return {"selection": selection, "seed": int(cfg.seed),
+                "reference_sets": files_read({f.name: f for f in sorted(released.glob("*.ids"))})}
 
     def run(self, ctx) -> StageResult:
         from tacos.plots import length_distribution
@@ -44,6 +50,7 @@ class SelectStage(StageBase):
             (ctx.out_dir / "reference_overlap.json").write_text(json.dumps(overlap, indent=1) + "\n", encoding="utf-8")
         budget = selector.budget if selector.budget is not None else len(pool)
         mean = lambda xs: round(sum(xs) / max(1, len(xs)), 1)  # noqa: E731
+        prefers = subset_preferences({r.id: r.output for r in pool}, [s.id for s in chosen], scores)
         return StageResult(
             counts={"pool": len(pool), "selected": len(chosen), "budget": int(budget),
                     "excluded_unscored": len(unscored)},
@@ -51,6 +58,7 @@ class SelectStage(StageBase):
                    "mean_output_chars_selected": mean([len(by_id[s.id].output) for s in chosen]),
                    "mean_output_chars_pool": mean([len(r.output) for r in pool]),
                    "clusters_represented": len({s.cluster for s in chosen if s.cluster is not None}),
+                   "prefers": prefers,
                    **({"overlap_with_released": overlap} if overlap else {})})
 
 

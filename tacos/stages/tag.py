@@ -4,7 +4,7 @@ from __future__ import annotations
 from tacos.config import to_container
 from tacos.records import write_jsonl
 from tacos.stage import StageBase, StageResult, component, empty_plan
-from tacos.stage_io import load_pool, pool_for_plan
+from tacos.stage_io import POOL_STAGE, load_pool, pool_for_plan
 
 _NOT_IN_TAGS_FILE = ("raw", "error")  # kept in invalid.jsonl only
 
@@ -13,7 +13,7 @@ class TagStage(StageBase):
     name, shareable, components = "tag", True, ("tagger",)
 
     def requires(self, cfg) -> list[str]:
-        return ["data"]
+        return [POOL_STAGE]
 
     def uses_llm(self, cfg) -> bool:
         return component(cfg, "tagger").uses_llm

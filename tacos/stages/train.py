@@ -22,7 +22,7 @@ from tacos.paths import absolute
 from tacos.records import file_sha256
 from tacos.sft import forecast, launch, outputs, preflight, recipe
 from tacos.sft.validate import ValidationJob, validate_recipe
-from tacos.stage import StageBase, StageError, StageResult, empty_plan
+from tacos.stage import StageBase, StageError, StageResult, component, empty_plan, files_read
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class TrainStage(StageBase):
                 slice_["dataset_sha256"] = file_sha256(data.file)
             except StageError:
                 slice_["dataset_sha256"] = None  # run() reports the problem
+        template = recipe.deepspeed_template(recipe.deepspeed_kind(component(cfg, "model"), component(cfg, "train")))
+        if template is not None:  # the DeepSpeed template's bytes go into the recipe: an edit must re-train
+            slice_["deepspeed_template"] = files_read({template.name: template})
         return slice_
 
     def run(self, ctx) -> StageResult:

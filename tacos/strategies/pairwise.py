@@ -1,5 +1,9 @@
 """The contrastive (pairwise) scorer: TACOS's core step.
 
+A judge that only compares ratings (a rating judge, alone or behind a guard) is not paired at all: every record is
+rated once and a cluster's order is its rating order, exactly (pairing and a Bradley-Terry refit would only blur it
+with pairing luck). What follows is for judges that compare two records.
+
 In every cluster, the records the judge does not screen out are paired: per round a seeded shuffle + adjacent
 pairing (`rounds` > 1: a record meets several opponents; an odd member is paired again, nobody is dropped). The
 PairJudge (conf/scorer/judge/*.yaml) compares each pair, in both presentation orders where position matters; its
@@ -15,16 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tacos.judges.base import JudgeContext, PairVerdict
-from tacos.judges.combined import as_pair_judge
+from tacos.judges.combined import as_pair_judge, as_rating_judge
 from tacos.method.bradley_terry import bradley_terry_ci
 from tacos.method.scoring import make_pairs
 from tacos.records import Record
-from tacos.strategies.scorers import ScoreOutput, clustered_ids, pairs_estimate, rounded
+from tacos.strategies.scorers import ScoreOutput, SingleScorer, clustered_ids, pairs_estimate, rounded
 
 AGGREGATES = ("bradley_terry", "raw_mean")
-# The columns of judgments.jsonl per presentation order, by what the judge's orders carry.
-TEXT_COLUMNS = ("first", "second", "score_first", "score_second", "status", "cached", "cache_key")
-LOGPROB_COLUMNS = ("first", "second", "logit", "answer_mass", "problem", "status", "raw", "cached", "cache_key")
 
 
 @dataclass
@@ -38,6 +39,11 @@ class ContrastiveScorer:
     def __post_init__(self) -> None:
         if self.judge is not None:  # a rating judge compares records by their ratings
             self.judge = as_pair_judge(self.judge)
+
+    @property
+    def rater(self):
+        """The rating judge when the judge only compares ratings: records are then ordered by rating, unpaired."""
+        return as_rating_judge(self.judge)
 
     @property
     def uses_llm(self) -> bool:
@@ -68,10 +74,14 @@ class ContrastiveScorer:
     def requests(self, records, clusters, ctx: JudgeContext) -> list:
         """The LLM calls scoring would make, computing no signal: with a judge that screens, as if it screened
         nothing out (an upper bound; `judge.screens`)."""
+        if self.rater is not None:
+            return self.rater.requests([records[i] for i in clustered_ids(clusters)], ctx)
         unique = self.unique_pairs(self.made_pairs(clusters, {}, ctx.seed))
         return self.judge.requests([(records[a], records[b]) for a, b in unique], ctx)
 
     def estimated_calls(self, n_records: int) -> int:
+        if self.rater is not None:
+            return n_records if self.judge.uses_llm else 0
         return pairs_estimate(n_records, self.rounds, 2) if self.judge.uses_llm else 0
 
     def sample_requests(self, pool: list[Record], ctx: JudgeContext) -> list:
@@ -80,6 +90,8 @@ class ContrastiveScorer:
 
     # -- scoring ------------------------------------------------------------------------------------------------
     def score(self, records, clusters, ctx: JudgeContext) -> ScoreOutput:
+        if self.rater is not None:
+            return self.score_by_rating(records, clusters, ctx)
         screened = self.judge.screen([records[i] for i in clustered_ids(clusters)], ctx)
         made = self.made_pairs(clusters, screened, ctx.seed)
         unique = self.unique_pairs(made)
@@ -88,12 +100,6 @@ class ContrastiveScorer:
         def verdict(a: str, b: str) -> PairVerdict:
             return verdicts[(a, b)] if (a, b) in verdicts else verdicts[(b, a)].flipped()
 
-        # A record alone among the unscreened members of a cluster meets nobody there (it may meet others in its other
-        # clusters); a judge with absolute ratings still rates it: in that cluster it is trivially the best, and
-        # back-fill ranks it by that rating. Judges that only compare leave it unscored there.
-        unscreened = {c: [i for i in clusters[c] if i not in screened] for c in clusters}
-        lone_ids = sorted({members[0] for members in unscreened.values() if len(members) == 1})
-        alone_rating = self.judge.absolute([records[i] for i in lone_ids], ctx) if lone_ids else {}
         rows, judgment_rows = [], []
         for c, pairs in made.items():
             comparisons, points = [], defaultdict(list)
@@ -102,8 +108,7 @@ class ContrastiveScorer:
                 comparisons += v.comparisons
                 for rid, value in v.points:
                     points[rid].append(value)
-                judgment_rows += [{"cluster": c, **_columns(o)} for o in v.orders] or \
-                    [{"cluster": c, "first": a, "second": b, "p_first": rounded(v.p_first), "reason": v.reason}]
+                judgment_rows += judgment_rows_of(c, a, b, v)
             bt = bradley_terry_ci(clusters[c], comparisons, n_boot=self.n_boot, seed=ctx.seed)
             n_j: dict[str, int] = defaultdict(int)
             for a, b, _ in comparisons:
@@ -117,12 +122,6 @@ class ContrastiveScorer:
                        "n_judgments": n_j[i]}
                 if i in screened:
                     row["screened"] = screened[i]
-                elif not n_j[i] and i in alone_rating and unscreened[c] == [i]:
-                    # alone among the unscreened members of this cluster: the centre of the Bradley-Terry scale
-                    # (what the fit gives a record it never saw) and its own rating for back-fill
-                    rating = alone_rating[i]
-                    row.update(score=0.0 if self.aggregate == "bradley_terry" else rounded(rating),
-                               raw_score=rounded(rating), alone_rated=True)
                 rows.append(row)
         judged = list(verdicts.values())
         invalid = sum(1 for v in judged if not v.valid)
@@ -136,8 +135,20 @@ class ContrastiveScorer:
         table = {"columns": ["metric", "value"], "data": [[k, v] for k, v in diagnostics.items()]}
         return ScoreOutput(rows, judgment_rows, counts, stats, dist, {"position_bias": table} if diagnostics else {})
 
+    def score_by_rating(self, records, clusters, ctx: JudgeContext) -> ScoreOutput:
+        """Each record rated once; its score in every cluster is its rating (the back-fill value too)."""
+        out = SingleScorer(judge=self.rater, name=self.name).score(records, clusters, ctx)
+        out.judgments = []
+        out.counts = {**out.counts, "pairs": 0, "judgments": 0}
+        out.stats = {**out.stats, "ordered_by": "rating"}
+        return out
 
-def _columns(order: dict) -> dict:
-    """One presentation order as a judgments.jsonl row: the columns its kind of read-out has."""
-    columns = LOGPROB_COLUMNS if "logit" in order else TEXT_COLUMNS if "score_first" in order else tuple(order)
-    return {k: order.get(k) for k in columns}
+
+def judgment_rows_of(cluster: int, a: str, b: str, v: PairVerdict) -> list[dict]:
+    """judgments.jsonl rows of one pair: one per presentation order (OrderResult.row: the columns its read-out
+    has), else one with what a judge without orders added (a guard's reason, two ratings), else the verdict."""
+    if v.orders:
+        return [{"cluster": cluster, **o.row()} for o in v.orders]
+    if v.detail:
+        return [{"cluster": cluster, **v.detail}]
+    return [{"cluster": cluster, "first": a, "second": b, "p_first": rounded(v.p_first), "reason": v.reason}]

@@ -91,7 +91,7 @@ class SingleScorer:
                 row = {"id": i, "cluster": c, "score": v, "raw_score": v, "ci_low": None, "ci_high": None,
                        "n_judgments": int(v is not None)}
                 if v is None and ratings[i].reason.startswith("screened"):
-                    row["screened"] = ratings[i].reason
+                    row["screened"] = ratings[i].reason.removeprefix("screened: ")
                 rows.append(row)
         invalid = sum(1 for i in ids if ratings[i].value is None and not ratings[i].reason.startswith("screened"))
         counts = {"clusters": len(clusters), "rated": len(ids), "invalid": invalid,

@@ -107,7 +107,9 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
         assert res["reference"] == "gpt4_1106_preview" and res["limit"] == 3 and res["missing"] == 0
         assert res["official_reference"] is False  # the tiny made-up reference file
         assert 0 < res["length_controlled_winrate"] < 100 and "lc_message" not in res
-        assert m["counts"]["alpaca_eval2_calls"] == 6 and m["stats"]["judge_pairwise"] and m["stats"]["judge_key"]
+        assert m["counts"]["alpaca_eval2_calls"] == 6
+        pair_judge = m["stats"]["gate_judges"]["judge.pair_judge"]  # the gate judges the pair judge here too
+        assert pair_judge["judge_pairwise"] and pair_judge["judge_key"]
         folder = run_dir / "judge" / "alpaca_eval2"
         annotations = json.loads((folder / "annotations.json").read_text())
         assert [a["preference"] for a in annotations] == [1.0, 2.0, 1.5]

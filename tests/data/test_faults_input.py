@@ -227,7 +227,7 @@ def test_corrupt_cache_through_run_py(tmp_path):
     cache_dir.mkdir()
     (cache_dir / CACHE_FILENAME).write_bytes(b"\x00garbage" * 1000)
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(4))
-    out = run_cli([*llm_overrides("http://127.0.0.1:9/v1", tmp_path, pool), "stages=[data,tag]",
+    out = run_cli([*llm_overrides("http://127.0.0.1:9/v1", tmp_path, pool), "stages=[data,clean,tag]",
                    f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}"])
     assert out.returncode == 2
     (line,) = error_lines(out.stderr)
@@ -265,7 +265,7 @@ def test_client_settings_defaults_match_the_config_and_unknown_keys_are_named():
                                               ("client.max_concurrency=0", "client.max_concurrency")])
 def test_wrong_client_settings_stop_the_run_before_any_work(tmp_path, override, setting):
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(4))
-    out = run_cli([*llm_overrides("http://127.0.0.1:9/v1", tmp_path, pool), "stages=[data,tag]", override,
+    out = run_cli([*llm_overrides("http://127.0.0.1:9/v1", tmp_path, pool), "stages=[data,clean,tag]", override,
                    f"hydra.run.dir={tmp_path / 'run'}"])
     assert out.returncode == 2
     (line,) = error_lines(out.stderr)

@@ -398,14 +398,35 @@ def test_both_orders_through_the_stage(judged, judge_stub):
     assert m["tables"]["pairwise"]["columns"][:3] == ["baseline", "test_set", "win"]
     # What the runner's gate reads: the pair judge's key (as `tacos judge-eval --judge judge.pair_judge` files its
     # measurements) and the position bias it showed here, over every question judged in both orders.
-    s = m["stats"]
+    s = m["stats"]["gate_judges"]["judge.pair_judge"]
     assert s["judge_pairwise"] is True and s["judge_name"] == "judge_pairwise" and len(s["judge_key"]) == 24
-    assert s["judge_path"] == "judge.pair_judge"
+    assert s["judge_path"] == "judge.pair_judge" and s["judge_llm"] == m["stats"]["judge_llm"]
     assert s["judge_identity"]["judge"] == "LLMPairJudge" and s["judge_identity"]["mode"] == "text"
     assert s["n_pairs_both_orders"] > 0 and 0 <= s["first_position_win_rate"] <= 1 and 0 <= s["consistency"] <= 1
+    assert s["invalid_rate"] == pytest.approx(1 / 15, abs=1e-4)  # koala_0: no scores in either order
     gate = json.loads((run_dir / "gate.json").read_text())["judge"]
-    assert gate["judge_key"] == s["judge_key"] and gate["judge_informative"] is False  # never measured here
-    assert "judge_informative" not in s  # the verdict is the runner's, never part of the stage's output
+    pair = gate["judges"]["judge.pair_judge"]
+    assert pair["judge_key"] == s["judge_key"] and pair["judge_informative"] is False  # never measured here
+    assert gate["judge_informative"] is False
+    assert "judge_informative" not in m["stats"]  # the verdict is the runner's, never part of the stage's output
+
+
+def test_the_mt_bench_grader_gets_a_gate_verdict_too(judged):
+    """The judge stage reports MT-Bench's FastChat grader like its pair judge: its key under its config path, so the
+    run's gate.json carries a verdict on it (the rating rules; here never measured, so not shown informative)."""
+    m, run_dir = judged["full"], judged["run_dir"]
+    path = "judge.benchmarks.mt_bench.judge"
+    s = m["stats"]["gate_judges"][path]
+    assert s["judge_pairwise"] is False and s["judge_name"] == "fastchat_single" and s["judge_path"] == path
+    assert s["judge_identity"]["judge"] == "FastChatSingleJudge"
+    assert s["invalid_rate"] == pytest.approx(1 / 12, abs=1e-4)  # q82's turn 2 never gets a rating
+    gate = json.loads((run_dir / "gate.json").read_text())["judge"]
+    rated = gate["judges"][path]
+    assert rated["judge_key"] == s["judge_key"] and rated["judge_informative"] is False
+    # the rule it is held to is named, with the command that measures this very judge
+    assert any("alpagasus_rating_test" in r and f"--ratings" in r and f"--judge {path}" in r
+               for r in rated["judge_gate_reasons"])
+    assert any(r.startswith(f"fastchat_single ({path}): ") for r in gate["judge_gate_reasons"])
 
 
 def test_mt_bench_through_the_stage_and_show_result(judged):
@@ -568,9 +589,31 @@ def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, jud
     outputs = judged["tmp"] / "outputs"
     args = ["judge-eval", "--pairs", str(pairs), "--judge", "judge.pair_judge", "--out", str(tmp_path / "je"),
             "--n-boot", "50", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
-            f"paths.output_dir={outputs}", "logger=none"]
+            f"paths.output_dir={outputs}", "logger=none", "gate.relevance_rung=false"]
     assert tacos_main(args) == 0
     result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
-    assert result["judge_key"] == judged["full"]["stats"]["judge_key"]
+    assert result["judge_key"] == judged["full"]["stats"]["gate_judges"]["judge.pair_judge"]["judge_key"]
     assert result["metrics"]["overall"]["agreement"] == pytest.approx(1.0)  # both orders, both pairs right
+    assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])
+
+
+def test_judge_eval_measures_the_mt_bench_grader_under_its_gate_key(judged, judge_stub, tmp_path):
+    """`tacos judge-eval --ratings F --judge judge.benchmarks.mt_bench.judge` (the command its gate reason names)
+    files the measurement under the key the stage reported for MT-Bench's grader."""
+    from tacos.cli import main as tacos_main
+    from tacos.judges import gate as gates
+
+    ratings = tmp_path / "toy_rating_test.jsonl"
+    ratings.write_text("".join(json.dumps({"id": f"r{k}", "instruction": "Name a fruit.", "output": o, "rating": r})
+                               + "\n" for k, (o, r) in enumerate([("quality=9 apple", 9), ("quality=2 stone", 2),
+                                                                  ("quality=6 pear", 6)])))
+    outputs = judged["tmp"] / "outputs"
+    path = "judge.benchmarks.mt_bench.judge"
+    args = ["judge-eval", "--ratings", str(ratings), "--judge", path, "--out", str(tmp_path / "je"), "--n-boot", "50",
+            "judge=all", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
+            f"paths.output_dir={outputs}", "logger=none", "gate.relevance_rung=false"]
+    assert tacos_main(args) == 0
+    result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
+    assert result["judge_key"] == judged["full"]["stats"]["gate_judges"][path]["judge_key"]
+    assert result["metrics"]["overall"]["spearman"] == pytest.approx(1.0)
     assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])

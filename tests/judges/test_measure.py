@@ -64,7 +64,7 @@ def pairs_file(tmp_path):
 
 def _stub_args(stub, tmp_path) -> list[str]:
     return ["llm=openai_compatible", f"llm.base_url={stub.base_url}", "llm.model=knowing", "llm.supports_logprobs=true",
-            f"paths.output_dir={tmp_path / 'o'}", "logger=none"]
+            f"paths.output_dir={tmp_path / 'o'}", "logger=none", "gate.relevance_rung=false"]
 
 
 @pytest.mark.parametrize("judge", ["llm_logprob", "llm_text"])
@@ -87,6 +87,9 @@ def test_judge_eval_measures_agreement_and_records_it(tmp_path, pairs_file, judg
     assert overall["agreement"] == pytest.approx(0.875)
     assert overall["baseline_first"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
     assert overall["llm_calls_per_item"] == 2 and overall["seconds_per_item"] > 0
+    # the ladder beside it (no toy_dev.jsonl: fitted on the measured file itself, and said so)
+    assert "itself" in result["ladder"]["fitted_on"] and overall["best_rung"] in overall["ladder"]
+    assert overall["agreement_all"] == pytest.approx(0.875) and overall["agreement_all_ci"][1] <= 1.0
     if judge == "llm_logprob":
         # the scripted pull towards the first position (+2 log-odds) is seen in the raw orders and cancelled
         assert overall["mean_answer_mass"] == pytest.approx(0.9, abs=1e-3)
@@ -121,11 +124,11 @@ def test_pairs_with_two_instructions_and_ratings(tmp_path):
             w in _between(last_user_message(body), "[Response]", "Respond").lower() for w in GOOD) else 1})) as stub:
         base = _stub_args(stub, tmp_path)
         assert tacos_main(["judge-eval", "--pairs", str(pairs), "--out", str(tmp_path / "p"), *base,
-                           "scorer=single", "scorer.judge.judgment=text"]) == 0
+                           "scorer=single", "readout@scorer.judge.readout=text"]) == 0
         # output_2 under its own instruction (the two ratings may be requested in either order)
         assert any("[Instruction]\nName a color.\n[Response]\nBlue." in last_user_message(b) for b in stub.requests)
         assert tacos_main(["judge-eval", "--ratings", str(ratings), "--out", str(tmp_path / "r"), *base,
-                           "scorer=single", "scorer.judge.judgment=text"]) == 0
+                           "scorer=single", "readout@scorer.judge.readout=text"]) == 0
     assert json.loads((tmp_path / "p" / "judge_eval.json").read_text())["metrics"]["overall"]["agreement"] == 1.0
     rated = json.loads((tmp_path / "r" / "judge_eval.json").read_text())["metrics"]["overall"]
     assert rated["spearman"] == pytest.approx(0.866, abs=1e-3) and rated["n"] == 3
@@ -137,6 +140,7 @@ def test_pair_metrics_from_scratch():
     verdicts = [PairVerdict(j.id, j.id + "'", j.p_output_1) for j in js]
     m = pair_metrics(js, verdicts, RatingPairJudge(judge=None), n_boot=100)
     assert m["agreement"] == pytest.approx((1 + 0 + 1) / 3, abs=1e-3) and m["invalid_rate"] == 0.25
+    assert m["agreement_all"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)  # no verdict counts as a tie
     assert m["tie_rate"] == pytest.approx(1 / 3, abs=1e-3) and m["prefers_longer_rate"] == 0.5
     assert m["baseline_longer"] == pytest.approx((1 + 1 + 0.5 + 1) / 4, abs=1e-3)
 

@@ -104,9 +104,9 @@ def test_a_record_alone_in_its_cluster_is_rated_by_a_rating_judge(ctx):
     out = ContrastiveScorer(judge=judge, n_boot=10).score(rs, {0: ids[:2], 1: [ids[2], ids[3]]}, ctx)
     row = {(r["cluster"], r["id"]): r for r in out.rows}
     alone = row[(1, ids[2])]  # its only neighbour was screened: nobody to meet, still rated
-    assert alone["score"] == 0.0 and alone["raw_score"] == -0.5 and alone["alone_rated"] and alone["n_judgments"] == 0
+    assert alone["score"] == alone["raw_score"] == -0.5
     assert row[(1, ids[3])]["score"] is None and row[(1, ids[3])]["screened"].startswith("stops before its end")
-    assert row[(0, ids[0])]["score"] > row[(0, ids[1])]["score"] and "alone_rated" not in row[(0, ids[0])]
+    assert row[(0, ids[0])]["score"] > row[(0, ids[1])]["score"]
 
 
 def test_a_record_alone_in_one_cluster_and_paired_in_another_is_rated_in_both(ctx):
@@ -121,6 +121,31 @@ def test_a_record_alone_in_one_cluster_and_paired_in_another_is_rated_in_both(ct
                              RatingPairJudge(ResponseLikelihood(lm=lm), scale=0.25))
     out = ContrastiveScorer(judge=judge, n_boot=10).score(rs, {0: ids[:2], 1: [ids[0], ids[2]]}, ctx)
     row = {(r["cluster"], r["id"]): r for r in out.rows}
-    assert row[(0, ids[0])]["n_judgments"] > 0 and "alone_rated" not in row[(0, ids[0])]
-    lone = row[(1, ids[0])]
-    assert lone["alone_rated"] and lone["score"] == 0.0 and lone["raw_score"] == -1.0
+    assert row[(0, ids[0])]["score"] == row[(1, ids[0])]["score"] == -1.0  # its rating, in both clusters
+
+
+def test_a_rating_judges_cluster_order_is_its_rating_order(ctx):
+    """A rating judge's records are ranked inside a cluster by their rating exactly (no pairing luck, no refit): the
+    scores are the ratings, deterministic, and a screened record stays unscored."""
+    from tacos.strategies.pairwise import ContrastiveScorer
+
+    values = {f"r{k}": -k * 0.1 for k in range(12)}  # r0 best ... r11 worst
+    values["r5"] = -0.05  # second best
+    lm = FakeLM(cond={t: v for t, v in values.items()} | {"cut": 0.0}, end={"cut": -20.0})
+    rs = {r.id: r for r in [rec(k, t) for k, t in enumerate([*values, "cut"])]}
+    ids = list(rs)
+    judge = GuardedPairJudge(Guard([Check(Completeness(lm=lm), min=-8.0, says="stops before its end")]),
+                             RatingPairJudge(ResponseLikelihood(lm=lm), scale=0.25))
+    clusters = {0: ids[:7] + [ids[-1]], 1: ids[6:12]}
+    for seed in (0, 1):
+        ctx.seed = seed
+        out = ContrastiveScorer(judge=judge, rounds=3, n_boot=10).score(rs, clusters, ctx)
+        for c, members in clusters.items():
+            rows = [r for r in out.rows if r["cluster"] == c and r["score"] is not None]
+            by_score = [r["id"] for r in sorted(rows, key=lambda r: -r["score"])]
+            by_rating = sorted([i for i in members if rs[i].output != "cut"], key=lambda i: -values[rs[i].output])
+            assert by_score == by_rating
+            assert all(r["score"] == r["raw_score"] == pytest.approx(values[rs[r["id"]].output]) for r in rows)
+        cut = next(r for r in out.rows if rs[r["id"]].output == "cut")
+        assert cut["score"] is None and cut["screened"].startswith("stops before its end")
+        assert out.counts["pairs"] == 0 and out.judgments == []

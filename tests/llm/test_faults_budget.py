@@ -99,7 +99,7 @@ def test_a_rerun_in_the_same_run_dir_stops_at_the_cap_not_at_twice_it(tmp_path):
     pool = long_instruction_pool(tmp_path)
     run_dir = tmp_path / "run"
     with StubServer(responder=tacos_responder) as stub:
-        base = [*llm_overrides(stub.base_url, tmp_path, pool), *PRICED, "stages=[data,tag]", "share_outputs=false"]
+        base = [*llm_overrides(stub.base_url, tmp_path, pool), *PRICED, "stages=[data,clean,tag]", "share_outputs=false"]
         plan = run_cli([*base, "dataset.limit=10", "dry_run=true", f"hydra.run.dir={tmp_path / 'plan'}"])
         assert plan.returncode == 0, plan.stderr[-3000:]
         estimate_10 = json.loads((tmp_path / "plan" / "dry_run.json").read_text())["tag"]["usd"]
@@ -134,7 +134,7 @@ def test_a_sweep_reports_the_spend_of_its_jobs(tmp_path):
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(6))
     sweep = tmp_path / "sweep"
     with StubServer(responder=tacos_responder) as stub:
-        out = run_cli(["-m", *llm_overrides(stub.base_url, tmp_path, pool), *PRICED, "stages=[data,tag]",
+        out = run_cli(["-m", *llm_overrides(stub.base_url, tmp_path, pool), *PRICED, "stages=[data,clean,tag]",
                        "dataset.limit=3,6", "budget.max_usd=100", f"hydra.sweep.dir={sweep}",
                        "hydra.sweep.subdir=${hydra.job.num}"])
     assert out.returncode == 0, out.stderr[-3000:]

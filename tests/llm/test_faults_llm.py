@@ -22,7 +22,7 @@ from tacos.llm.types import LLMRequest, LLMUnavailable
 from tacos.records import read_jsonl
 
 CONTEXT_CHARS = 30_000  # the stub's "context": a clipped tagging (6000) or pair prompt (4 x 4000 + template) fits
-STAGES = "stages=[data,tag,normalize,cluster,score]"
+STAGES = "stages=[data,clean,tag,normalize,cluster,score]"
 SMALL = ["clustering.k=4", "scorer.n_boot=20", "scorer.rounds=1"]
 
 
@@ -142,7 +142,7 @@ def test_row_longer_than_the_context_through_tag_and_score(tmp_path):
 def test_401_stops_the_stage_after_the_first_call(tmp_path, concurrency):
     pool = write_pool(tmp_path / "pool.jsonl", sample_rows(12))
     with StubServer(responder=tacos_responder, faults=["401"] * 100) as stub:
-        out = run_cli([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]",
+        out = run_cli([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,clean,tag]",
                        f"client.max_concurrency={concurrency}", f"hydra.run.dir={tmp_path / 'run'}"])
     assert out.returncode == 2
     assert 1 <= stub.count <= concurrency  # the calls already in flight, nothing after the first refusal
@@ -168,7 +168,7 @@ def test_truncated_replies_are_cached_counted_and_named(tmp_path):
 
     pool = write_pool(tmp_path / "pool.jsonl", rows)
     with StubServer(responder=responder) as stub:
-        out = run_cli([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,tag]", "client.parse_retries=2",
+        out = run_cli([*llm_overrides(stub.base_url, tmp_path, pool), "stages=[data,clean,tag]", "client.parse_retries=2",
                        f"hydra.run.dir={tmp_path / 'run'}"])
     assert out.returncode == 0, out.stderr[-3000:]
     tag = manifests(tmp_path / "run")["tag"]

@@ -227,7 +227,7 @@ def test_pool_through_hydra_cli(tmp_path):
         out = run_cli(["llm=pool", "llm.model=stub-judge",
                        (f"llm.endpoints=[{{base_url: '{a.base_url}', max_concurrency: 2}}, "
                         f"{{base_url: '{b.base_url}', max_concurrency: 2}}]"),
-                       "stages=[data,tag]", "dataset.limit=6", "logger=none", "client.backoff_base=0.01",
+                       "stages=[data,clean,tag]", "dataset.limit=6", "logger=none", "client.backoff_base=0.01",
                        f"paths.output_dir={tmp_path / 'outputs'}", f"hydra.run.dir={run_dir}"], timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         manifest = json.loads((run_dir / "tag" / "manifest.json").read_text())

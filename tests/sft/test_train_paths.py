@@ -40,7 +40,7 @@ def run(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
 
 def test_readme_train_command_with_relative_output_dir(relative_output_dir):
     rel_out = relative_output_dir / "trained"  # train.output_dir relative to the working directory, as the README has it
-    out = run(["stages=[data,select,export,train]", "selection=random", "selection.budget=20", "dataset.limit=60",
+    out = run(["stages=[data,clean,select,export,train]", "selection=random", "selection.budget=20", "dataset.limit=60",
                "model=tiny", "logger=none", f"paths.output_dir={relative_output_dir}", f"train.output_dir={rel_out}"])
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
     manifests = list((REPO / relative_output_dir / "runs").glob("*/*/train/manifest.json"))

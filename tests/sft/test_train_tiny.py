@@ -43,7 +43,7 @@ def export_run(tmp_path_factory) -> tuple[Path, Path]:
     """A run dir whose export stage holds 50 randomly selected rows of the bundled sample; the outputs dir."""
     base = tmp_path_factory.mktemp("tiny")
     run_dir, outputs = base / "run", base / "outputs"
-    out = run(["stages=[data,select,export]", "selection=random", "selection.budget=50", "dataset.limit=200",
+    out = run(["stages=[data,clean,select,export]", "selection=random", "selection.budget=50", "dataset.limit=200",
                "logger=none", f"paths.output_dir={outputs}", f"hydra.run.dir={run_dir}"])
     assert out.returncode == 0, out.stderr[-3000:]
     return run_dir, outputs

@@ -15,7 +15,9 @@ from tacos.judges.base import JudgeContext
 from tacos.judges.llm_pair import LLMPairJudge
 from tacos.judges.llm_rating import LLMRatingJudge
 from tacos.judges.orders import debias
-from tacos.judges.readout import expected_value, first_token_logprobs, preference_logit, read_answer
+from tacos.judges.parsers import JsonScore
+from tacos.judges.readout import (AutoReadout, LogprobReadout, TextReadout, expected_value, first_token_logprobs,
+                                  preference_logit, read_answer)
 from tacos.llm.providers import OpenAICompatible
 from tacos.llm.session import LLMSession
 from tacos.method.bradley_terry import bradley_terry
@@ -110,24 +112,26 @@ def test_first_token_logprobs_merges_space_variants():
 def test_the_answer_is_forced_by_a_grammar_where_the_endpoint_takes_one():
     from tacos.llm.wire import request_body
 
-    judge = LLMPairJudge(judgment="logprob")
+    judge = LLMPairJudge(readout=LogprobReadout())
     a, b = list(_records(2).values())
-    req = judge.request(a, b, "logprob", seed=0)
+    req = judge.request(a, b, judge.readout, seed=0)
     assert req.choices == ("1", "2") and req.max_tokens == 1 and req.logprobs == 10
     body = request_body(req, 0, "m", "json_schema", True, {}, grammar=True)
     assert body["extra_body"]["grammar"] == 'root ::= "1" | "2"'
     assert "extra_body" not in request_body(req, 0, "m", "json_schema", True, {}, grammar=False)
-    prefilled = LLMPairJudge(judgment="logprob", prefill="Better response:").request(a, b, "logprob", 0)
+    prefill = LogprobReadout(prefill="Better response:")
+    prefilled = LLMPairJudge(readout=prefill).request(a, b, prefill, 0)
     assert prefilled.messages[-1] == ("assistant", "Better response:")
     # The forced answer is part of the cache key; a request without it keeps the key it always had.
-    assert req.key("x") != LLMPairJudge(judgment="logprob", force_answer=False).request(a, b, "logprob", 0).key("x")
+    free = LogprobReadout(force_answer=False)
+    assert req.key("x") != LLMPairJudge(readout=free).request(a, b, free, 0).key("x")
 
 
 def test_scripted_position_offset_is_cancelled_end_to_end(session):
     llm, stub = session
     records = _records(12)
     clusters = {0: sorted(records)[:6], 1: sorted(records)[6:]}
-    scorer = ContrastiveScorer(judge=LLMPairJudge(judgment="logprob"), rounds=3, n_boot=20)
+    scorer = ContrastiveScorer(judge=LLMPairJudge(readout=LogprobReadout()), rounds=3, n_boot=20)
     out = scorer.score(records, clusters, _ctx(llm))
     # The raw per-order decisions follow position (the offset wins every time) ...
     assert out.stats["raw_first_position_win_rate"] == pytest.approx(1.0) and out.stats["raw_consistency"] == 0.0
@@ -163,7 +167,7 @@ def test_a_pair_whose_answer_token_is_missing_is_invalid(tmp_path):
         llm = LLMSession(OpenAICompatible(base_url=stub.base_url, model="s", supports_logprobs=True),
                          tmp_path / "cache", {"backoff_base": 0.01, "progress": False}, None)
         records = _records(4)
-        out = ContrastiveScorer(judge=LLMPairJudge(judgment="logprob"), n_boot=10).score(
+        out = ContrastiveScorer(judge=LLMPairJudge(readout=LogprobReadout()), n_boot=10).score(
             records, {0: sorted(records)}, _ctx(llm))
         llm.close()
     assert all(r["score"] is None for r in out.rows) and out.counts["invalid"] == out.counts["pairs"] == 2
@@ -179,7 +183,7 @@ def test_soft_outcomes_in_bradley_terry_follow_the_probabilities():
 def test_single_scorer_expected_score_from_digit_logprobs(session):
     llm, _ = session
     records = _records(3)
-    out = SingleScorer(judge=LLMRatingJudge(judgment="logprob")).score(records, {0: sorted(records)}, _ctx(llm))
+    out = SingleScorer(judge=LLMRatingJudge(readout=LogprobReadout())).score(records, {0: sorted(records)}, _ctx(llm))
     assert [r["score"] for r in out.rows] == [pytest.approx((0.1 + 0.4 + 1.2 + 1.8) / 1.0)] * 3
 
 
@@ -189,7 +193,7 @@ def test_records_never_judged_get_no_score(tmp_path):
         llm = LLMSession(provider, tmp_path / "cache", {"backoff_base": 0.01, "progress": False,
                                                         "parse_retries": 0}, None)
         records = _records(4)
-        out = ContrastiveScorer(judge=LLMPairJudge(judgment="text"), n_boot=10).score(
+        out = ContrastiveScorer(judge=LLMPairJudge(readout=TextReadout()), n_boot=10).score(
             records, {0: sorted(records)}, _ctx(llm))
         llm.close()
     assert all(r["score"] is None and r["ci_low"] is None and r["n_judgments"] == 0 for r in out.rows)
@@ -216,18 +220,24 @@ def test_a_record_scored_in_one_of_its_clusters_is_not_listed_as_unscored():
 
 
 def test_auto_falls_back_to_text_without_logprobs():
-    judge = LLMPairJudge(judgment="auto")
-    assert judge.mode(JudgeContext(llm=type("L", (), {"supports_logprobs": True})())) == "logprob"
-    assert judge.mode(JudgeContext(llm=None)) == "text"
-    with pytest.raises(ValueError, match="judgment"):
-        LLMPairJudge(judgment="sometimes").validate()
+    judge = LLMPairJudge(readout=AutoReadout(top_logprobs=5, prefill="Better:"))
+    with_logprobs = JudgeContext(llm=type("L", (), {"supports_logprobs": True})())
+    assert judge.readout.resolve(with_logprobs) == LogprobReadout(top_logprobs=5, prefill="Better:")
+    assert judge.readout.resolve(JudgeContext(llm=None)) == TextReadout()
+    # The identity names the read-out that judges and its settings (what the gate's key is made of).
+    assert judge.identity(with_logprobs)["mode"] == "logprob" and judge.identity(with_logprobs)["prefill"] == "Better:"
+    assert judge.identity(JudgeContext(llm=None))["mode"] == "text"
+    with pytest.raises(ValueError, match="read-out object"):
+        LLMPairJudge(readout="sometimes").validate()
+    with pytest.raises(ValueError, match="one character"):  # a 0-100 scale cannot be read as one digit token
+        LLMRatingJudge(readout=LogprobReadout(), text_parser=JsonScore(0, 100)).validate()
 
 
 def test_the_seed_reaches_every_scoring_request():
     records = _records(4)
     clusters = {0: sorted(records)}
-    for judgment in ("text", "logprob"):
-        scorer = ContrastiveScorer(judge=LLMPairJudge(judgment=judgment))
+    for readout in (TextReadout(), LogprobReadout()):
+        scorer = ContrastiveScorer(judge=LLMPairJudge(readout=readout))
         assert {r.seed for r in scorer.requests(records, clusters, JudgeContext(seed=7))} == {7}
-    assert {r.seed for r in SingleScorer(judge=LLMRatingJudge(judgment="text")).requests(
+    assert {r.seed for r in SingleScorer(judge=LLMRatingJudge(readout=TextReadout())).requests(
         records, clusters, JudgeContext(seed=5))} == {5}
