@@ -1,5 +1,6 @@
-"""The `tacos` command (pyproject [project.scripts]); `python run.py` stays the entry point for running stages.
+"""The `tacos` command (pyproject [project.scripts]).
 
+    tacos run [OVERRIDES...]        the stages, exactly as `python run.py [OVERRIDES...]` (the same Hydra main)
     tacos report DIR [--out OUT] [--wandb auto|on|off]   the results of a run dir or of a whole sweep dir as
                                     report.md / report.csv / figures (and a W&B run when the runs logged to W&B)
     tacos plan DIR                  the dry-run forecasts (dry_run.json) of every run under DIR as one grid
@@ -121,9 +122,24 @@ def _judge_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_stages(args: list[str]) -> int:
+    """`tacos run ARGS` = `python run.py ARGS`: Hydra reads its overrides (and -m, --help, --cfg ...) from sys.argv."""
+    from tacos.app import main as app
+
+    sys.argv = ["tacos run", *args]
+    app()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tacos", description="TACOS utilities (stages run with `python run.py`).")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # before argparse: every argument after `run` is Hydra's
+        return _run_stages(argv[1:])
+    parser = argparse.ArgumentParser(prog="tacos", description="TACOS: `tacos run [OVERRIDES]` runs the stages "
+                                     "(= python run.py); the other commands read what runs wrote.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the stages: tacos run [OVERRIDES...] = python run.py [OVERRIDES...] "
+                               "(tacos run --help lists them)")
     rep = sub.add_parser("report", help="collect judge results of a run dir or a sweep dir into one table")
     rep.add_argument("dir", help="a run dir, or a sweep dir holding many run dirs")
     rep.add_argument("--out", help="where report.md / report.csv / summary.csv go (default: DIR)")

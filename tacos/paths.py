@@ -1,5 +1,9 @@
 """Where things live: the repository (bundled data, prompts), run outputs, the LLM call cache, assembled models.
 
+The repository's conf/, data/, train/ and benchmarks/results/ stay at the root of a checkout; a wheel (`pip install .`)
+carries the same folders as tacos/_bundled/ (setup.py), and REPO_ROOT is wherever they are, so that an installed
+`tacos run` composes its config and finds the bundled data outside the checkout.
+
 `Paths` is what `conf/paths/default.yaml` builds; every path in it is made absolute against the working directory
 at start, because child processes (LLaMA-Factory, torchrun, vLLM, the llama.cpp server) run elsewhere and a relative
 path would point somewhere else for them.
@@ -9,8 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parent
+INSTALLED = not (_CHECKOUT / "conf" / "config.yaml").is_file()  # a wheel's copy, not a checkout (or editable install)
+REPO_ROOT = PACKAGE_DIR / "_bundled" if INSTALLED else _CHECKOUT
 BUNDLED_DATA_DIR = REPO_ROOT / "data"
+# Hydra's primary config folder, by its file path in both layouts (pkg:// would need an __init__.py in every folder
+# of conf/; a wheel is installed unpacked, so the path exists).
+CONFIG_PATH = str(REPO_ROOT / "conf")
 
 
 def absolute(path: str | Path) -> Path:

