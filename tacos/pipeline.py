@@ -50,7 +50,7 @@ def validate(cfg: DictConfig) -> list[str]:
                 raise StageError(f"config group {group!r} (used by stage {name!r}) is invalid: {e}") from e
             if hasattr(obj, "validate"):
                 obj.validate()
-    from tacos.llm.settings import ClientSettings
+    from tacos.llm.calling.settings import ClientSettings
 
     try:  # checked even when no stage uses the LLM: a wrong setting is wrong now, not at the first LLM run
         ClientSettings.from_config(to_container(cfg.client))
@@ -60,7 +60,7 @@ def validate(cfg: DictConfig) -> list[str]:
 
 
 # How LLM calls travel (with the cache and ledger in their closure): no stage imports them, yet they shape answers.
-LLM_TRANSPORT = ("tacos.llm.session", "tacos.llm.client", "tacos.llm.wire")
+LLM_TRANSPORT = ("tacos.llm.calling.session", "tacos.llm.calling.client", "tacos.llm.calling.wire")
 
 
 def code_version(stage: Stage, cfg: DictConfig) -> str:
@@ -116,7 +116,7 @@ class Pipeline:
     def _open_session(self, stages: list[str]) -> None:
         if not any(get_stage(s).uses_llm(self.cfg) for s in stages):
             return
-        from tacos.llm.session import LLMSession
+        from tacos.llm.calling.session import LLMSession
 
         self.session = LLMSession(component(self.cfg, "llm"), component(self.cfg, "paths").cache_dir,
                                   to_container(self.cfg.client), self.cfg.budget.max_usd, log_dir=self.run_dir)
@@ -257,7 +257,7 @@ class Pipeline:
         return self._finish(stage, manifest)
 
     def _llm_delta(self, before) -> dict:
-        from tacos.llm.session import stats_dict
+        from tacos.llm.calling.session import stats_dict
 
         if self.session is None or before is None:
             return {}

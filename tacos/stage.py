@@ -104,7 +104,7 @@ class StageContext:
     run_dir: Path
     out_dir: Path  # where the stage writes (the partial folder while it runs)
     name: str
-    session: Any = None  # tacos.llm.session.LLMSession when the run uses an LLM
+    session: Any = None  # tacos.llm.calling.session.LLMSession when the run uses an LLM
     plots: list[str] = field(default_factory=list)
     tables: dict[str, dict] = field(default_factory=dict)
     _components: dict[str, Any] = field(default_factory=dict)

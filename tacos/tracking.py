@@ -245,7 +245,7 @@ def log_report(root: Path, out: Path, rep: dict, group: str | None = None, proje
 
     import wandb
 
-    from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs
+    from tacos.benchmarks.report import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs
 
     logged = [json.loads(p.read_text(encoding="utf-8")) for r in find_runs(root)
               if (p := r.path / RUN_FILE).is_file()]

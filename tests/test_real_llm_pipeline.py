@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 def _servers() -> list[int]:
     import psutil
 
-    servers = ("llama_cpp.server", "tacos.llm.llama_server_child")
+    servers = ("llama_cpp.server", "tacos.llm.serving.llama_server_child")
     return [p.pid for p in psutil.process_iter(["cmdline"])
             if any(s in " ".join(p.info["cmdline"] or []) for s in servers)]
 
@@ -123,7 +123,7 @@ def test_the_default_selection_leaves_out_planted_bad_rows(tmp_path, cache_dir):
     """The smoke test's 12 rows (the same seeded draw from the sample: their tags are cache hits, the tagger reads the
     instruction only), 5 of them made bad: 2 answers to other instructions, 2 cut mid-sentence, 1 non-answer. The
     default run at a budget of 4 selects at most one of them (random: 1.67; the benchmark with its statistics:
-    benchmarks/bench_planted_pool.py)."""
+    measurements/bench_planted_pool.py)."""
     import random
 
     from tacos.data.loaders import load_records

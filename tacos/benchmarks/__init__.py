@@ -2,6 +2,10 @@
 configured by one YAML in conf/benchmark/ and composed into a judge preset (conf/judge/*.yaml).
 
     base.py                 the protocol, what a benchmark gets (BenchmarkRun) and returns (BenchmarkResult)
+    suite.py                the `judge` config (JudgeSpec): the pair judge and the benchmarks the judge stage runs,
+                            what they ask infer, their identity, forecast and one run over them
+    baselines.py            resolving the pairwise benchmark's baselines (files, run dirs, answer folders, names)
+    report.py               collect judge/selection manifests of a run or a sweep dir into one table (`tacos report`)
     pairwise.py             our answers vs baselines' on the five test sets, the pair judge in both orders
     stats.py                win / tie / lose statistics with a bootstrap CI (pure)
     mt_bench.py             MT-Bench single-answer grading (FastChat llm_judge files; the grader: tacos.judges.fastchat)

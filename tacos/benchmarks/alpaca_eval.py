@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tacos.benchmarks.alpaca_eval_metrics import gamed_annotations_file, length_controlled_win_rate, win_rate
 from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, table
-from tacos.eval.answer_files import our_answers, placeholder_answers
+from tacos.answers.answer_files import our_answers, placeholder_answers
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion
 

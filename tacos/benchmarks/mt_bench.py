@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, table
 from tacos.data.benchmark_sets import MT_BENCH, load_mt_bench, mt_bench_file, mt_bench_reference_answers
-from tacos.eval.answer_files import Answers, our_answers, placeholder_answers
+from tacos.answers.answer_files import Answers, our_answers, placeholder_answers
 from tacos.judges.fastchat import NEED_REF_CATS, SingleAnswer
 from tacos.plots import mt_bench_radar
 from tacos.records import TestQuestion, file_sha256

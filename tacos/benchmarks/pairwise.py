@@ -3,7 +3,7 @@ in both orders (our answer as Assistant 1, then the baseline's).
 
 Per test set and baseline: win/tie/lose, score (win - lose)/n + 1 with a seeded bootstrap 95% CI, order consistency,
 invalid and missing counts (tacos.benchmarks.stats). Files: pairwise/{judgments,verdicts}.jsonl, results.json and one
-win/tie/lose chart per baseline (evaluate/README.md). Not to be confused with tacos.strategies.pairwise (contrastive
+win/tie/lose chart per baseline (evaluate/README.md). Not to be confused with tacos.strategies.contrastive (contrastive
 data scoring).
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, table
 from tacos.benchmarks.stats import outcome_word, pairwise_summary
 from tacos.data.benchmark_sets import TEST_SETS, load_test_set, test_set_file
-from tacos.eval.answer_files import Answers, our_answers, placeholder_answers
-from tacos.eval.baselines import baseline_fingerprints, load_baselines
+from tacos.answers.answer_files import Answers, our_answers, placeholder_answers
+from tacos.benchmarks.baselines import baseline_fingerprints, load_baselines
 from tacos.judges.base import PairVerdict
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion, file_sha256

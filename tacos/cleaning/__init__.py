@@ -6,7 +6,7 @@ its reason, before any tagging or scoring call is spent on them.
 
 The checks (tacos.cleaning.rules, tacos.cleaning.arithmetic) are rules: deterministic, no model, instant on 52k rows.
 What each catches and misses, measured on the real-defects suite and the AlpaGasus-rated rows, is in the README
-("Cleaning"); benchmarks/bench_clean.py rebuilds that table. A new check is one class with `name` and `check`, and one
+("Cleaning"); measurements/bench_clean.py rebuilds that table. A new check is one class with `name` and `check`, and one
 entry in conf/clean/default.yaml.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs, result_rows, summary_rows
+from tacos.benchmarks.report import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs, result_rows, summary_rows
 
 
 def wtl(win: int, tie: int, lose: int) -> dict:
