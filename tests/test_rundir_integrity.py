@@ -67,7 +67,7 @@ def test_the_code_version_follows_the_source(tmp_path, monkeypatch):
     cfg = OmegaConf.create({"normalize": {}, "tagger": {"_target_": "tacos.strategies.taggers.OpenTagger"}})
     before = {name: code_version(get_stage(name), cfg) for name in ("normalize", "tag")}
     source = tacos.code_identity.PACKAGE_ROOT
-    for edited, stale in {"method/tag_normalization.py": {"normalize"}, "llm/parsing.py": {"tag"}}.items():
+    for edited, stale in {"method/tag_normalization.py": {"normalize"}, "llm/calling/parsing.py": {"tag"}}.items():
         package = tmp_path / edited.replace("/", "_") / "tacos"
         shutil.copytree(source, package, ignore=shutil.ignore_patterns("__pycache__"))
         (package / edited).write_text((package / edited).read_text() + "\n# a fix\n")
