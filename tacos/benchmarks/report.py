@@ -2,11 +2,12 @@
 
 A run dir is any folder holding stage folders: <run>/<stage>/manifest.json whose "stage" names that folder (the
 report's own folder aside). From each:
-  * judge manifest stats: "pairwise" = {baseline: {test_set: {win, tie, lose, n, score, ...}}} and
-    "mt_bench" = {turn1, turn2, overall, model, ...} (tacos.benchmarks, evaluate/README.md);
+  * judge manifest stats.report_rows: bench -> the rows its benchmark gave for the table (Benchmark.summary: against
+    whom, CSV columns, markdown cells; tacos.benchmarks.base.ReportRow): the report knows no benchmark by name;
   * names from <run>/.hydra/config.yaml (run_name, selection.name, model.name), else from the folder and manifests;
   * selection facts from the select/export manifests and LLM calls and cost summed over every stage.
-Results: one row per (run, model, baseline); MT-Bench scores repeat on every baseline row of their run. Figures:
+Results: one row per (run, model, baseline); a benchmark's row against no baseline (MT-Bench) repeats on every row of
+its run. The columns are the union of the benchmarks' columns, in the order they first appear. Figures:
 win_tie_lose.png and comparison.png (the runs side by side: win rates, and what each subset prefers).
 """
 from __future__ import annotations
@@ -17,14 +18,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tacos.data.benchmark_sets import TEST_SETS
-
 # The report stage's own folder: it does not make a folder a run dir (a sweep dir with its report is not a run).
 REPORT_DIR = "report"
-MT_COLUMNS = ["mt_bench_turn1", "mt_bench_turn2", "mt_bench"]
-WTL = ("win", "tie", "lose", "score")
-RESULT_COLUMNS = ["run", "selection", "model", "baseline", *MT_COLUMNS,
-                  *(f"{t}_{k}" for t in TEST_SETS for k in WTL), "judge_informative"]
+RESULT_HEAD = ["run", "selection", "model", "baseline"]  # then each benchmark's columns, then RESULT_TAIL
+RESULT_TAIL = ["judge_informative"]
 SUMMARY_COLUMNS = ["run", "selection", "selected", "subset_sha256", "llm_calls", "cost_usd", "judged",
                    "scorer_informative", *(f"{k}_{w}" for k in ("mean_chars", "markdown") for w in ("selected", "pool")),
                    "score_length_rho"]
@@ -60,10 +57,8 @@ class RunInfo:
 
     @property
     def model(self) -> str:
-        stats = self.manifests.get("judge", {}).get("stats", {})
         infer = self.manifests.get("infer", {}).get("stats", {})
-        return str((stats.get("mt_bench") or {}).get("model") or infer.get("model_id")
-                   or (self.config.get("model") or {}).get("name") or "")
+        return str(infer.get("model_id") or (self.config.get("model") or {}).get("name") or "")
 
 
 def find_runs(root: Path) -> list[RunInfo]:
@@ -111,21 +106,51 @@ def _hydra_config(run: Path) -> dict:
         return {}
 
 
-def result_rows(runs: list[RunInfo]) -> list[list]:
-    """RESULT_COLUMNS rows for every run with a judge manifest."""
-    rows = []
+@dataclass
+class Results:
+    """The results table: CSV columns and rows, markdown headers and rows (one per run x baseline)."""
+
+    columns: list[str]
+    rows: list[list]
+    headers: list[str]
+    cells: list[list[str]]
+
+
+def _union(keys: list[list[str]]) -> list[str]:
+    return list(dict.fromkeys(k for ks in keys for k in ks))
+
+
+def result_rows(runs: list[RunInfo]) -> Results:
+    """One row per (run, baseline) for every run with a judge manifest, from its benchmarks' report rows."""
+    per_run = []
     for run in runs:
         stats = run.manifests.get("judge", {}).get("stats")
         if not stats:
             continue
-        mt = stats.get("mt_bench") or {}
-        mt_cells = [mt.get("turn1"), mt.get("turn2"), mt.get("overall")]
-        per_baseline = stats.get("pairwise") or {"": {}}
-        for baseline, per_set in sorted(per_baseline.items()):
-            cells = [(per_set.get(t) or {}).get(k) for t in TEST_SETS for k in WTL]
-            rows.append([run.run_name, run.selection, run.model, baseline, *mt_cells, *cells,
-                         run.judge_informative("judge")])
-    return rows
+        rows = [r for bench_rows in (stats.get("report_rows") or {}).values() for r in bench_rows]
+        joined = [r for r in rows if not r["vs"]]  # against no baseline: joined to every row of the run
+        by_vs: dict[str, dict] = {}
+        for r in rows:
+            if r["vs"]:
+                slot = by_vs.setdefault(r["vs"], {"columns": {}, "cells": {}})
+                slot["columns"].update(r["columns"])
+                slot["cells"].update(r["cells"])
+        for vs, slot in sorted(by_vs.items()) or [("", {"columns": {}, "cells": {}})]:
+            columns, cells = {}, {}
+            for r in joined:
+                columns.update(r["columns"])
+                cells.update(r["cells"])
+            per_run.append((run, vs, {**columns, **slot["columns"]}, {**cells, **slot["cells"]}))
+    columns = _union([list(c) for *_, c, _ in per_run])
+    headers = _union([list(h) for *_, h in per_run])
+    return Results(
+        columns=[*RESULT_HEAD, *columns, *RESULT_TAIL],
+        rows=[[run.run_name, run.selection, run.model, vs, *(c.get(k) for k in columns), run.judge_informative("judge")]
+              for run, vs, c, _ in per_run],
+        headers=["Run", "Selection", "Model", "vs", *headers],
+        cells=[[run.run_name, run.selection, run.model,
+                (vs or "–") + (f" {NOT_INFORMATIVE}" if run.judge_informative("judge") is False else ""),
+                *(h.get(k, "–") for k in headers)] for run, vs, _, h in per_run])
 
 
 def summary_rows(runs: list[RunInfo]) -> list[list]:
@@ -160,21 +185,14 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def markdown(results: list[list], summary: list[list], root: Path) -> str:
-    """The paper's layout: MT-Bench score, then W/T/L (score) per test set, one row per selection x model."""
-    head = ["Run", "Selection", "Model", "vs", "MT-Bench (T1/T2)", *(f"{t} W/T/L (score)" for t in TEST_SETS)]
+def markdown(results: Results, summary: list[list], root: Path) -> str:
+    """The paper's layout: one row per selection x model x baseline, each benchmark's cells (MT-Bench score, W/T/L
+    (score) per test set, AlpacaEval 2's win rates, ...)."""
     lines = [f"# TACOS results: {root}", ""]
-    if results:
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for r in results:
-            mt = f"{_fmt(r[6])} ({_fmt(r[4])}/{_fmt(r[5])})" if r[6] is not None or r[4] is not None else "–"
-            sets = []
-            for i in range(len(TEST_SETS)):
-                w, t, lo, s = r[7 + 4 * i: 11 + 4 * i]
-                sets.append("–" if w is None else f"{w}/{t}/{lo} ({_fmt(s)})")
-            vs = (r[3] or "–") + (f" {NOT_INFORMATIVE}" if r[-1] is False else "")
-            lines.append("| " + " | ".join([r[0], r[1], r[2], vs, mt, *sets]) + " |")
-        if any(r[-1] is False for r in results):
+    if results.rows:
+        lines += ["| " + " | ".join(results.headers) + " |", "|" + "---|" * len(results.headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in results.cells]
+        if any(r[-1] is False for r in results.rows):
             lines += ["", f"{NOT_INFORMATIVE}: the judge did not pass the gate (not measured above chance on labelled "
                           f"pairs, or it follows position): these numbers do not show which model is better."]
     else:
@@ -194,13 +212,13 @@ def write_report(root: Path, out: Path, runs: list[RunInfo] | None = None) -> di
     runs = find_runs(root) if runs is None else runs
     results, summary = result_rows(runs), summary_rows(runs)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "report.csv", RESULT_COLUMNS, results)
+    write_csv(out / "report.csv", results.columns, results.rows)
     write_csv(out / "summary.csv", SUMMARY_COLUMNS, summary)
     text = markdown(results, summary, root)
     (out / "report.md").write_text(text, encoding="utf-8")
     plots = write_figures(results, summary, out)
-    return {"runs": len(runs), "judged_runs": sum("judge" in r.manifests for r in runs), "results": results,
-            "summary": summary, "markdown": text, "plots": plots}
+    return {"runs": len(runs), "judged_runs": sum("judge" in r.manifests for r in runs), "results": results.rows,
+            "result_columns": results.columns, "summary": summary, "markdown": text, "plots": plots}
 
 
 def _labels(names: list[str]) -> list[str]:
@@ -213,17 +231,18 @@ def _labels(names: list[str]) -> list[str]:
     return out
 
 
-def write_figures(results: list[list], summary: list[list], out: Path) -> list[Path]:
+def write_figures(results: Results, summary: list[list], out: Path) -> list[Path]:
     """FIGURES: the W/T/L of every judged run against each baseline (summed over the test sets), and the runs side by
     side: win rate (wins + ties/2 over all questions) per run and baseline, then what each subset prefers (mean
-    response length, markdown share, score–length rho) against its pool."""
+    response length, markdown share, score–length rho) against its pool. W/T/L: every `<set>_win|tie|lose` column."""
     from tacos.plots import sweep_comparison, win_tie_lose_bar
 
     wtl, rates = {}, {}
-    col = {c: i for i, c in enumerate(RESULT_COLUMNS)}  # by name: the column layout may grow
-    names = [f"{r[col['run']]} ({r[col['model']]}) vs {r[col['baseline']] or '–'}" for r in results]
-    for label, r in zip(_labels(names), results):
-        counts = [sum(int(r[col[f"{t}_{part}"]] or 0) for t in TEST_SETS) for part in ("win", "tie", "lose")]
+    col = {c: i for i, c in enumerate(results.columns)}  # by name: the column layout depends on the benchmarks
+    names = [f"{r[col['run']]} ({r[col['model']]}) vs {r[col['baseline']] or '–'}" for r in results.rows]
+    for label, r in zip(_labels(names), results.rows):
+        counts = [sum(int(r[i] or 0) for c, i in col.items() if c.endswith(f"_{part}"))
+                  for part in ("win", "tie", "lose")]
         wtl[label] = tuple(counts)
         rates[label] = (counts[0] + counts[1] / 2) / sum(counts) if sum(counts) else None
     i = SUMMARY_COLUMNS.index("mean_chars_selected")

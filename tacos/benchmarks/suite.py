@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,12 @@ class JudgeSpec:
         for name, why in skipped.items():
             log.warning("judge: %s skipped: %s", name, why)
         return results
+
+    def report_rows(self, results: dict[str, BenchmarkResult]) -> dict[str, list[dict]]:
+        """bench -> its rows of the results table (Benchmark.summary), kept in the manifest: `tacos report` reads them
+        from there and knows no benchmark."""
+        return {b.name: [asdict(row) for row in b.summary(results[b.name].stats)]
+                for b in self.benchmarks.values() if b.name in results and not results[b.name].skipped}
 
     def gate_stats(self, results: dict[str, BenchmarkResult], jctx: JudgeContext, llm_identity: str) -> dict:
         """What the gate reads from the manifest (tacos.judges.gate.record_verdict): every judge that judged here,

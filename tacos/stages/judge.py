@@ -46,6 +46,7 @@ class JudgeStage(StageBase):
             write_result(ctx, result)
             counts.update(result.counts)
             stats.update(result.stats)
+        stats["report_rows"] = spec.report_rows(results)  # what `tacos report` shows of each benchmark
         return StageResult(counts=counts, stats=stats)
 
     def plan(self, ctx) -> dict:
