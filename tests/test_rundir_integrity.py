@@ -94,7 +94,7 @@ def test_the_code_version_follows_nested_config_objects(tmp_path, monkeypatch):
 
 
 def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_path):
-    """Run `tag`, then edit tacos/llm/calling/parsing.py (the tagger's, not the stage's, import) in a copy of the repository:
+    """Run `tag`, then edit tacos/llm/calling/parsing.py (the tagger's, not the stage's, import) in a copy of the repo:
     a fresh run dir computes `tag` instead of copying the stored output, and the first run dir does not skip it.
     The stage `data` does not import it: it is still reused."""
     repo = tmp_path / "repo"
@@ -108,7 +108,7 @@ def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_p
     assert out.returncode == 0, out.stderr[-3000:]
     old = _manifest(first, "tag")["code_version"]
 
-    parsing = repo / "tacos" / "llm" / "parsing.py"
+    parsing = repo / "tacos" / "llm" / "calling" / "parsing.py"
     parsing.write_text(parsing.read_text() + "\n# a fix in how answers are parsed\n")
     fresh = tmp_path / "fresh"
     out = run_cli([*args, f"hydra.run.dir={fresh}"], repo=repo)

@@ -12,7 +12,7 @@ configured by one YAML in conf/benchmark/ and composed into a judge preset (conf
     alpaca_eval.py          AlpacaEval 2: our answers vs gpt4_1106_preview's on 805 instructions, the pair judge
     alpaca_eval_metrics.py  AlpacaEval's win rate and length-controlled win rate (ported from alpaca_eval 0.6.6)
 
-A new benchmark is a class here (validate, identity, questions, requests, run, summary), a YAML in conf/benchmark/ with its
-_target_, and its data; the infer stage answers its questions, the stage writes its result and its report rows
+A new benchmark is a class here (validate, identity, questions, requests, run, summary), a YAML in conf/benchmark/
+with its _target_, and its data; the infer stage answers its questions, the stage writes its result and its report rows
 (`summary`: the report shows them, it knows no benchmark by name; evaluate/README.md).
 """

@@ -3,7 +3,8 @@
     client = LLMClient(endpoint, CallCache(cache_dir), CostLedger(max_usd=5.0))
     results = client.run(requests, parser=parse_score_pair, desc="score")   # input order
 
-Several endpoints (replicas of ONE model: one identity, one set of cache keys) share the calls (tacos.llm.calling.dispatch).
+Several endpoints (replicas of ONE model: one identity, one set of cache keys) share the calls
+(tacos.llm.calling.dispatch).
 What can happen to a call (README "How it works" has the long form):
   * transport trouble (408/409/429, 5xx, timeouts, broken bodies): retried with backoff (at least Retry-After);
     still failing: status "error", NOT cached, so a re-run retries it;

@@ -72,7 +72,8 @@ def build_params(args: argparse.Namespace, xlc: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tacos.llm.serving.llama_server_child", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tacos.llm.serving.llama_server_child",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--alias", required=True)
