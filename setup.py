@@ -1,12 +1,12 @@
 """setuptools, beside pyproject.toml (which holds the metadata): the packages, and the repository folders a run needs.
 
-conf/, data/, train/ and benchmarks/results/ stay at the root of the checkout (run.py, the tests and the README point
+conf/, data/, train/ and measurements/results/ stay at the root of the checkout (run.py, the tests and the README point
 there); a wheel carries them as tacos/_bundled/<folder> (package-dir mapping + package data), where tacos.paths
 finds them when TACOS is installed outside a checkout.
 """
 from setuptools import find_packages, setup
 
-BUNDLED = ("conf", "data", "train", "benchmarks/results")
+BUNDLED = ("conf", "data", "train", "measurements/results")
 
 
 def _package(folder: str) -> str:

@@ -231,7 +231,7 @@ def _summary(result: dict, run_dir: Path, dry_run: bool) -> None:
         print(f"subset vs pool: {prefers.get('described', '')}")
     spend = run_dir / "llm_spend.json"
     if spend.is_file():
-        from tacos.llm.ledger import read_spend
+        from tacos.llm.calling.ledger import read_spend
 
         print(f"LLM spend in this run dir (all processes so far): ${read_spend(spend)['spent_usd']:.4f}")
     for name, m in result.items():  # the gate (tacos.judges.gate): say it last, where it is read

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tacos.eval.results import find_runs, write_report
+    from tacos.benchmarks.report import find_runs, write_report
 
     root = Path(args.dir)
     if not root.is_dir():

@@ -26,7 +26,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent  # tacos/
 
 
 def module_name(path: Path, root: Path) -> str:
-    """tacos/llm/client.py -> tacos.llm.client, tacos/llm/__init__.py -> tacos.llm (root is the package folder)."""
+    """tacos/llm/calling/client.py -> tacos.llm.calling.client, tacos/llm/__init__.py -> tacos.llm (root is the package folder)."""
     parts = Path(path).relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -74,7 +74,7 @@ def import_graph(root: Path = PACKAGE_ROOT) -> dict[str, set[str]]:
 
 def import_closure(modules: Iterable[str], root: Path = PACKAGE_ROOT) -> set[str]:
     """The package modules that importing `modules` executes: their imports, transitively, and the `__init__` of
-    every package on the way (importing tacos.llm.client runs tacos/__init__.py and tacos/llm/__init__.py first)."""
+    every package on the way (importing tacos.llm.calling.client runs tacos/__init__.py and tacos/llm/__init__.py first)."""
     todo, seen = [m for m in modules if module_file(m, root)], set()
     while todo:
         module = todo.pop()

@@ -72,7 +72,7 @@ def judge_at(cfg, path: str):
 def evaluate_judge(overrides: list[str], pairs: str | None = None, ratings: str | None = None,
                    judge_path: str = "scorer.judge", out: str | None = None, n_boot: int = 1000) -> dict:
     """Judge every labelled item, write judge_eval.json and record the measurement; returns the result dict."""
-    from tacos.llm.session import LLMSession
+    from tacos.llm.calling.session import LLMSession
 
     cfg = compose(overrides)
     suite_file = Path(pairs or ratings).expanduser().absolute()

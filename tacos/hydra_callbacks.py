@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from tacos.config import config_secrets, redact_overrides, to_container
-from tacos.llm.ledger import SPEND_FILE, read_spend
+from tacos.llm.calling.ledger import SPEND_FILE, read_spend
 
 STATUS_FILE = "job_status.json"
 SWEEP_FAILED = 1  # exit status of a sweep with a failed job (a single run exits with its own, 2 for errors)

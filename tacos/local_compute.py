@@ -30,7 +30,7 @@ SECONDS_PER = {
     "embed_instruction": 0.053,
     "embed_response": 0.30,
 }
-LOCAL_LLM_TARGETS = ("tacos.llm.servers.LocalLlamaServer", "tacos.llm.servers.LocalLlamaCpp")
+LOCAL_LLM_TARGETS = ("tacos.llm.serving.servers.LocalLlamaServer", "tacos.llm.serving.servers.LocalLlamaCpp")
 # Likelihood signals (tacos.judges.signals): the conditioned pass log P(response | instruction) serves all of them;
 # these also need the unconditioned log P(response).
 CONDITIONED = ("tacos.judges.signals.ResponseLikelihood", "tacos.judges.signals.Completeness")

@@ -1,6 +1,6 @@
 """Where things live: the repository (bundled data, prompts), run outputs, the LLM call cache, assembled models.
 
-The repository's conf/, data/, train/ and benchmarks/results/ stay at the root of a checkout; a wheel (`pip install .`)
+The repository's conf/, data/, train/ and measurements/results/ stay at the root of a checkout; a wheel (`pip install .`)
 carries the same folders as tacos/_bundled/ (setup.py), and REPO_ROOT is wherever they are, so that an installed
 `tacos run` composes its config and finds the bundled data outside the checkout.
 

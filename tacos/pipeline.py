@@ -54,7 +54,7 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> list[str]:
                 preflight(cfg, run_dir)
             except ValueError as e:
                 raise StageError(str(e)) from None
-    from tacos.llm.settings import ClientSettings
+    from tacos.llm.calling.settings import ClientSettings
 
     try:  # checked even when no stage uses the LLM: a wrong setting is wrong now, not at the first LLM run
         ClientSettings.from_config(to_container(cfg.client))
@@ -80,7 +80,7 @@ class Pipeline:
     def _open_session(self, stages: list[str]) -> None:
         if not any(get_stage(s).uses_llm(self.cfg) for s in stages):
             return
-        from tacos.llm.session import LLMSession
+        from tacos.llm.calling.session import LLMSession
 
         self.session = LLMSession(component(self.cfg, "llm"), component(self.cfg, "paths").cache_dir,
                                   to_container(self.cfg.client), self.cfg.budget.max_usd, log_dir=self.run_dir)
@@ -237,7 +237,7 @@ class Pipeline:
         return self._finish(stage, manifest)
 
     def _llm_delta(self, before) -> dict:
-        from tacos.llm.session import stats_dict
+        from tacos.llm.calling.session import stats_dict
 
         if self.session is None or before is None:
             return {}

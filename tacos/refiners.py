@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tacos.config import check_bool, check_int, check_number
-from tacos.llm.parsing import ParseError, extract_json
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.parsing import ParseError, extract_json
+from tacos.llm.calling.types import LLMRequest
 from tacos.prompts import prompts_hash, read_prompt, render
 
 SYSTEM_PROMPT = "refine_system.txt"

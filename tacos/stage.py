@@ -104,7 +104,7 @@ class StageContext:
     run_dir: Path
     out_dir: Path  # where the stage writes (the partial folder while it runs)
     name: str
-    session: Any = None  # tacos.llm.session.LLMSession when the run uses an LLM
+    session: Any = None  # tacos.llm.calling.session.LLMSession when the run uses an LLM
     plan_pool: Any = None  # dry run: the pool's rows as read once for every stage's forecast (tacos.stage_io)
     plots: list[str] = field(default_factory=list)
     tables: dict[str, dict] = field(default_factory=dict)

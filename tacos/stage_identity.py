@@ -13,7 +13,7 @@ from tacos.code_identity import code_identity, object_modules
 from tacos.stage import Stage, component
 
 # How LLM calls travel (with the cache and ledger in their closure): no stage imports them, yet they shape answers.
-LLM_TRANSPORT = ("tacos.llm.session", "tacos.llm.client", "tacos.llm.wire")
+LLM_TRANSPORT = ("tacos.llm.calling.session", "tacos.llm.calling.client", "tacos.llm.calling.wire")
 
 
 def code_version(stage: Stage, cfg: DictConfig) -> str:

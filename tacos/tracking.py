@@ -245,7 +245,7 @@ def log_report(root: Path, out: Path, rep: dict, group: str | None = None, proje
 
     import wandb
 
-    from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, find_runs
+    from tacos.benchmarks.report import SUMMARY_COLUMNS, find_runs
 
     logged = [json.loads(p.read_text(encoding="utf-8")) for r in find_runs(root)
               if (p := r.path / RUN_FILE).is_file()]
@@ -258,7 +258,7 @@ def log_report(root: Path, out: Path, rep: dict, group: str | None = None, proje
                 job_type="report", mode=mode, dir=str(out), config={"root": str(Path(root).resolve())})
     try:
         payload = {f"report/{Path(p).stem}": wandb.Image(str(p)) for p in rep.get("plots", [])}
-        payload["report/results"] = wandb.Table(columns=RESULT_COLUMNS, data=rep["results"])
+        payload["report/results"] = wandb.Table(columns=rep["result_columns"], data=rep["results"])
         payload["report/summary"] = wandb.Table(columns=SUMMARY_COLUMNS, data=rep["summary"])
         run.log(payload)
     finally:

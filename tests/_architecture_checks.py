@@ -17,7 +17,7 @@ HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 # -- cycles between packages -----------------------------------------------------------------------------------------
 def package_of(module: str, depth: int = 2) -> str:
-    """tacos.eval.judge -> tacos.eval; a top-level module (tacos.stage) is its own package."""
+    """tacos.benchmarks.suite -> tacos.benchmarks; a top-level module (tacos.stage) is its own package."""
     return ".".join(module.split(".")[:depth])
 
 

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from tacos.data.loaders import load_records, sample_pool_path
-from tacos.llm.cache import CACHE_FILENAME
+from tacos.llm.calling.cache import CACHE_FILENAME
 
 
 def sample_rows(n: int) -> list[dict]:

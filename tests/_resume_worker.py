@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tacos.llm.cache import CallCache  # noqa: E402
-from tacos.llm.client import LLMClient  # noqa: E402
-from tacos.llm.types import LLMRequest  # noqa: E402
-from tacos.llm.types import Endpoint  # noqa: E402
-from tacos.llm.parsing import extract_json  # noqa: E402
+from tacos.llm.calling.cache import CallCache  # noqa: E402
+from tacos.llm.calling.client import LLMClient  # noqa: E402
+from tacos.llm.calling.types import LLMRequest  # noqa: E402
+from tacos.llm.calling.types import Endpoint  # noqa: E402
+from tacos.llm.calling.parsing import extract_json  # noqa: E402
 
 
 def requests(n: int) -> list[LLMRequest]:

@@ -9,7 +9,7 @@ LocalLlamaServer (llama.cpp's server through xllamacpp), each in a `with` block.
     python tests/_server_child.py fake-openai PORT MODEL_ID
 
 is a tiny OpenAI-shaped server on 127.0.0.1:PORT (GET /v1/models lists MODEL_ID; POST /v1/chat/completions answers
-"pong"); it exits with 98 when the port is taken, like tacos.llm.llama_server_child.
+"pong"); it exits with 98 when the port is taken, like tacos.llm.serving.llama_server_child.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer
-from tacos.llm.process import ServerProcess
+from tacos.llm.serving.servers import LocalLlamaCpp, LocalLlamaServer
+from tacos.llm.serving.process import ServerProcess
 
 
 REPO = Path(__file__).resolve().parents[1]

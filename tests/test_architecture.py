@@ -1,5 +1,5 @@
 """The package's shape: imports form layers (nothing imports upward, no import loop, no import cycle between packages,
-no relative import, no stage imports another stage), the applications on top (run.py, benchmarks/, scripts/) use only
+no relative import, no stage imports another stage), the applications on top (run.py, measurements/, scripts/) use only
 what tacos makes public, modules stay small, and every `_target_` under conf/ (nested ones too) implements its
 protocol.
 
@@ -30,20 +30,21 @@ LAYERS: list[tuple[str, ...]] = [
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.stage_io", "tacos.stage_identity", "tacos.store", "tacos.plots", "tacos.rundir",
      "tacos.wandb_lineage", "tacos.local_compute", "tacos.summary"),
-    ("tacos.judges",),
-    ("tacos.strategies", "tacos.cleaning", "tacos.eval", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
+    ("tacos.judges", "tacos.answers"),
+    ("tacos.strategies", "tacos.cleaning", "tacos.benchmarks", "tacos.sft", "tacos.refiners"),
     ("tacos.stages",),
     ("tacos.pipeline", "tacos.tracking", "tacos.cli", "tacos.app", "tacos.hydra_callbacks", "tacos.evaluate_judge",
      "tacos.dry_run"),
-    ("run", "benchmarks", "scripts"),  # the applications: they use the package, nothing in it uses them
+    ("run", "measurements", "scripts"),  # the applications: they use the package, nothing in it uses them
 ]
 APPLICATIONS = {"run": REPO / "run.py",
-                **{f"{p.parent.name}.{p.stem}": p for d in ("benchmarks", "scripts") for p in (REPO / d).glob("*.py")}}
+                **{f"{p.parent.name}.{p.stem}": p for d in ("measurements", "scripts") for p in (REPO / d).glob("*.py")}}
 # run.py is a wrapper of tacos.app (the Hydra main, also `tacos run`), which composes the config and hands it to the
 # runner; it stays that thin.
 RUN_PY_IMPORTS = {"tacos.app"}
 APP_IMPORTS = {"tacos.config", "tacos.hydra_callbacks", "tacos.pipeline", "tacos.tracking", "tacos.records",
-               "tacos.stage", "tacos.llm.ledger", "tacos.paths", "tacos.summary", "tacos.command", "tacos.local_compute"}
+               "tacos.stage", "tacos.llm.calling.ledger", "tacos.paths", "tacos.summary", "tacos.command",
+               "tacos.local_compute"}
 MAX_LINES = 300
 
 
@@ -66,7 +67,7 @@ def _graph() -> dict[str, set[str]]:
 def test_every_module_has_a_layer():
     with pytest.raises(AssertionError, match="add it to LAYERS"):
         _layer("tacos.not_listed")
-    assert _layer(ROOT) == 0 and _layer("tacos.llm.client") == 1 and _layer("benchmarks.bench_x") == len(LAYERS) - 1
+    assert _layer(ROOT) == 0 and _layer("tacos.llm.calling.client") == 1 and _layer("measurements.bench_x") == len(LAYERS) - 1
     for module in _graph():
         _layer(module)
 
@@ -124,10 +125,10 @@ def _imported_names(path: Path) -> set[str]:
 
 
 def test_nothing_in_the_package_imports_an_application():
-    # benchmarks/ and scripts/ put their own folder on sys.path, so a bare `import bench_x` would reach them too
+    # measurements/ and scripts/ put their own folder on sys.path, so a bare `import bench_x` would reach them too
     apps = set(APPLICATIONS) | {app.rsplit(".", 1)[-1] for app in APPLICATIONS}
     found = [f"{p.relative_to(REPO)} imports {name}" for p in sorted(PACKAGE.rglob("*.py"))
-             for name in sorted(_imported_names(p)) if name in apps or name.split(".")[0] in ("benchmarks", "scripts")]
+             for name in sorted(_imported_names(p)) if name in apps or name.split(".")[0] in ("measurements", "scripts")]
     assert not found, "\n".join(found)
 
 
@@ -307,9 +308,9 @@ def _resolve_protocol(cls: type, protocol):
 
 def _rules() -> dict:
     from tacos.benchmarks.base import Benchmark
-    from tacos.eval.answers import AnswerGenerator
+    from tacos.answers.jobs import AnswerGenerator
     from tacos.judges.readout import Readout
-    from tacos.llm.likelihood import ScoringLM
+    from tacos.llm.likelihoods.likelihood import ScoringLM
     from tacos.strategies.clusterers import Clusterer
     from tacos.strategies.scorers import Scorer
     from tacos.strategies.selectors import Selector
@@ -357,11 +358,9 @@ def test_the_target_check_catches_a_nested_target_that_breaks_its_protocol(tmp_p
 
 
 # -- cycles between packages, relative imports ---------------------------------------------------------------------
-# A known cycle, allowed until the refactor that removes it (issue 22, item 2: tacos/eval/ dissolves into
-# tacos/answers/ and tacos/benchmarks/). test_the_known_package_cycle_is_gone xfails while it is there.
-KNOWN_PACKAGE_CYCLES = {frozenset({"tacos.eval", "tacos.benchmarks"}):
-                        "tacos/eval/judge.py imports tacos/benchmarks/base.py; benchmarks import eval/answer_files.py "
-                        "and eval/baselines.py (issue 22 item 2 moves them)"}
+# Known cycles between packages, allowed by name (printed) until the refactor that removes them: none today (issue 22
+# item 2 dissolved tacos/answers/, whose cycle with tacos/benchmarks/ was the last).
+KNOWN_PACKAGE_CYCLES: dict[frozenset[str], str] = {}
 
 
 def test_no_import_cycles_between_packages():
@@ -374,12 +373,6 @@ def test_no_import_cycles_between_packages():
     new = [f"{' <-> '.join(sorted(g))}:\n    " + "\n    ".join(why) for g, why in found
            if g not in KNOWN_PACKAGE_CYCLES]
     assert not new, "import cycles between packages:\n" + "\n".join(new)
-
-
-@pytest.mark.xfail(strict=True, reason="known cycle tacos.eval <-> tacos.benchmarks, removed by the package moves of "
-                                       "issue 22 item 2; when this passes, empty KNOWN_PACKAGE_CYCLES")
-def test_the_known_package_cycle_is_gone():
-    assert not [g for g, _ in package_cycles(import_graph(PACKAGE)) if g in KNOWN_PACKAGE_CYCLES]
 
 
 def test_the_cycle_check_catches_a_synthetic_cycle():

@@ -42,7 +42,7 @@ def test_a_choice_no_stage_uses_is_named_in_one_line():
 
 
 def test_http_request_lines_are_debug(caplog):
-    from tacos.llm.client import HTTP_LOGGERS  # importing the client demotes them
+    from tacos.llm.calling.client import HTTP_LOGGERS  # importing the client demotes them
 
     caplog.set_level(logging.INFO)
     for name in HTTP_LOGGERS:

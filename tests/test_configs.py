@@ -104,7 +104,7 @@ def test_extras_are_named_so_that_any_pip_finds_them():
     import re
     import tomllib
 
-    from tacos.llm.local_models import REGISTRY
+    from tacos.llm.serving.local_models import REGISTRY
 
     repo = Path(__file__).resolve().parents[1]
     extras = set(tomllib.loads((repo / "pyproject.toml").read_text())["project"]["optional-dependencies"])

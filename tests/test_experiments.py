@@ -91,7 +91,7 @@ def test_members_of_a_sweep_have_distinct_names_and_registry_entries(members, tm
     """Runs that differ in any selection setting (the scorer's judge, the guard, the budget, the seed...) get distinct
     run names, hence distinct W&B names, model_ids and answers registry entries; a run may not replace an entry that a
     run of another config made."""
-    from tacos.eval.registry import RegistryConflict, names, register_run
+    from tacos.answers.registry import RegistryConflict, names, register_run
     from tacos.stages.infer import registry_key
 
     cfgs = [_compose("model=mistral7b", "stages=[data,select,export,train,infer]", *m.split(",")) for m in members]
@@ -117,7 +117,7 @@ def test_members_of_a_sweep_have_distinct_names_and_registry_entries(members, tm
 
 
 def test_a_baseline_is_found_by_its_label(tmp_path):
-    from tacos.eval.registry import registered
+    from tacos.answers.registry import registered
 
     model_dir = tmp_path / "m"
     (model_dir / "alpaca-random-1a2b3c").mkdir(parents=True)

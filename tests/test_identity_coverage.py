@@ -35,13 +35,13 @@ def _edited_package(tmp_path: Path, monkeypatch, rel: str) -> None:
 # -- modules of config objects -------------------------------------------------------------------------------------
 def test_the_deepest_object_of_a_guarded_rating_judge_under_the_contrastive_scorer_counts(tmp_path, monkeypatch):
     """scorer -> rating-pair adapter -> guarded judge -> guard -> checks -> check -> completeness -> scoring model: 7
-    levels down, past the old depth cap of 6, tacos/llm/transformers_lm.py computes the completeness signal."""
+    levels down, past the old depth cap of 6, tacos/llm/likelihoods/transformers_lm.py computes the completeness signal."""
     cfg = _cfg("scorer/judge=guarded_llm_digit")
     from tacos.stage import component
 
-    assert "tacos.llm.transformers_lm" in object_modules(component(cfg, "scorer"))
+    assert "tacos.llm.likelihoods.transformers_lm" in object_modules(component(cfg, "scorer"))
     before = code_version(get_stage("score"), cfg)
-    _edited_package(tmp_path, monkeypatch, "llm/transformers_lm.py")
+    _edited_package(tmp_path, monkeypatch, "llm/likelihoods/transformers_lm.py")
     assert code_version(get_stage("score"), cfg) != before
 
 
@@ -100,7 +100,7 @@ def test_a_stage_that_calls_the_llm_follows_the_llm_transport(tmp_path, monkeypa
     tag, normalize = get_stage("tag"), get_stage("normalize")
     assert tag.uses_llm(cfg) and not normalize.uses_llm(cfg)
     before = {s.name: code_version(s, cfg) for s in (tag, normalize)}
-    _edited_package(tmp_path, monkeypatch, "llm/wire.py")
+    _edited_package(tmp_path, monkeypatch, "llm/calling/wire.py")
     after = {s.name: code_version(s, cfg) for s in (tag, normalize)}
     assert after["tag"] != before["tag"] and after["normalize"] == before["normalize"]
 

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 def _servers() -> list[int]:
     import psutil
 
-    servers = ("llama_cpp.server", "tacos.llm.llama_server_child")
+    servers = ("llama_cpp.server", "tacos.llm.serving.llama_server_child")
     return [p.pid for p in psutil.process_iter(["cmdline"])
             if any(s in " ".join(p.info["cmdline"] or []) for s in servers)]
 
@@ -125,14 +125,14 @@ def test_the_default_selection_leaves_out_real_defects(tmp_path, cache_dir):
     a link or an attachment, merged tasks, placeholders, a wrong answer, action claims, an answer cut after ~512
     tokens). The default run at a budget of 8 selects at least 7 rows and at most 1 defect: a selector with no signal
     passes that with probability <= 0.034 (tests/benchmarks/test_real_defects_pool.py asserts the bound; the
-    benchmark with its statistics: benchmarks/bench_real_defects.py)."""
+    benchmark with its statistics: measurements/bench_real_defects.py)."""
     import importlib.util
 
     from tacos.data.loaders import load_records
     from tacos.paths import BUNDLED_DATA_DIR, REPO_ROOT
     from tacos.records import record_id
 
-    spec = importlib.util.spec_from_file_location("bench", REPO_ROOT / "benchmarks" / "bench_real_defects.py")
+    spec = importlib.util.spec_from_file_location("bench", REPO_ROOT / "measurements" / "bench_real_defects.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     ci = bench.CI_CHECK

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from tacos.llm.parsing import ParseError
+from tacos.llm.calling.parsing import ParseError
 from tacos.refiners import INSTRUCTION, RESPONSE, LLMRefiner, answer_parser
 
 ROWS = [{"id": "a", "instruction": "Add 2 and 3.", "input": "", "output": "5"},

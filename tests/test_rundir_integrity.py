@@ -13,10 +13,10 @@ from conftest import REPO, run_cli, stub_overrides
 from stub_server import StubServer
 from tacos_responder import tacos_responder
 
-from tacos.llm.cache import CallCache
-from tacos.llm.client import LLMClient
-from tacos.llm.parsing import extract_json
-from tacos.llm.types import Endpoint, LLMRequest
+from tacos.llm.calling.cache import CallCache
+from tacos.llm.calling.client import LLMClient
+from tacos.llm.calling.parsing import extract_json
+from tacos.llm.calling.types import Endpoint, LLMRequest
 from tacos.pipeline import code_version
 from tacos.rundir import run_dir_lock
 from tacos.stage import StageError
@@ -59,7 +59,7 @@ def test_a_reference_tag_file_is_keyed_by_content(tmp_path):
 def test_the_code_version_follows_the_source(tmp_path, monkeypatch):
     """Before: the store's only code input was tacos.__version__, unchanged since the first commit. Then: only the
     stage's module, its components' modules and tacos/method, so an edit to a module the stage reaches through them
-    (tacos/llm/parsing.py, via the tagger) left its outputs current."""
+    (tacos/llm/calling/parsing.py, via the tagger) left its outputs current."""
     from omegaconf import OmegaConf
 
     import tacos.code_identity
@@ -67,7 +67,7 @@ def test_the_code_version_follows_the_source(tmp_path, monkeypatch):
     cfg = OmegaConf.create({"normalize": {}, "tagger": {"_target_": "tacos.strategies.taggers.OpenTagger"}})
     before = {name: code_version(get_stage(name), cfg) for name in ("normalize", "tag")}
     source = tacos.code_identity.PACKAGE_ROOT
-    for edited, stale in {"method/tag_normalization.py": {"normalize"}, "llm/parsing.py": {"tag"}}.items():
+    for edited, stale in {"method/tag_normalization.py": {"normalize"}, "llm/calling/parsing.py": {"tag"}}.items():
         package = tmp_path / edited.replace("/", "_") / "tacos"
         shutil.copytree(source, package, ignore=shutil.ignore_patterns("__pycache__"))
         (package / edited).write_text((package / edited).read_text() + "\n# a fix\n")
@@ -94,7 +94,7 @@ def test_the_code_version_follows_nested_config_objects(tmp_path, monkeypatch):
 
 
 def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_path):
-    """Run `tag`, then edit tacos/llm/parsing.py (the tagger's, not the stage's, import) in a copy of the repository:
+    """Run `tag`, then edit tacos/llm/calling/parsing.py (the tagger's, not the stage's, import) in a copy of the repo:
     a fresh run dir computes `tag` instead of copying the stored output, and the first run dir does not skip it.
     The stage `data` does not import it: it is still reused."""
     repo = tmp_path / "repo"
@@ -108,7 +108,7 @@ def test_an_edit_the_stage_reaches_only_through_imports_is_not_stale(stub, tmp_p
     assert out.returncode == 0, out.stderr[-3000:]
     old = _manifest(first, "tag")["code_version"]
 
-    parsing = repo / "tacos" / "llm" / "parsing.py"
+    parsing = repo / "tacos" / "llm" / "calling" / "parsing.py"
     parsing.write_text(parsing.read_text() + "\n# a fix in how answers are parsed\n")
     fresh = tmp_path / "fresh"
     out = run_cli([*args, f"hydra.run.dir={fresh}"], repo=repo)

@@ -22,8 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from tacos.benchmarks.alpaca_eval_metrics import gamed_annotations_file, length_controlled_win_rate, win_rate
-from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, table
-from tacos.eval.answer_files import our_answers, placeholder_answers
+from tacos.benchmarks.base import (BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, ReportRow, cell,
+                                   table)
+from tacos.answers.answer_files import our_answers, placeholder_answers
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion
 
@@ -119,6 +120,14 @@ class AlpacaEval2Benchmark:
         pairs, _ = self._pairs(run)
         records = [self._records(k, r, a) for k, r, a in pairs if a]
         return run.pair_judge.requests(records, run.jctx), run.answered
+
+    def summary(self, stats: dict) -> list[ReportRow]:
+        """One row against the reference model: AlpacaEval's win rate and length-controlled win rate (percent)."""
+        r = stats.get(BENCH) or {}
+        wr, lc = r.get("win_rate"), r.get("length_controlled_winrate")
+        return [ReportRow(str(r.get("reference") or "reference"),
+                          {f"{self.name}_win_rate": wr, f"{self.name}_lc_win_rate": lc},
+                          {"AlpacaEval 2 WR / LC": f"{cell(wr)} / {cell(lc)}" if wr is not None else "–"})]
 
     def run(self, run: BenchmarkRun) -> BenchmarkResult:
         pairs, model = self._pairs(run)

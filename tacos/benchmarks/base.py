@@ -69,6 +69,24 @@ class BenchmarkResult:
     skipped: str = ""
 
 
+@dataclass(frozen=True)
+class ReportRow:
+    """One row a benchmark adds to the results table (`tacos report`): against `vs` (a baseline or reference model;
+    "" when the benchmark compares against none: its row is joined to every other row of the run), `columns` for
+    report.csv (name -> number), `cells` for report.md (header -> text)."""
+
+    vs: str
+    columns: dict[str, Any]
+    cells: dict[str, str]
+
+
+def cell(v: Any) -> str:
+    """A number as report.md shows it: floats with 2 decimals, None as a dash."""
+    if v is None:
+        return "–"
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
 @runtime_checkable
 class Benchmark(Protocol):
     name: str  # its folder in the stage folder and its key in the manifest's stats
@@ -79,6 +97,7 @@ class Benchmark(Protocol):
     def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]: ...  # for `infer`
     def requests(self, run: BenchmarkRun) -> tuple[list, bool]: ...  # (LLM requests it would make, exact?)
     def run(self, run: BenchmarkRun) -> BenchmarkResult: ...
+    def summary(self, stats: dict) -> list[ReportRow]: ...  # its rows of the report, from its result's stats
 
 
 def table(columns: Sequence[str], data: list[list]) -> dict:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, table
+from tacos.benchmarks.base import (BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, ReportRow, cell,
+                                   table)
 from tacos.data.benchmark_sets import MT_BENCH, load_mt_bench, mt_bench_file, mt_bench_reference_answers
-from tacos.eval.answer_files import Answers, our_answers, placeholder_answers
+from tacos.answers.answer_files import Answers, our_answers, placeholder_answers
 from tacos.judges.fastchat import NEED_REF_CATS, SingleAnswer
 from tacos.plots import mt_bench_radar
 from tacos.records import TestQuestion, file_sha256
@@ -112,6 +113,14 @@ class MTBenchBenchmark:
 
     def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]:
         return {MT_BENCH: load_mt_bench(limit, data_dir)}
+
+    def summary(self, stats: dict) -> list[ReportRow]:
+        """Turn 1, turn 2 and overall (the report's MT-Bench columns), joined to every row of the run."""
+        mt = stats.get(FOLDER) or {}
+        t1, t2, overall = mt.get("turn1"), mt.get("turn2"), mt.get("overall")
+        text = f"{cell(overall)} ({cell(t1)}/{cell(t2)})" if overall is not None or t1 is not None else "–"
+        return [ReportRow("", {f"{self.name}_turn1": t1, f"{self.name}_turn2": t2, self.name: overall},
+                          {"MT-Bench (T1/T2)": text})]
 
     def plan(self, answers: Answers, run: BenchmarkRun) -> list[tuple[TestQuestion, int, SingleAnswer | None, str]]:
         """(question, turn, what to grade or None, problem) for every expected judgment (question x turn)."""

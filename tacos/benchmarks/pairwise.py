@@ -3,7 +3,7 @@ in both orders (our answer as Assistant 1, then the baseline's).
 
 Per test set and baseline: win/tie/lose, score (win - lose)/n + 1 with a seeded bootstrap 95% CI, order consistency,
 invalid and missing counts (tacos.benchmarks.stats). Files: pairwise/{judgments,verdicts}.jsonl, results.json and one
-win/tie/lose chart per baseline (evaluate/README.md). Not to be confused with tacos.strategies.pairwise (contrastive
+win/tie/lose chart per baseline (evaluate/README.md). Not to be confused with tacos.strategies.contrastive (contrastive
 data scoring).
 """
 from __future__ import annotations
@@ -14,11 +14,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tacos.benchmarks.base import BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, table
+from tacos.benchmarks.base import (BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, ReportRow, cell,
+                                   table)
 from tacos.benchmarks.stats import outcome_word, pairwise_summary
 from tacos.data.benchmark_sets import TEST_SETS, load_test_set, test_set_file
-from tacos.eval.answer_files import Answers, our_answers, placeholder_answers
-from tacos.eval.baselines import baseline_fingerprints, load_baselines
+from tacos.answers.answer_files import Answers, our_answers, placeholder_answers
+from tacos.benchmarks.baselines import baseline_fingerprints, load_baselines
 from tacos.judges.base import PairVerdict
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion, file_sha256
@@ -119,6 +120,10 @@ class PairwiseBenchmark:
         matches = self.matches(ours, baselines, run)[0]
         return run.pair_judge.requests([m.records() for m in matches], run.jctx), run.answered and not absent
 
+    def summary(self, stats: dict) -> list[ReportRow]:
+        """One row per baseline: win / tie / lose and score on each test set."""
+        return _summary(list(self.test_sets), stats.get(FOLDER) or {})
+
     def run(self, run: BenchmarkRun) -> BenchmarkResult:
         baselines, absent = load_baselines(self)
         if not baselines:
@@ -162,6 +167,19 @@ class PairwiseBenchmark:
                    f"{FOLDER}/results.json": JsonDocument({"model": model, "judge_llm": run.llm_identity,
                                                            "results": stats, "skipped": [list(s) for s in skipped]})},
             tables={"pairwise": table(STAT_COLUMNS, rows)}, charts=charts, pair_verdicts=verdicts)
+
+
+WTL = ("win", "tie", "lose", "score")
+
+
+def _summary(test_sets: list[str], per_baseline: dict) -> list[ReportRow]:
+    rows = []
+    for baseline, per_set in sorted(per_baseline.items()):
+        sets = {t: per_set.get(t) or {} for t in test_sets}
+        rows.append(ReportRow(baseline, {f"{t}_{k}": s.get(k) for t, s in sets.items() for k in WTL},
+                              {f"{t} W/T/L (score)": "–" if s.get("win") is None else
+                               f"{s['win']}/{s['tie']}/{s['lose']} ({cell(s.get('score'))})" for t, s in sets.items()}))
+    return rows
 
 
 def _rows(matches: list[Match], verdicts: list[PairVerdict]) -> tuple[list[dict], list[dict], dict]:

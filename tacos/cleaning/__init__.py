@@ -10,7 +10,7 @@ The rules (tacos.cleaning.rules, tacos.cleaning.arithmetic) are deterministic, n
 rows. Model checks (tacos.cleaning.model_checks) ask the run's LLM session (ctx.run_llm) and see only the rows every
 rule kept (no call is spent on a row already removed); a row a model check cannot judge is kept and listed with the
 reason (Cleaning.unjudged). What each catches and misses, measured on the real-defects suite and the AlpaGasus-rated
-rows, is in the README ("Cleaning"); benchmarks/bench_clean.py rebuilds that table. A new check is one class and one
+rows, is in the README ("Cleaning"); measurements/bench_clean.py rebuilds that table. A new check is one class and one
 entry in conf/clean/default.yaml.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ class CleanContext:
     """What a model check may use: the run's LLM session (None in a dry run or a run without one: model checks are
     then skipped and say so), the seed, and where it records what it judged and what it could not."""
 
-    llm: Any = None  # tacos.llm.session.LLMSession
+    llm: Any = None  # tacos.llm.calling.session.LLMSession
     seed: int = 0
     stats: dict = field(default_factory=dict)  # llm_calls, prompt_tokens, completion_tokens (cached calls included)
     rows: list[dict] = field(default_factory=list)  # {"id", "index", "check", ...what it read (e.g. p_wrong)}

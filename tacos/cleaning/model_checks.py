@@ -19,7 +19,7 @@ from typing import Sequence
 
 from tacos.cleaning.rules import short
 from tacos.judges.readout import first_token_logprobs
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.types import LLMRequest
 from tacos.prompts import clip, prompts_hash, read_prompt, render
 from tacos.records import Record
 
@@ -74,7 +74,7 @@ def yes_no_probability(logprobs: list | None, yes: str = "yes", no: str = "no") 
 @dataclass
 class WrongAnswer:
     """A wrong answer to a simple closed question (see the module docstring). `threshold` was set on the dev half of
-    the hand-labelled questions (data/clean_eval/simple_questions.jsonl; benchmarks/bench_clean.py --real-model)."""
+    the hand-labelled questions (data/clean_eval/simple_questions.jsonl; measurements/bench_clean.py --real-model)."""
 
     name: str = "wrong_answer"
     threshold: float = 0.5  # P(no) at or above it: the answer is judged wrong and the row removed

@@ -11,7 +11,7 @@ the gate use.
     llm_pair.py    LLMPairJudge: an LLM shown two records, both orders, text or log-probability read-out
     llm_rating.py  LLMRatingJudge: an LLM grades one record (JSON score or expected digit)
     signals.py     rating judges without a chat LLM: embedding relevance, likelihood gain, IFD, response likelihood,
-                   completeness (tacos.llm.likelihood)
+                   completeness (tacos.llm.likelihoods.likelihood)
     combined.py    Guard + GuardedPairJudge / GuardedRatingJudge, RatingPairJudge, WeightedRating
     gate.py        is a judge informative? gate_stats (what a stage reports), measurements keyed by judge identity
                    and suite content, rules per claim

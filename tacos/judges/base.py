@@ -119,8 +119,8 @@ class JudgeContext:
     """What a judge may use while it judges: the run's chat LLM session (None when the run has none), the call cache
     (likelihood signals keep their values there too), the seed, whether to draw progress bars."""
 
-    llm: Any = None  # tacos.llm.session.LLMSession
-    cache: Any = None  # tacos.llm.cache.CallCache
+    llm: Any = None  # tacos.llm.calling.session.LLMSession
+    cache: Any = None  # tacos.llm.calling.cache.CallCache
     seed: int = 0
     progress: bool = True
     stats: dict = field(default_factory=dict)  # counters a judge adds (e.g. likelihood calls), for the manifest
@@ -150,7 +150,7 @@ class JudgeContext:
 def judge_context(llm: Any, cache_dir: str, seed: int, progress: bool = True) -> Iterator[JudgeContext]:
     """A JudgeContext on the run's LLM session (and its call cache), or on a cache of its own when the run has no
     chat LLM (signals still keep their values there)."""
-    from tacos.llm.cache import CallCache
+    from tacos.llm.calling.cache import CallCache
 
     own = None if llm is not None else CallCache(cache_dir)
     try:

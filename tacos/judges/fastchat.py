@@ -19,8 +19,8 @@ from typing import Sequence
 
 from tacos.data.formats import instruction_text
 from tacos.judges.base import JudgeContext, NoScreen, Rating
-from tacos.llm.parsing import ParseError, parse_rating_brackets
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.parsing import ParseError, parse_rating_brackets
+from tacos.llm.calling.types import LLMRequest
 from tacos.records import Record, dumps
 
 # FastChat llm_judge.common.NEED_REF_CATS: these categories are graded against GPT-4 reference answers.

@@ -23,7 +23,7 @@ from tacos.judges.base import JudgeContext, NoScreen, PairVerdict
 from tacos.judges.orders import position_stats
 from tacos.judges.parsers import JsonScorePair
 from tacos.judges.readout import AutoReadout
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.types import LLMRequest
 from tacos.prompts import clip, prompts_hash, read_prompt, render
 from tacos.records import Record
 

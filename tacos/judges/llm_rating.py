@@ -16,7 +16,7 @@ from tacos.data.formats import instruction_text
 from tacos.judges.base import JudgeContext, NoScreen, Rating
 from tacos.judges.parsers import JsonScore
 from tacos.judges.readout import AutoReadout
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.types import LLMRequest
 from tacos.prompts import clip, prompts_hash, read_prompt, render
 from tacos.records import Record
 

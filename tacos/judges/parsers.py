@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tacos.llm.parsing import ParseError, parse_score, parse_score_pair, parse_two_scores_line
+from tacos.llm.calling.parsing import ParseError, parse_score, parse_score_pair, parse_two_scores_line
 
 __all__ = ["ParseError", "JsonScorePair", "FirstLineScores", "JsonScore", "score_schema"]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from tacos.judges.base import OrderResult, PairVerdict, Rating
 from tacos.judges.orders import P_OF, combine, debias, verdict
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.types import LLMRequest
 from tacos.prompts import prompts_hash, read_prompt
 
 

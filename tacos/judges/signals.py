@@ -10,7 +10,7 @@
     Completeness         log P(end of turn | instruction, response): a response cut mid-sentence scores very low
 
 Measured before use (README "Judges"); thresholds and weights were set on the dev halves only. The likelihood
-signals share one scoring model (`lm`, tacos.llm.likelihood) and two passes per record, cached with the LLM calls.
+signals share one scoring model (`lm`, tacos.llm.likelihoods.likelihood) and two passes per record, cached with the LLM calls.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from tacos.data.formats import instruction_text
 from tacos.judges.base import JudgeContext, NoScreen, Rating
-from tacos.llm.likelihood import LikelihoodClient, SpanRequest
+from tacos.llm.likelihoods.likelihood import LikelihoodClient, SpanRequest
 from tacos.records import Record
 
 
@@ -64,7 +64,7 @@ class _LikelihoodBase(NoScreen):
     """The scoring model's log-probabilities of a record's response after its instruction (chat template) and, for
     the signals that need it, after the bare assistant header; subclasses turn them into one number."""
 
-    lm: Any = None  # a tacos.llm.likelihood.ScoringLM (the `lm` config group)
+    lm: Any = None  # a tacos.llm.likelihoods.likelihood.ScoringLM (the `lm` config group)
     name: str = ""
 
     uses_llm = False

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from tacos.llm.process import free_port
+from tacos.llm.serving.process import free_port
 from tacos.stage import StageError
 
 log = logging.getLogger(__name__)

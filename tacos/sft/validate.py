@@ -27,7 +27,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tacos.llm.process import free_port
+from tacos.llm.serving.process import free_port
 from tacos.stage import StageError
 
 

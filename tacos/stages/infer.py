@@ -2,8 +2,8 @@
 (<stage>/model_answer/<bench>/<model_id>.jsonl; see infer/README.md).
 
 The model is `infer.model_path`, or by default the checkpoint of this run's `train` stage (or the `llm` endpoint with
-infer/generator=openai; the generators are tacos.eval.generators); a killed run resumes by question id
-(tacos.eval.inference). Besides infer's own sets it answers whatever the run's judge benchmarks ask beyond them (e.g.
+infer/generator=openai; the generators are tacos.answers.generators); a killed run resumes by question id
+(tacos.answers.inference). Besides infer's own sets it answers whatever the run's judge benchmarks ask beyond them (e.g.
 AlpacaEval 2's instructions when judge.benchmarks has alpaca_eval2; the bundled sets stay infer's own choice). Once complete, the answers are registered by run
 name and seed in the answers registry, where other runs name them as judge baselines.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tacos.config import config_hash, to_container
 from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS, question_file
-from tacos.eval.inference import forecast_infer, infer_inputs, run_infer
-from tacos.eval.registry import check_entry, entry_name, register_run
+from tacos.answers.inference import forecast_infer, infer_inputs, run_infer
+from tacos.answers.registry import check_entry, entry_name, register_run
 from tacos.run_names import selection_config
 from tacos.stage import StageBase, StageResult, component, files_read
 

@@ -1,6 +1,6 @@
 """Stage `judge`: grade our model's answers (from the `infer` stage) on the judge config's benchmarks.
 
-The config (tacos.eval.judge.JudgeSpec, conf/judge/*.yaml) names a pair judge (tacos.judges) and the benchmarks
+The config (tacos.benchmarks.suite.JudgeSpec, conf/judge/*.yaml) names a pair judge (tacos.judges) and the benchmarks
 (tacos.benchmarks, conf/benchmark/*.yaml): pairwise against baselines on the five test sets, MT-Bench graded as
 FastChat does, AlpacaEval 2. Benchmarks return data; this stage writes it into the stage folder, and reports every
 judge that judged (the pair judge with its observed position bias, MT-Bench's grader) by its key: the runner's gate
@@ -46,6 +46,7 @@ class JudgeStage(StageBase):
             write_result(ctx, result)
             counts.update(result.counts)
             stats.update(result.stats)
+        stats["report_rows"] = spec.report_rows(results)  # what `tacos report` shows of each benchmark
         return StageResult(counts=counts, stats=stats)
 
     def plan(self, ctx) -> dict:

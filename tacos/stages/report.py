@@ -2,13 +2,13 @@
 it) as the paper's table: report.md, report.csv (results), summary.csv (selection runs), the W/T/L and comparison figures, and W&B tables.
 
 The report is a view over whatever judge results exist when it runs, so it always runs again (its identity carries
-the collection time); `tacos report DIR` writes the same files without a Hydra run (tacos.eval.results).
+the collection time); `tacos report DIR` writes the same files without a Hydra run (tacos.benchmarks.report).
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tacos.eval.results import RESULT_COLUMNS, SUMMARY_COLUMNS, write_report
+from tacos.benchmarks.report import SUMMARY_COLUMNS, write_report
 from tacos.stage import StageBase, StageResult
 
 
@@ -20,7 +20,7 @@ class ReportStage(StageBase):
 
     def run(self, ctx) -> StageResult:
         rep = write_report(ctx.run_dir, ctx.out_dir)
-        ctx.add_table("results", RESULT_COLUMNS, rep["results"])
+        ctx.add_table("results", rep["result_columns"], rep["results"])
         ctx.add_table("summary", SUMMARY_COLUMNS, rep["summary"])
         for figure in rep["plots"]:  # the W/T/L chart and the runs compared (W&B shows them as images)
             ctx.add_plot(figure)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tacos.judges.base import JudgeContext
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.types import LLMRequest
 from tacos.records import Record
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tacos.data.formats import instruction_text
-from tacos.llm.types import LLMRequest
+from tacos.llm.calling.types import LLMRequest
 from tacos.prompts import clip, prompts_hash, read_prompt, render
 from tacos.records import Record, file_sha256, iter_jsonl
 
@@ -84,7 +84,7 @@ class OpenTagger:
 
     def parse(self, raw: str) -> list[dict]:
         """A non-empty list of {tag, explanation}; accepts {"tags": [...]} or a bare list (the reference format)."""
-        from tacos.llm.parsing import ParseError, extract_json
+        from tacos.llm.calling.parsing import ParseError, extract_json
 
         data = extract_json(raw)
         if isinstance(data, dict):

@@ -120,6 +120,13 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
         assert json.loads((folder / "results.json").read_text()) == res
         assert len((folder / "judgments.jsonl").read_text().splitlines()) == 6
         assert "alpaca_eval2/win_tie_lose.png" in m["plots"] and m["tables"]["alpaca_eval2"]["columns"][0] == "model"
+        # ... and it is in `tacos report`, from the rows the benchmark gave (the report knows no benchmark by name)
+        from tacos.benchmarks.report import find_runs, result_rows
+
+        table = result_rows(find_runs(run_dir))
+        row = dict(zip(table.columns, table.rows[0]))
+        assert row["baseline"] == "gpt4_1106_preview" and row["alpaca_eval2_win_rate"] == pytest.approx(50.0)
+        assert row["alpaca_eval2_lc_win_rate"] == res["length_controlled_winrate"]
 
         # A fresh run dir, no df_gamed.csv: every call from the cache; the LC win rate is null and says why.
         run2 = tmp_path / "run2"

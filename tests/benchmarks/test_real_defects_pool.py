@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("bench_real_defects", REPO / "benchmarks" / "bench_real_defects.py")
+spec = importlib.util.spec_from_file_location("bench_real_defects", REPO / "measurements" / "bench_real_defects.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 

@@ -12,7 +12,7 @@ from conftest import run_cli, stub_overrides
 from tacos.cleaning import Cleaner, CleanContext
 from tacos.cleaning.model_checks import WrongAnswer, simple_question, yes_no_probability
 from tacos.cleaning.rules import PlaceholderOutput
-from tacos.llm.types import LLMResult
+from tacos.llm.calling.types import LLMResult
 from tacos.records import Record
 
 SIMPLE = [("What is the capital of Australia?", "Sydney."), ("Who wrote Hamlet?", "William Shakespeare."),

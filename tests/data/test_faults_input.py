@@ -16,8 +16,8 @@ import tacos.records
 from _faults_common import error_lines, llm_overrides, sample_rows, write_pool
 from conftest import REPO, run_cli
 from tacos.data.loaders import DataError, load_records
-from tacos.llm.cache import CACHE_FILENAME, CacheError, CallCache
-from tacos.llm.settings import ClientSettings
+from tacos.llm.calling.cache import CACHE_FILENAME, CacheError, CallCache
+from tacos.llm.calling.settings import ClientSettings
 from tacos.pipeline import Pipeline
 from tacos.records import DiskFull, write_jsonl
 from tacos.rundir import publish_folder

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import REPO, run_cli, stub_overrides
 from tacos.data.benchmark_sets import load_mt_bench, load_test_set
-from tacos.eval.answers import AnswerJob, InferSpec, WorkFile, make_jobs, question_seed
-from tacos.eval.generators import EndpointGenerator, TransformersGenerator, VllmGenerator
+from tacos.answers.jobs import AnswerJob, InferSpec, WorkFile, make_jobs, question_seed
+from tacos.answers.generators import EndpointGenerator, TransformersGenerator, VllmGenerator
 from tacos.data.formats import wrap_alpaca_one_line as alpaca_one_line
 
 # conf/config.yaml lists `- infer: default` once the lead adds it; until then the group is appended here.
@@ -137,7 +137,7 @@ def test_openai_backend_through_the_client_cache(stub, tmp_path):
 
 
 def test_vllm_backend_batches_turns_with_per_question_seeds(tiny, monkeypatch):
-    from tacos.eval.backends import VllmBackend
+    from tacos.answers.backends import VllmBackend
 
     calls = []
 
@@ -211,8 +211,8 @@ def test_registry_keeps_every_seed(tmp_path):
     (seed 0 keeps the bare run name), and judge.baselines names each of them."""
     from omegaconf import OmegaConf
 
-    from tacos.eval.baselines import baseline_files
-    from tacos.eval.registry import entry_name, names
+    from tacos.benchmarks.baselines import baseline_files
+    from tacos.answers.registry import entry_name, names
     from tacos.stages.infer import STAGE
 
     assert (entry_name("sample-random", 0), entry_name("sample-random", 2)) == ("sample-random", "sample-random-seed2")

@@ -21,7 +21,7 @@ from tacos.judges.fastchat import prompt_name as mt_bench_prompt_name
 from tacos.judges.fastchat import user_prompt as mt_bench_user_prompt
 from tacos.judges.orders import combine, verdict
 from tacos.judges.parsers import FirstLineScores
-from tacos.llm.parsing import ParseError
+from tacos.llm.calling.parsing import ParseError
 from tacos.prompts import render
 
 parse_pairwise_scores = FirstLineScores(1, 10).parse  # the judge stage's pair judge reads its answers so
@@ -107,7 +107,7 @@ def test_parsing_judge_outputs(raw, pair, rating):
 ])
 def test_judge_name_is_the_judging_llm(identity, name):
     """FastChat judgment files are named after the LLM that judged, unless judge.judge_model_name says otherwise."""
-    from tacos.eval.judge import JudgeSpec, judge_name_from_identity
+    from tacos.benchmarks.suite import JudgeSpec, judge_name_from_identity
 
     assert judge_name_from_identity(identity) == name
     assert JudgeSpec(name="mt_bench").judge_name(identity) == name
@@ -240,7 +240,7 @@ def test_mt_bench_grader_checks_its_prompts_before_work(tmp_path):
 def test_mt_bench_plan_uses_references_for_60_judgments():
     from tacos.benchmarks.base import BenchmarkRun
     from tacos.data import load_mt_bench
-    from tacos.eval.answer_files import Answers
+    from tacos.answers.answer_files import Answers
     from tacos.judges.base import JudgeContext
     from tacos.paths import BUNDLED_DATA_DIR
 

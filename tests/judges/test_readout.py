@@ -15,7 +15,7 @@ from tacos.judges.base import JudgeContext, OrderResult
 from tacos.judges.llm_pair import LLMPairJudge
 from tacos.judges.llm_rating import LLMRatingJudge
 from tacos.judges.readout import (AutoReadout, LogprobReadout, Readout, ResolvedReadout, TextReadout)
-from tacos.strategies.pairwise import judgment_rows_of
+from tacos.strategies.contrastive import judgment_rows_of
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 WITH_LOGPROBS = JudgeContext(llm=SimpleNamespace(supports_logprobs=True))
@@ -55,7 +55,7 @@ def test_a_readout_is_switched_by_its_config_group():
 
 def test_the_identity_names_the_readout_and_keeps_the_committed_key():
     judge = LLMPairJudge(readout=AutoReadout())
-    # what the committed measurements of llm_logprob were filed under (benchmarks/results/...measurements.jsonl)
+    # what the committed measurements of llm_logprob were filed under (measurements/results/...measurements.jsonl)
     assert set(judge.identity(WITH_LOGPROBS)) == {"judge", "mode", "prompt_hash", "force_answer", "prefill"}
     assert judge.identity(WITH_LOGPROBS)["mode"] == "logprob" and judge.identity(JudgeContext())["mode"] == "text"
     assert LLMRatingJudge(readout=LogprobReadout(force_answer=False)).identity(None)["force_answer"] is False

@@ -10,7 +10,7 @@ from fake_lm import FakeLM
 from tacos.judges.base import JudgeContext
 from tacos.judges.combined import Check, Guard, GuardedPairJudge, RatingPairJudge, WeightedRating, Part, as_pair_judge
 from tacos.judges.signals import IFD, Completeness, EmbeddingRelevance, LikelihoodGain, ResponseLikelihood
-from tacos.llm.cache import CallCache
+from tacos.llm.calling.cache import CallCache
 from tacos.records import Record
 
 
@@ -94,7 +94,7 @@ def test_weighted_ratings_and_wrapping(ctx):
 
 
 def test_a_record_alone_in_its_cluster_is_rated_by_a_rating_judge(ctx):
-    from tacos.strategies.pairwise import ContrastiveScorer
+    from tacos.strategies.contrastive import ContrastiveScorer
 
     lm = FakeLM(cond={"a b": -1.0, "c d": -2.0, "e f": -0.5, "cut": -0.1}, end={"cut": -20.0})
     rs = {r.id: r for r in (rec(0, "a b"), rec(1, "c d"), rec(2, "e f"), rec(3, "cut"))}
@@ -112,7 +112,7 @@ def test_a_record_alone_in_its_cluster_is_rated_by_a_rating_judge(ctx):
 def test_a_record_alone_in_one_cluster_and_paired_in_another_is_rated_in_both(ctx):
     """TACOS's membership puts a record in the cluster of each of its tags: alone (among the unscreened) in one, it
     is still that cluster's best."""
-    from tacos.strategies.pairwise import ContrastiveScorer
+    from tacos.strategies.contrastive import ContrastiveScorer
 
     lm = FakeLM(cond={"a b": -1.0, "c d": -2.0, "cut": -0.1}, end={"cut": -20.0})
     rs = {r.id: r for r in (rec(0, "a b"), rec(1, "c d"), rec(2, "cut"))}
@@ -127,7 +127,7 @@ def test_a_record_alone_in_one_cluster_and_paired_in_another_is_rated_in_both(ct
 def test_a_rating_judges_cluster_order_is_its_rating_order(ctx):
     """A rating judge's records are ranked inside a cluster by their rating exactly (no pairing luck, no refit): the
     scores are the ratings, deterministic, and a screened record stays unscored."""
-    from tacos.strategies.pairwise import ContrastiveScorer
+    from tacos.strategies.contrastive import ContrastiveScorer
 
     values = {f"r{k}": -k * 0.1 for k in range(12)}  # r0 best ... r11 worst
     values["r5"] = -0.05  # second best

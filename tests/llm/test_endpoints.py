@@ -19,12 +19,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from tacos.llm import local_models, process, providers, servers, vllm_server
-from tacos.llm.types import Endpoint
-from tacos.llm.providers import OpenAICompatible, OpenAIEndpoint
-from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer
-from tacos.llm.vllm_server import VLLMServer
-from tacos.llm.process import PortTaken, ServerProcess, free_port
+from tacos.llm.calling import providers
+from tacos.llm.serving import local_models, process, servers, vllm_server
+from tacos.llm.calling.types import Endpoint
+from tacos.llm.calling.providers import OpenAICompatible, OpenAIEndpoint
+from tacos.llm.serving.servers import LocalLlamaCpp, LocalLlamaServer
+from tacos.llm.serving.vllm_server import VLLMServer
+from tacos.llm.serving.process import PortTaken, ServerProcess, free_port
 
 from _server_child import fake_openai_server, gone, spawn_owner  # tests/ is on sys.path under pytest
 
@@ -260,7 +261,7 @@ def test_server_child_reports_bad_params_and_a_taken_port(tmp_path):
     """The child's exit codes, without a model: 2 bad params, 98 port taken, 3 any other start failure."""
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a gguf")
-    child = [sys.executable, "-m", "tacos.llm.llama_server_child", "--model", str(bogus), "--alias", "a"]
+    child = [sys.executable, "-m", "tacos.llm.serving.llama_server_child", "--model", str(bogus), "--alias", "a"]
     run = lambda *extra: subprocess.run([*child, *extra], capture_output=True, text=True, timeout=60, cwd=REPO)  # noqa
     bad = run("--port", str(free_port()), "--params", '{"no_such_field": 1}')
     assert bad.returncode == 2 and "no_such_field" in bad.stderr
@@ -438,8 +439,8 @@ def test_start_and_calls_ignore_http_proxy(tmp_path, monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    from tacos.llm.cache import CallCache
-    from tacos.llm.client import LLMClient, LLMRequest
+    from tacos.llm.calling.cache import CallCache
+    from tacos.llm.calling.client import LLMClient, LLMRequest
 
     provider = FakeManaged()
     try:

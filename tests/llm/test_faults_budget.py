@@ -15,7 +15,7 @@ from tacos_responder import tacos_responder
 from _faults_common import error_lines, llm_overrides, manifests, sample_rows, write_pool
 from conftest import run_cli
 from tacos.hydra_callbacks import spend_line
-from tacos.llm.ledger import SPEND_FILE, BudgetExceeded, CostLedger, read_spend
+from tacos.llm.calling.ledger import SPEND_FILE, BudgetExceeded, CostLedger, read_spend
 
 # Input tokens only, so the ledger's estimate of a call (prompt chars / 4) is close to what the stub bills.
 PRICED = ["llm.price_in_per_mtok=1000", "llm.price_out_per_mtok=0"]

@@ -14,11 +14,11 @@ from tacos_responder import tacos_responder
 
 from _faults_common import cache_rows, error_lines, llm_overrides, manifests, sample_rows, write_pool
 from conftest import run_cli
-from tacos.llm.cache import CallCache
-from tacos.llm.client import LLMClient
-from tacos.llm.types import Endpoint
-from tacos.llm.parsing import extract_json
-from tacos.llm.types import LLMRequest, LLMUnavailable
+from tacos.llm.calling.cache import CallCache
+from tacos.llm.calling.client import LLMClient
+from tacos.llm.calling.types import Endpoint
+from tacos.llm.calling.parsing import extract_json
+from tacos.llm.calling.types import LLMRequest, LLMUnavailable
 from tacos.records import read_jsonl
 
 CONTEXT_CHARS = 30_000  # the stub's "context": a clipped tagging (6000) or pair prompt (4 x 4000 + template) fits

@@ -13,10 +13,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
 from fake_lm import FakeLM  # noqa: E402
 
-from tacos.llm.cache import CallCache  # noqa: E402
-from tacos.llm.echo_lm import CompletionsEchoLM  # noqa: E402
-from tacos.llm.likelihood import LikelihoodClient, SpanRequest  # noqa: E402
-from tacos.llm.transformers_lm import TransformersLM  # noqa: E402
+from tacos.llm.calling.cache import CallCache  # noqa: E402
+from tacos.llm.likelihoods.echo_lm import CompletionsEchoLM  # noqa: E402
+from tacos.llm.likelihoods.likelihood import LikelihoodClient, SpanRequest  # noqa: E402
+from tacos.llm.likelihoods.transformers_lm import TransformersLM  # noqa: E402
 
 
 def test_the_client_caches_and_counts(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from stub_server import StubServer  # noqa: E402
 
-from tacos.llm.cache import CACHE_FILENAME, CallCache  # noqa: E402
+from tacos.llm.calling.cache import CACHE_FILENAME, CallCache  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "_resume_worker.py"

@@ -10,14 +10,14 @@ import pytest
 
 from stub_server import MALFORMED_TEXT, StubServer, default_responder  # noqa: E402
 
-from tacos.llm.cache import CallCache  # noqa: E402
-from tacos.llm.client import LLMClient  # noqa: E402
-from tacos.llm.ledger import BudgetExceeded  # noqa: E402
-from tacos.llm.types import CallStats, LLMRequest, LLMResult  # noqa: E402
-from tacos.llm.wire import RETRY_MIN_TEMPERATURE  # noqa: E402
-from tacos.llm.types import Endpoint  # noqa: E402
-from tacos.llm.ledger import CostLedger  # noqa: E402
-from tacos.llm.parsing import ParseError, extract_json  # noqa: E402
+from tacos.llm.calling.cache import CallCache  # noqa: E402
+from tacos.llm.calling.client import LLMClient  # noqa: E402
+from tacos.llm.calling.ledger import BudgetExceeded  # noqa: E402
+from tacos.llm.calling.types import CallStats, LLMRequest, LLMResult  # noqa: E402
+from tacos.llm.calling.wire import RETRY_MIN_TEMPERATURE  # noqa: E402
+from tacos.llm.calling.types import Endpoint  # noqa: E402
+from tacos.llm.calling.ledger import CostLedger  # noqa: E402
+from tacos.llm.calling.parsing import ParseError, extract_json  # noqa: E402
 
 PROMPT_HASH = "0" * 64
 SCHEMA = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tacos.llm.parsing import (ParseError, extract_json, parse_rating_brackets, parse_score, parse_score_pair,
+from tacos.llm.calling.parsing import (ParseError, extract_json, parse_rating_brackets, parse_score, parse_score_pair,
                                parse_two_scores_line)
 
 GARBAGE = ["", "   ", "I cannot help with that.", "Score: high", "[Response 1] Score: <>", "{not json}",

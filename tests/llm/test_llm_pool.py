@@ -15,15 +15,15 @@ from conftest import REPO, run_cli
 from stub_server import StubServer, default_responder
 from tacos_responder import tacos_responder
 
-from tacos.llm.cache import CallCache
-from tacos.llm.client import LLMClient
-from tacos.llm.dispatch import split_concurrency as _split
-from tacos.llm.types import LLMRequest
-from tacos.llm.types import Endpoint
-from tacos.llm.providers import EndpointPool, OpenAICompatible
-from tacos.llm.parsing import extract_json
-from tacos.llm.process import free_port
-from tacos.llm.session import LLMSession
+from tacos.llm.calling.cache import CallCache
+from tacos.llm.calling.client import LLMClient
+from tacos.llm.calling.dispatch import split_concurrency as _split
+from tacos.llm.calling.types import LLMRequest
+from tacos.llm.calling.types import Endpoint
+from tacos.llm.calling.providers import EndpointPool, OpenAICompatible
+from tacos.llm.calling.parsing import extract_json
+from tacos.llm.serving.process import free_port
+from tacos.llm.calling.session import LLMSession
 
 PROMPT_HASH = "0" * 64
 IDENTITY = "openai_compatible:stub-model"
@@ -73,7 +73,7 @@ def test_calls_are_spread_over_both_endpoints(two_stubs, tmp_path, caplog):
     a, b = two_stubs
     client = make_client([endpoint(a.base_url), endpoint(b.base_url)], tmp_path)
     assert client.max_concurrency == 4 and client.endpoint_limits == [2, 2]
-    with caplog.at_level(logging.INFO, logger="tacos.llm.client"):
+    with caplog.at_level(logging.INFO, logger="tacos.llm.calling.client"):
         results = client.run(make_requests(20), extract_json)
     assert [r.parsed["echo"] for r in results] == [f"question {i}" for i in range(20)]  # input order
     assert all(r.status == "ok" for r in results)

