@@ -65,7 +65,7 @@ def alpagasus(cleaner, reference: Path) -> list[list]:
 
 
 def real_defects(cleaner, suites_dir: Path) -> list[list] | None:
-    files = sorted(suites_dir.glob("real_defects_*.jsonl"))
+    files = sorted(f for f in suites_dir.glob("real_defects_*.jsonl") if "_pool_" not in f.name)  # pairs only
     if not files:
         return None
     bad: dict[str, list[Record]] = {}

@@ -200,19 +200,29 @@ class MergedTasks(PerRow):
 # -- actions a text model cannot perform -----------------------------------------------------------------------------
 _ACTS = r"send|e-?mail|text|message|book|schedule|remind|order|call|phone|buy|purchase|reserve|pay|transfer|" \
         r"play|turn (?:on|off)|switch (?:on|off)|post|upload|download|install|delete|cancel|print|forward|" \
-        r"subscribe|unsubscribe|notify|alert|contact|dial|lock|unlock|access|open the|launch|add (?:this|it|an? \w+) to"
+        r"subscribe|unsubscribe|notify|alert|contact|dial|lock|unlock|access|open the|launch|add (?:this|it|an? \w+) to|" \
+        r"add .{0,60}\bto (?:my|the) (?:calendar|schedule|list|cart|playlist|contacts)|arrange|dim|mute|water|" \
+        r"feed|start|stop the|make (?:a|an) (?:call|reservation|appointment|booking|payment)"
 _ACTION_REQUEST = re.compile(rf"^\s*(?:please[, ]+|can you |could you |now[, ]+)?(?:{_ACTS})\b|\bremind me\b|"
                              r"\bset (?:a|an|up a|up an) (?:reminder|alarm|timer|meeting|appointment)\b|"
                              r"\b(?:for|to) me\b.*\b(?:send|book|order|schedule|call|buy)\b", _I)
 _DONE = r"sent|e-?mailed|texted|messaged|booked|scheduled|set|set up|ordered|called|phoned|bought|purchased|" \
         r"reserved|paid|transferred|played|turned (?:on|off)|switched (?:on|off)|posted|uploaded|downloaded|" \
         r"installed|deleted|cancell?ed|printed|forwarded|subscribed|unsubscribed|notified|alerted|contacted|" \
-        r"dialed|dialled|locked|unlocked|accessed|opened|launched|placed|edited|added (?:it|this|the \w+) to"
+        r"dialed|dialled|locked|unlocked|accessed|opened|launched|placed|edited|added (?:it|this|the \w+) to|" \
+        r"moved|submitted|processed|completed|confirmed|renewed|activated|deactivated|shared|saved|updated"
 _CLAIM = re.compile(rf"\b(?:I(?:'ve| have)?|I've just|I have just|I just)\s+(?:now\s+|already\s+|"
                     rf"successfully\s+)?(?:{_DONE})\b|\b(?:has|have) (?:now |already |successfully )?been "
                     rf"(?:{_DONE})\b|^\s*(?:done|ok(?:ay)?|sure|all set|success)\b[!.,]|"
                     rf"^\s*(?:reminder|alarm|timer|email|message|order|appointment|meeting|booking) "
-                    rf"(?:is |was )?(?:{_DONE})\b|\bis (?:now )?(?:playing|on its way|confirmed|scheduled|booked)\b",
+                    rf"(?:is |was )?(?:{_DONE})\b|\bis (?:now )?(?:playing|on its way|confirmed|scheduled|booked)\b|"
+                    rf"^\s*(?:calling|texting|messaging|dialing|dialling|sending|booking|ordering|playing|now playing)\b|"
+                    rf"\b(?:are|is) now (?:on|off|locked|unlocked|playing|muted|dimmed|set)\b|"
+                    rf"^\s*(?:\w+ )?(?:tickets?|seats?|table|room|flight|appointment)s? (?:are |is |has been |have been )?"
+                    rf"(?:reserved|booked|confirmed|added)\b|"
+                    rf"^\s*(?:the |your )?(?:transfer|payment|transaction|purchase|request|task|change|update|booking|"
+                    rf"reservation|order|call|message|e-?mail|text) (?:is|was|has been) (?:now )?"
+                    rf"(?:complete|completed|done|finished|successful|processed|confirmed)\b",
                     _I | re.M)
 
 
@@ -250,7 +260,7 @@ class CutShort(PerRow):
     an open code fence counts at any length above it too."""
 
     name: str = "cut_short"
-    min_tokens: int = 440  # approx_tokens; a 512-BPE-token cut is ~450-500 of these
+    min_tokens: int = 380  # approx_tokens; a 512-BPE-token cut is ~390-500 of these (code and numbers count fewer)
 
     def reason(self, r: Record) -> str | None:
         out = r.output.rstrip()
