@@ -89,3 +89,13 @@ def test_links_resolve(doc: Path):
 def test_no_machine_paths(doc: Path):
     found = sorted(set(MACHINE_PATH.findall(doc.read_text(encoding="utf-8"))))
     assert not found, f"{doc.relative_to(REPO)} names paths of one machine: {found}"
+
+
+def test_the_checker_sees_what_it_must(tmp_path: Path):
+    """A missing file in prose or a code span is seen; run-dir paths, placeholders, globs and config groups are not."""
+    doc = tmp_path / "x.md"
+    doc.write_text("See tacos/nowhere.py and `conf/missing/`, not `<run_dir>/data/records.jsonl`, "
+                   "`train/ds_<kind>.json`, `data/test_sets/*.jsonl` or `infer/generator=vllm`.\n")
+    assert _mentions(doc) == ["tacos/nowhere.py", "conf/missing/"]
+    assert _slug("Experiments: the paper's runs") == "experiments-the-papers-runs"
+    assert _slug("Comparing runs in W&B") == "comparing-runs-in-wb"
