@@ -49,7 +49,7 @@ class PreferencePair:
 
 @dataclass(frozen=True)
 class SingleRating:
-    """One answer with a reference judge's 1-10 rating (MT-Bench single-answer grading)."""
+    """One answer with a reference judge's rating: 1-10 (MT-Bench single-answer grading) or 0/1 (a binary label)."""
 
     id: str
     instruction: str
@@ -143,7 +143,8 @@ def load_preference_pairs(path: str | Path) -> list[PreferencePair]:
 
 
 def load_single_ratings(path: str | Path) -> list[SingleRating]:
-    """Validated single-answer ratings (1-10; `question` is accepted for `instruction`), in file order."""
+    """Validated single-answer ratings (1-10 grades or 0/1 labels; `question` is accepted for `instruction`), in file
+    order."""
     items: list[SingleRating] = []
     seen: dict[str, str] = {}
     for row, loc in _rows(path):
@@ -151,8 +152,8 @@ def load_single_ratings(path: str | Path) -> list[SingleRating]:
         instruction = _text(row, key, loc, nonempty=True)
         input, output = _text(row, "input", loc, required=False), _text(row, "output", loc)
         rating = _number(row, "rating", loc)
-        if not 1.0 <= rating <= 10.0:
-            raise DataError(f"{loc}: 'rating' must be between 1 and 10, got {row['rating']!r}.")
+        if not 0.0 <= rating <= 10.0:  # 1-10 grades; 0/1 binary labels (AlpaGasus: rated >= 4.5 or not)
+            raise DataError(f"{loc}: 'rating' must be between 0 and 10, got {row['rating']!r}.")
         rid = _text(row, "id", loc, nonempty=True) if "id" in row else content_id("s", instruction, input, output)
         subset = _text(row, "subset", loc, nonempty=True) if "subset" in row else "all"
         _check_new(rid, loc, seen)

@@ -20,7 +20,9 @@ from tacos.data.preference_pairs import (
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "data" / "judge_eval"
 REFERENCE = Path("/work/shared/data/reference")
-PAIR_SUITES = ("mt_bench_pair", "swapped_response", "refined_balanced", "cross_instruction")
+PAIR_SUITES = ("mt_bench_pair", "swapped_response", "refined_balanced", "cross_instruction", "alpagasus_pair",
+               "real_defects")
+RATING_SUITES = ("mt_bench_single", "alpagasus_rating")
 
 GOOD = {"instruction": "Say hi.", "output_1": "Hi!", "output_2": "Go away.", "preference": 1}
 
@@ -120,8 +122,8 @@ def test_single_ratings(tmp_path):
 
 
 @pytest.mark.parametrize("row, problem", [
-    ({"instruction": "Q?", "output": "A.", "rating": 0}, "between 1 and 10"),
-    ({"instruction": "Q?", "output": "A.", "rating": 11}, "between 1 and 10"),
+    ({"instruction": "Q?", "output": "A.", "rating": -1}, "between 0 and 10"),
+    ({"instruction": "Q?", "output": "A.", "rating": 11}, "between 0 and 10"),
     ({"instruction": "Q?", "output": "A.", "rating": "7"}, "must be a finite number"),
     ({"instruction": "Q?", "output": "A.", "rating": float("nan")}, "must be a finite number"),
     ({"output": "A.", "rating": 5}, "missing 'instruction'"),
@@ -158,15 +160,15 @@ def test_split_is_roughly_balanced():
 
 def load_suite(name: str, split: str) -> list:
     path = SUITES / f"{name}_{split}.jsonl"
-    return load_single_ratings(path) if name == "mt_bench_single" else load_preference_pairs(path)
+    return load_single_ratings(path) if name in RATING_SUITES else load_preference_pairs(path)
 
 
-@pytest.mark.parametrize("name", [*PAIR_SUITES, "mt_bench_single"])
+@pytest.mark.parametrize("name", [*PAIR_SUITES, *RATING_SUITES])
 def test_bundled_suites_load_and_dev_test_are_disjoint(name):
+    """(The halves follow the source rows: tests/data/test_suite_splits.py.)"""
     dev, test = load_suite(name, "dev"), load_suite(name, "test")
     assert dev and test
     assert not {r.id for r in dev} & {r.id for r in test}
-    assert all(split_of(r.id) == "dev" for r in dev) and all(split_of(r.id) == "test" for r in test)
     if name.startswith("mt_bench"):  # a question's turn is one row: it cannot straddle the split
         keys = [(r.extra["question_id"], r.extra["turn"]) for r in dev + test]
         assert len(keys) == len(set(keys))
@@ -187,7 +189,11 @@ def test_bundled_sizes():
     assert sum(len(load_suite("mt_bench_single", s)) for s in ("dev", "test")) == 158
     assert sum(len(load_suite("refined_balanced", s)) for s in ("dev", "test")) == 254
     assert sum(len(load_suite("cross_instruction", s)) for s in ("dev", "test")) == 150
-    assert sum(p.stat().st_size for p in SUITES.iterdir()) < 1_500_000
+    assert [len(load_suite("alpagasus_pair", s)) for s in ("dev", "test")] == [191, 200]
+    for split in ("dev", "test"):
+        ratings = [r.rating for r in load_suite("alpagasus_rating", split)]
+        assert set(ratings) == {0.0, 1.0} and ratings.count(1.0) >= 100  # natural rate of positives (~10 %)
+    assert sum(p.stat().st_size for p in SUITES.rglob("*") if p.is_file()) < 3_500_000
 
 
 def test_the_length_balanced_suite_is_balanced():
@@ -195,8 +201,17 @@ def test_the_length_balanced_suite_is_balanced():
         pairs = load_suite("refined_balanced", split)
         refined_longer = [p.extra["refined_longer"] for p in pairs]
         assert refined_longer.count(True) == refined_longer.count(False)  # always-longer scores exactly 0.5
+        assert all(p.extra["label_assumed"] is True for p in pairs)  # "the refinement is better" is assumed
 
 
+def test_alpagasus_pairs_are_length_matched_and_from_one_cluster():
+    for split in ("dev", "test"):
+        for p in load_suite("alpagasus_pair", split):
+            short, long = sorted((len(p.output_1.strip()), len(p.output_2.strip())))
+            assert long / short <= 1.25 and p.instruction_2 is not None and isinstance(p.extra["cluster"], int)
+
+
+@pytest.mark.slow  # embeds ~6,000 texts with MiniLM
 def test_rebuild_is_byte_identical(tmp_path, capsys):
     if not REFERENCE.is_dir():
         pytest.skip(f"{REFERENCE} (the OpenCS reference files) is absent in this checkout")
@@ -209,4 +224,4 @@ def test_rebuild_is_byte_identical(tmp_path, capsys):
     assert built == sorted(p.name for p in SUITES.glob("*.jsonl"))
     for name in built:
         assert (tmp_path / name).read_bytes() == (SUITES / name).read_bytes(), name
-    assert "mt_bench_pair_dev.jsonl: 34 rows" in capsys.readouterr().out
+    assert "alpagasus_pair_dev.jsonl: 200 rows" in capsys.readouterr().out
