@@ -33,7 +33,8 @@ from tacos.records import Record  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 SUITE_DIR = REPO / "data" / "judge_eval"
 RATING_SUITES = ("alpagasus_rating", "mt_bench_single")
-PAIR_SUITES = ("alpagasus_pair", "mt_bench_pair", "cross_instruction", "swapped_response", "alpaca_eval_gpt4")
+PAIR_SUITES = ("alpagasus_pair", "alpaca_eval_gpt4", "mt_bench_pair", "real_defects", "cross_instruction",
+               "swapped_response")
 # Suites with one file and no dev half (measurement only): the rungs are fitted on the measured items themselves (an
 # optimistic ladder, so a conservative bar for the candidates).
 SINGLE_FILE = {"alpaca_eval_gpt4": SUITE_DIR / "external" / "alpaca_eval_gpt4_pairs.jsonl"}
@@ -113,10 +114,30 @@ def _p(p):
     return None if p is None else round(float(p), 4)
 
 
+def memoize_embeddings() -> None:
+    """One MiniLM pass per distinct text in this process: the head, the relevance candidate and the relevance rung
+    embed the same texts (the benchmark only; values equal to a fresh pass up to float32 batching noise)."""
+    import numpy as np
+
+    from tacos.method import clustering
+
+    original, memo = clustering.embed_texts, {}
+
+    def embed_texts(texts, model, batch_size=128, device="cpu", progress=True):
+        todo = list(dict.fromkeys(t for t in texts if (model, t) not in memo))
+        if todo:
+            for t, e in zip(todo, original(todo, model, batch_size=batch_size, device=device, progress=progress)):
+                memo[(model, t)] = e
+        return np.stack([memo[(model, t)] for t in texts]) if texts else original(texts, model)
+
+    clustering.embed_texts = embed_texts
+
+
 def measure(candidates: list[str], suites: list[str], halves: list[str], likelihood_n: int | None,
             cache_dir: Path) -> list[dict]:
     from tacos.llm.cache import CallCache
 
+    memoize_embeddings()
     relevance = ladder.minilm_relevance()
     rows = []
     cache = CallCache(cache_dir)
