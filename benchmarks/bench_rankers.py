@@ -87,12 +87,27 @@ def subsample(items: list, n: int | None) -> list:
 
 
 def rating_cell(name: str, values: list, rungs: dict[str, list], labels: list[float]) -> dict:
+    if len(set(labels)) != 2:  # graded labels (MT-Bench 1-10): Spearman, no paired test (report only)
+        return spearman_cell(name, values, rungs, labels)
     best = max(rungs, key=lambda r: statistics.auc(rungs[r], labels) or 0.0)
     return {"candidate": name, "n": len(labels), "positives": int(sum(labels)), "metric": "auc",
             "value": statistics.auc(values, labels), "ci": statistics.auc_ci(values, labels),
             "best_rung": best, "best_rung_value": statistics.auc(rungs[best], labels),
             "p_above_best_rung": _p(statistics.delong_paired_p(values, rungs[best], labels)),
             "rungs": {r: statistics.auc(v, labels) for r, v in rungs.items()}}
+
+
+def spearman_cell(name: str, values: list, rungs: dict[str, list], labels: list[float]) -> dict:
+    from scipy.stats import spearmanr
+
+    def rho(xs):
+        keep = [(x, y) for x, y in zip(xs, labels) if x is not None and x != LOWEST]
+        return round(float(spearmanr(*zip(*keep)).statistic), 4) if len(keep) > 2 else None
+
+    best = max(rungs, key=lambda r: rho(rungs[r]) or -1.0)
+    return {"candidate": name, "n": len(labels), "metric": "spearman", "value": rho(values), "ci": None,
+            "best_rung": best, "best_rung_value": rho(rungs[best]), "p_above_best_rung": None,
+            "rungs": {r: rho(v) for r, v in rungs.items()}}
 
 
 def pair_cell(name: str, preds: list, rungs: dict[str, list], labels: list[float]) -> dict:
@@ -190,7 +205,8 @@ def _fmt(r: dict) -> str:
     star = " **↑**" if r["p_above_best_rung"] is not None and r["p_above_best_rung"] < 0.05 else ""
     base = f"{r['value']:.2f}" if r["value"] is not None else "–"
     return base + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + f" (n {r['n']}{'*' if r['subsampled'] else ''})" \
-        + f" / {r['best_rung']} {r['best_rung_value']:.2f}, p {r['p_above_best_rung']}" + star
+        + f" / {r['best_rung']} {r['best_rung_value']:.2f}" \
+        + (f", p {r['p_above_best_rung']}" if r["p_above_best_rung"] is not None else "") + star
 
 
 def markdown(rows: list[dict]) -> str:
@@ -202,7 +218,7 @@ def markdown(rows: list[dict]) -> str:
     for name in [c for c in CANDIDATES if any(k[0] == c for k in cell)]:
         lines.append(f"| {name} | " + " | ".join(_fmt(cell[(name, s, h)]) if (name, s, h) in cell else ""
                                                 for s, h in columns) + " |")
-    return ("AUC (ratings) / agreement over all items (pairs) [95 % CI] (n; * = deterministic subsample) / the best "
+    return ("AUC (binary ratings; Spearman ρ for graded ones, no paired test) / agreement over all items (pairs) [95 % CI] (n; * = deterministic subsample) / the best "
             "rung on the same items and the one-sided paired p of being above it; ↑ = p < 0.05.\n\n"
             + "\n".join(lines))
 
