@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from tacos import __version__
 from tacos.code_identity import code_identity, object_modules
+from tacos.memory import release_models
 from tacos.config import config_hash, to_container
 from tacos.rundir import intact, publish_folder, run_dir_lock
 from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component, empty_plan,
@@ -241,7 +242,10 @@ class Pipeline:
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         log.info("stage %s: running", stage.name)
-        result = stage.run(ctx) or StageResult()
+        try:
+            result = stage.run(ctx) or StageResult()
+        finally:
+            release_models()  # the next stage starts without this one's models (the LM, the sentence encoder)
         seconds = time.perf_counter() - t0
         manifest = {
             "stage": stage.name, "status": "complete", "tacos_version": __version__,
