@@ -32,14 +32,7 @@ def write_metadata(gguf: Path, target: Path) -> None:
     tensor index. Written to a partial folder, then renamed (a crash leaves nothing half-written)."""
     import logging
 
-    import torch
-    from gguf import GGUFReader
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.modeling_gguf_pytorch_utils import (
-        TENSOR_PROCESSORS,
-        TensorProcessor,
-        get_gguf_hf_weights_map,
-    )
+    from transformers import AutoConfig, AutoTokenizer
 
     logging.getLogger(__name__).info(
         "reading the tokenizer, config and tensor index of %s into %s (once; ~1 min for the 0.5B)", gguf, target)
@@ -49,26 +42,8 @@ def write_metadata(gguf: Path, target: Path) -> None:
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config.save_pretrained(str(partial))
 
-    reader = GGUFReader(gguf)
-    arch = str(reader.fields["general.architecture"].contents())
-    if TENSOR_PROCESSORS.get(arch, TensorProcessor) is not TensorProcessor:
-        # llama, qwen2moe, ... permute or split tensors on load: leave those to transformers' own loader
-        raise NotImplementedError(f"GGUF architecture {arch!r} needs tensor processing; not supported here")
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
-    names = get_gguf_hf_weights_map(skeleton, TensorProcessor(config=config.to_dict()))
-    params = dict(skeleton.named_parameters())
-    tensors = []
-    for t in reader.tensors:
-        hf = names.get(t.name)
-        if hf is None or hf not in params:
-            continue
-        tensors.append({"gguf": t.name, "name": hf, "type": int(t.tensor_type), "offset": int(t.data_offset),
-                        "n_bytes": int(t.n_bytes), "shape": list(params[hf].shape)})
-    missing = sorted(set(params) - {t["name"] for t in tensors})
-    if missing and not (config.tie_word_embeddings and missing == ["lm_head.weight"]):
-        raise RuntimeError(f"{gguf}: no tensor in the file for {missing[:5]}")
-    (partial / INDEX).write_text(json.dumps({"gguf_size": gguf.stat().st_size, "tensors": tensors}, indent=0))
+    index = tensor_index(gguf, config)
+    (partial / INDEX).write_text(json.dumps(index, indent=0))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(partial, target)
 
@@ -101,6 +76,39 @@ def _embedding_class():
             return values.view(*ids.shape, self.dim).to(self.raw.device)
 
     return QuantizedEmbedding
+
+
+def tensor_index(gguf: Path, config) -> dict:
+    """Where each parameter of `config`'s model lies in `gguf`: its name there, GGML type, offset and size."""
+    import torch
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+    )
+
+    reader = GGUFReader(gguf)
+    arch = str(reader.fields["general.architecture"].contents())
+    if TENSOR_PROCESSORS.get(arch, TensorProcessor) is not TensorProcessor:
+        # llama, qwen2moe, ... permute or split tensors on load: leave those to transformers' own loader
+        raise NotImplementedError(f"GGUF architecture {arch!r} needs tensor processing; not supported here")
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    names = get_gguf_hf_weights_map(skeleton, TensorProcessor(config=config.to_dict()))
+    params = dict(skeleton.named_parameters())
+    tensors = []
+    for t in reader.tensors:
+        hf = names.get(t.name)
+        if hf is None or hf not in params:
+            continue
+        tensors.append({"gguf": t.name, "name": hf, "type": int(t.tensor_type), "offset": int(t.data_offset),
+                        "n_bytes": int(t.n_bytes), "shape": list(params[hf].shape)})
+    missing = sorted(set(params) - {t["name"] for t in tensors})
+    if missing and not (config.tie_word_embeddings and missing == ["lm_head.weight"]):
+        raise RuntimeError(f"{gguf}: no tensor in the file for {missing[:5]}")
+    return {"gguf_size": gguf.stat().st_size, "tensors": tensors}
 
 
 def load_model(meta: Path, gguf: Path, dtype, quantized_embeddings: bool = False):
