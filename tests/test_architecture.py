@@ -25,7 +25,7 @@ ROOT = "tacos"  # the package's own __init__; as a prefix it would place every m
 
 # Lower layers never import higher ones. A module's layer is the longest entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
-    (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity"),
+    (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity", "tacos.memory"),
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.stage_io", "tacos.store", "tacos.plots", "tacos.rundir"),
     ("tacos.judges",),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -182,7 +183,18 @@ class TransformersLM:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two processes reading the metadata at once would waste a minute each
             if not metadata_complete(target):
                 write_metadata(gguf_path(self.model, self.cache_dir), target)
+                _remove_converted_checkpoints(target)
         return target
+
+
+def _remove_converted_checkpoints(meta: Path) -> None:
+    """Earlier versions converted the GGUF into `<name>-<sha12>-<dtype>/` (a second copy of the weights, 1.2 GB for
+    the 0.5B): once the GGUF is read directly, those folders are dead weight in our own cache."""
+    for old in meta.parent.glob(f"{meta.name}-*"):
+        if (old / "model.safetensors").is_file():
+            log.info("removing %s: the weights are read from the GGUF now", old)
+            shutil.rmtree(old, ignore_errors=True)
+            (old.parent / f".{old.name}.lock").unlink(missing_ok=True)
 
 
 def release_loaded() -> int:

@@ -100,3 +100,22 @@ def test_release_after_a_stage_drops_the_loaded_model(tmp_path):
     release_models()
     gc.collect()
     assert ref() is None and not transformers_lm._LOADED
+
+
+def test_a_former_converted_checkpoint_is_removed_once_the_gguf_is_read(tmp_path, monkeypatch):
+    lm = transformers_lm.TransformersLM(model="qwen2.5-coder-0.5b", cache_dir=str(tmp_path))
+    name = "qwen2.5-coder-0.5b-1d9614638d18"
+    old = tmp_path / "transformers" / f"{name}-bfloat16"
+    other = tmp_path / "transformers" / "qwen2.5-coder-1.5b-cc324af070c2-bfloat16"  # another model's: kept
+    for d in (old, other):
+        d.mkdir(parents=True)
+        (d / "model.safetensors").write_bytes(b"x")
+
+    def fake_write(gguf, target):
+        target.mkdir()
+        (target / gguf_weights.INDEX).write_text("{}")
+
+    monkeypatch.setattr(gguf_weights, "write_metadata", fake_write)
+    monkeypatch.setattr("tacos.llm.local_models.gguf_path", lambda *a: tmp_path / "x.gguf")
+    assert lm._checkpoint() == tmp_path / "transformers" / name
+    assert not old.exists() and other.exists()
