@@ -184,6 +184,9 @@ class TransformersLM:
             if not metadata_complete(target):
                 write_metadata(gguf_path(self.model, self.cache_dir), target)
                 _remove_converted_checkpoints(target)
+                from tacos.memory import trim
+
+                trim()  # the GGUF metadata parse leaves ~0.3 GB of freed Python objects in the heap
         return target
 
 

@@ -14,11 +14,11 @@ torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 
-from gguf import GGMLQuantizationType as Q  # noqa: E402
-from gguf import GGUFWriter, dequantize, quantize  # noqa: E402
+from gguf import GGMLQuantizationType as Q
+from gguf import GGUFWriter, dequantize, quantize
 
-from tacos.llm import gguf_weights, transformers_lm  # noqa: E402
-from tacos.memory import release_models  # noqa: E402
+from tacos.llm import gguf_weights, transformers_lm
+from tacos.memory import release_models
 
 # Per GGUF tensor: the type the tiny file stores it in (the bundled Qwen mixes Q5_0, Q8_0, K-quants and F32 alike).
 _TYPES = {"token_embd.weight": Q.Q5_0, "output.weight": Q.Q8_0, "blk.0.ffn_down.weight": Q.Q4_0}
@@ -27,7 +27,10 @@ _TYPES = {"token_embd.weight": Q.Q5_0, "output.weight": Q.Q8_0, "blk.0.ffn_down.
 def _tiny_qwen(tmp_path):
     """A 2-layer Qwen2 with random weights as a GGUF, and the metadata folder write_metadata would make for it."""
     from transformers import Qwen2Config
-    from transformers.modeling_gguf_pytorch_utils import TensorProcessor, get_gguf_hf_weights_map
+    from transformers.modeling_gguf_pytorch_utils import (
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+    )
 
     config = Qwen2Config(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
