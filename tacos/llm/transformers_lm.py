@@ -132,12 +132,12 @@ class TransformersLM:
             if self.threads:
                 torch.set_num_threads(int(self.threads))
             kind = self._source()[0]
-            folder = self._checkpoint()
-            key = (str(folder), self.dtype, self.device)
+            key = (str(self._folder()), self.dtype, self.device)
             if key not in _LOADED:
                 from tacos.memory import release_encoders
 
                 release_encoders()  # a stage's sentence encoder has done its work by now (the relevance guard runs first)
+                folder = self._checkpoint()
                 _LOADED[key] = self._load_gguf(folder) if kind == "gguf" else self._load_folder(folder)
             self._loaded = _LOADED[key]
         return self._loaded
@@ -166,16 +166,24 @@ class TransformersLM:
         log.info("loaded %s (%s) from its GGUF in %.1f s", self.model, self.dtype, time.perf_counter() - t0)
         return tok, model.to(self.device).eval()
 
-    def _checkpoint(self) -> Path:
-        """The folder to load: the user's transformers folder, or the cached metadata of a GGUF (no weights)."""
+    def _folder(self) -> Path:
+        """The user's transformers folder, or where the cached metadata of a GGUF lives (nothing is written)."""
         kind, name, digest = self._source()
         if kind == "folder":
             return Path(self.model).expanduser()
-        from tacos.llm.gguf_weights import metadata_complete, write_metadata
-        from tacos.llm.local_models import default_cache_dir, gguf_path
+        from tacos.llm.local_models import default_cache_dir
 
         root = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
-        target = root / "transformers" / f"{name}-{digest[:12]}"
+        return root / "transformers" / f"{name}-{digest[:12]}"
+
+    def _checkpoint(self) -> Path:
+        """The folder to load: the user's transformers folder, or the cached metadata of a GGUF (no weights)."""
+        target = self._folder()
+        if self._source()[0] == "folder":
+            return target
+        from tacos.llm.gguf_weights import metadata_complete, write_metadata
+        from tacos.llm.local_models import gguf_path
+
         if metadata_complete(target):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
