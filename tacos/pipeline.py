@@ -5,6 +5,7 @@ A stage writes into <run_dir>/.<stage>.partial/; when it returns, manifest.json 
 published as <run_dir>/<stage>/ (tacos.rundir: flushed to disk, renamed), so a folder with a manifest is always
 complete and a killed stage leaves nothing that looks finished. A stage is skipped when its manifest has the same
 config hash, code version and input hashes, no failed LLM call, and its files still hash to its output hash.
+Just over 300 lines: the models a stage loaded are released between stages (tacos.memory) here, where stages end.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 
 from tacos import __version__
 from tacos.config import config_hash, to_container
+from tacos.memory import release_models
 from tacos.rundir import intact, publish_folder, run_dir_lock
 from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component,
                          outputs_hash, read_manifest, write_json_atomic)
@@ -146,6 +148,7 @@ class Pipeline:
                 self._open_session(stages)
                 for name in stages:
                     self.manifests[name] = self._run_stage(get_stage(name))
+                    release_models()  # the next stage starts without this one's models (scoring LM, MiniLM)
             except BaseException as e:
                 error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
                 if name is not None and name not in self.manifests:
