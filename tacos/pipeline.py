@@ -5,7 +5,6 @@ A stage writes into <run_dir>/.<stage>.partial/; when it returns, manifest.json 
 published as <run_dir>/<stage>/ (tacos.rundir: flushed to disk, renamed), so a folder with a manifest is always
 complete and a killed stage leaves nothing that looks finished. A stage is skipped when its manifest has the same
 config hash, code version and input hashes, no failed LLM call, and its files still hash to its output hash.
-Just over 300 lines: the models a stage loaded are released between stages (tacos.memory) here, where stages end.
 """
 from __future__ import annotations
 
