@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from tacos import __version__
 from tacos.config import config_hash, to_container
+from tacos.memory import release_models
 from tacos.rundir import intact, publish_folder, run_dir_lock
 from tacos.stage import (MANIFEST, Stage, StageContext, StageError, StageResult, component,
                          outputs_hash, read_manifest, write_json_atomic)
@@ -146,6 +147,7 @@ class Pipeline:
                 self._open_session(stages)
                 for name in stages:
                     self.manifests[name] = self._run_stage(get_stage(name))
+                    release_models()  # the next stage starts without this one's models (scoring LM, MiniLM)
             except BaseException as e:
                 error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
                 if name is not None and name not in self.manifests:

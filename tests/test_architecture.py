@@ -26,7 +26,7 @@ ROOT = "tacos"  # the package's own __init__; as a prefix it would place every m
 # Lower layers never import higher ones. A module's layer is the longest entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
     (ROOT, "tacos.records", "tacos.paths", "tacos.config", "tacos.prompts", "tacos.code_identity", "tacos.command",
-     "tacos.run_names"),
+     "tacos.run_names", "tacos.memory"),
     ("tacos.llm", "tacos.data", "tacos.method"),
     ("tacos.stage", "tacos.stage_io", "tacos.stage_identity", "tacos.store", "tacos.plots", "tacos.rundir",
      "tacos.wandb_lineage", "tacos.local_compute", "tacos.summary"),

@@ -152,8 +152,11 @@ def test_the_default_selection_leaves_out_real_defects(tmp_path, cache_dir):
     assert out.returncode == 0, out.stderr[-4000:]
     chosen = [json.loads(line)["id"] for line in (run_dir / "select" / "selected.jsonl").read_text().splitlines()]
     picked = [bad[i] for i in chosen if i in bad]
-    excluded = {json.loads(line)["id"]: json.loads(line)["reason"]
-                for line in (run_dir / "select" / "excluded.jsonl").read_text().splitlines()}
+    removed = [json.loads(line) for line in (run_dir / "clean" / "removed.jsonl").read_text().splitlines()]
+    excluded = {r["id"]: "clean: " + "; ".join(r["checks"].values()) for r in removed}
+    unscored = run_dir / "select" / "excluded.jsonl"  # written when some record got no score
+    if unscored.is_file():
+        excluded |= {json.loads(line)["id"]: json.loads(line)["reason"] for line in unscored.read_text().splitlines()}
     print(f"\nreal-defects pool: {len(picked)} of {len(bad)} defect rows selected in {len(chosen)} ({picked}); "
           f"a no-signal selector passes with p = "
           f"{bench.no_signal_pass_rate(len(pool), len(bad), len(chosen), ci['pass_bar']):.3f}; screened: "

@@ -149,6 +149,11 @@ class RatingPairJudge:
     def screens(self) -> bool:
         return self.judge.screens
 
+    @property
+    def claims_quality(self) -> bool:
+        """The rater's claim (a rating judge compared pair by pair claims what it claims)."""
+        return bool(getattr(self.judge, "claims_quality", True))
+
     def validate(self) -> None:
         if self.scale <= 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")

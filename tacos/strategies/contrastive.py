@@ -51,7 +51,7 @@ class ContrastiveScorer:
 
     def validate(self) -> None:
         if self.judge is None:
-            raise ValueError(f"scorer {self.name}: set a judge, e.g. scorer/judge=guarded_likelihood")
+            raise ValueError(f"scorer {self.name}: set a judge, e.g. scorer/judge=guarded_length")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"scorer.aggregate must be one of {AGGREGATES}, not {self.aggregate!r}")
         if self.rounds < 1:

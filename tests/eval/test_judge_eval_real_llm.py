@@ -30,7 +30,7 @@ def test_the_default_judge_on_the_real_models(tmp_path):
     assert tacos_main(args) == 0
     result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
     overall = result["metrics"]["overall"]
-    assert result["judge_name"] == "guarded_likelihood" and result["llm"] is None  # no chat LLM in the default
+    assert result["judge_name"] == "guarded_length" and result["llm"] is None  # no chat LLM in the default
     assert overall["n"] == 6 and overall["invalid_rate"] == 0 and overall["agreement"] >= 5 / 6
     assert overall["likelihood_passes_per_item"] > 0 and overall["llm_calls_per_item"] == 0
     measured = [json.loads(x) for x in (tmp_path / "o" / "judge_eval" / "measurements.jsonl").read_text().splitlines()]

@@ -75,3 +75,30 @@ def test_the_transformers_backend_is_checked_before_any_load(tmp_path):
         TransformersLM(model="Qwen/Qwen2.5-7B-Instruct").validate()
     with pytest.raises(ValueError, match="dtype"):
         TransformersLM(dtype="int4").validate()
+
+
+@pytest.mark.real_llm
+@pytest.mark.slow
+def test_the_bundled_scoring_model_is_read_from_its_gguf_alone():
+    """The real 0.5B (the default model cache: the first call there also reads the tokenizer, ~1 min): bf16 weights
+    read from the one GGUF, no converted checkpoint beside it, the embedding table kept quantized, log-probabilities
+    equal to those of the former converted bf16 checkpoint (same text, identical values when measured on this
+    machine; the tolerance allows another CPU's bf16 kernels), and the model dropped when the stage ends."""
+    import torch
+
+    from tacos.llm.likelihoods import transformers_lm
+    from tacos.llm.serving.local_models import default_cache_dir
+    from tacos.memory import release_models
+
+    lm = TransformersLM(model="qwen2.5-coder-0.5b")
+    [(lps, end, truncated)] = lm.score([SpanRequest(lm.chat_prefix("Name a colour."), "Blue is a colour of the sky.")])
+    assert len(lps) == 8 and not truncated
+    assert sum(lps) / len(lps) == pytest.approx(-2.7016, abs=0.05) and end == pytest.approx(-0.0076, abs=0.02)
+    model = lm._loaded[1]
+    assert model.dtype == torch.bfloat16 and model.get_input_embeddings().raw.dtype == torch.uint8
+    weights = [p for p in default_cache_dir().rglob("*") if p.suffix in (".gguf", ".safetensors", ".bin")]
+    assert [p.name for p in weights if "0.5b" in p.name] == ["qwen2.5-coder-0.5b.gguf"]  # one copy of the model
+    meta = default_cache_dir() / "transformers"
+    assert sum(f.stat().st_size for f in meta.rglob("*") if f.is_file()) < 50 << 20  # tokenizers + indexes only
+    release_models()
+    assert not transformers_lm._LOADED
