@@ -105,6 +105,11 @@ _MARKER = re.compile(r"^\s*(?:[a-z ]{0,30}:\s*)?(?:!?\[[^\]]*\b(?:image|photo|pi
                      r"picture|photo|video|audio|attach\w*|[a-z ]*attached)[^>]*>|\(\s*(?:attached|link to|see)[^)]*\)"
                      r"|\[(?:image|picture|photo|video|audio)\s*\d*\](?:\s*\[(?:image|picture|photo|video|audio)\s*\d*"
                      r"\])*|\[(?:PICTURE|IMAGE|PHOTO|VIDEO|AUDIO)\])\s*$", _I)
+# An input that only embeds a picture (markdown image, whatever its alt text) or only names a file.
+_EMBED = re.compile(r"^\s*(?:[a-z ]{0,30}:\s*)?!\[[^\]]*\]\([^)]*\)\s*$", _I)
+_FILE_NAME = re.compile(r"^\s*(?:[a-z ]{0,20}:\s*)?[\w.-]+\.(?:py|js|ts|java|c|cpp|h|rb|go|rs|txt|md|pdf|docx?|csv|tsv|"
+                        r"xlsx?|pptx?|png|jpe?g|gif|bmp|svg|mp3|wav|m4a|mp4|mov|avi|zip|json|xml|html?)"
+                        r"(?:\s*\((?:attached|attachment|see attached|uploaded)\))?\s*$", _I)
 _REFERS = re.compile(rf"\b(?:this|these|the following|following|the given|given|the attached|attached|the linked|"
                      rf"the provided|provided|the above|above|the below|below) {_MEDIA}s?\b|\battached\b|"
                      rf"\bin the (?:link|url)\b|\bthe (?:link|url)\b(?! (?:to|for) )", _I)
@@ -152,6 +157,8 @@ class UnseenMaterial(PerRow):
             return f"an attachment marker ({short(inp, 40)!r})"
         if _MARKER.match(instruction.strip().split("\n")[-1]):
             return "an attachment marker in the instruction"
+        if _EMBED.match(inp):
+            return f"an embedded image ({short(inp, 40)!r})"
         if _ABOUT_THE_STRING.search(instruction):
             return None
         text = f"{instruction}\n{inp}"
@@ -170,6 +177,9 @@ class UnseenMaterial(PerRow):
         ref = _REFERS.search(instruction)
         if ref and _VISUAL.search(ref.group(0)) and (_NO_INPUT.match(inp) or "attach" in ref.group(0).lower()):
             return f"{ref.group(0).lower()!r} with no such material in the row"
+        # "the attached file" with only a file name (or nothing) where its content should be.
+        if ref and "attach" in ref.group(0).lower() and (_NO_INPUT.match(inp) or _FILE_NAME.match(inp)):
+            return f"{ref.group(0).lower()!r} given by name only ({short(inp, 30)!r})"
         return None
 
 
@@ -248,6 +258,9 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _ENDS_WELL = re.compile(r"(?:[.!?…:;)\]}\"'”’*`>|~]|\b(?:end|END)|[\U0001F300-\U0001FAFF])$")
 
 
+_BARE_ITEM = re.compile(r"\n[ \t]*(?:\d+[.)]|[-*•])[ \t]*$")
+
+
 def approx_tokens(text: str) -> int:
     """Words and punctuation marks: within ~15% of a BPE tokenizer's count on English prose, and free."""
     return len(_TOKEN.findall(text))
@@ -267,13 +280,16 @@ class CutShort(PerRow):
         if len(out) < self.min_tokens:  # a token is at least one character: too short to count (fast path)
             return None
         open_fence = out.count("```") % 2 == 1
-        if not open_fence and _ENDS_WELL.search(out[-8:]):
+        bare_item = _BARE_ITEM.search(out)  # "...\n4." : the next list item was cut before its text
+        if not open_fence and not bare_item and _ENDS_WELL.search(out[-8:]):
             return None
         n = approx_tokens(out)
         if n < self.min_tokens:
             return None
         if open_fence:
             return f"{n} tokens and a code block that is never closed"
+        if bare_item:
+            return f"{n} tokens ending with an empty list item: {short(out[-40:], 40)!r}"
         if not _ENDS_WELL.search(out[-8:]):
             return f"{n} tokens ending mid-sentence: {short(out[-40:], 40)!r}"
         return None
