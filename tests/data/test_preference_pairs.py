@@ -193,7 +193,7 @@ def test_bundled_sizes():
     for split in ("dev", "test"):
         ratings = [r.rating for r in load_suite("alpagasus_rating", split)]
         assert set(ratings) == {0.0, 1.0} and ratings.count(1.0) >= 100  # natural rate of positives (~10 %)
-    assert sum(p.stat().st_size for p in SUITES.rglob("*") if p.is_file()) < 3_500_000
+    assert sum(p.stat().st_size for p in SUITES.rglob("*") if p.is_file()) < 4_500_000  # 0.9 MB of it: external/
 
 
 def test_the_length_balanced_suite_is_balanced():
