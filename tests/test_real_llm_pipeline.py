@@ -70,12 +70,14 @@ def test_smoke_experiment_whole_chain_with_real_local_llm(tmp_path, cache_dir):
     assert set(pw) == {"koala", "vicuna"} and all(s["n"] + s["invalid"] == 1 for s in pw.values())
     assert m["report"]["counts"]["judged_runs"] == 1 and "tiny-base" in (run_dir / "report" / "report.md").read_text()
     answers = tmp_path / "outputs" / "answers"  # by model and run name; the model before SFT is the run `base`
-    assert (answers / "tiny" / "smoke" / "koala" / "tiny-smoke.jsonl").is_file()
+    smoke_name = m["export"]["stats"].get("name") or json.loads((run_dir / "summary.json").read_text())["run_name"]
+    assert smoke_name.startswith("smoke-")  # the label, then a hash of the selection config
+    assert (answers / "tiny" / smoke_name / "koala" / f"tiny-{smoke_name}.jsonl").is_file()
     assert (answers / "tiny" / "base" / "vicuna" / "tiny-base.jsonl").is_file()
     # W&B offline: the pipeline's run (one per invocation; dry runs log nothing), LLaMA-Factory's training run, and
     # the lineage step runs of export, train and infer (pool -> subset -> model -> answers, tests/test_wandb_lineage.py).
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 5
-    assert m["train"]["stats"]["wandb_group"] == "smoke"
+    assert m["train"]["stats"]["wandb_group"].startswith("smoke")
     assert set(_servers()) <= before, "a llama.cpp server was left running"
     print(f"\nreal smoke experiment (whole chain): {elapsed:.0f} s; "
           + ", ".join(f"{k} {v['seconds']:.0f}s/{v['llm'].get('calls', 0)} calls" for k, v in m.items()))

@@ -30,7 +30,7 @@ def test_pipeline_run_logs_subset_artifact_table_and_preferences(stub, tmp_path,
     run_dir = tmp_path / "sweep" / "0"
     args = [a for a in stub_overrides(stub, tmp_path) if a != "logger=none"]
     out = run_cli([*args, *SMALL, "logger=wandb", "logger.group=ablation-grid", f"hydra.run.dir={run_dir}",
-                   "stages=[data,tag,normalize,cluster,score,select,export,report]"],
+                   "stages=[data,clean,tag,normalize,cluster,score,select,export,report]"],
                   env={**wandb_env, "OPENAI_API_KEY": FAKE_ENV_KEY})
     assert out.returncode == 0, out.stderr[-3000:]
     main, export = read_runs(run_dir / "wandb")  # the pipeline's run, then the export step's

@@ -19,7 +19,7 @@ from tacos.records import Record
 
 def as_pair_judge(judge: Any) -> Any:
     """A pair judge as it is; a rating judge compared pair by pair (higher rating wins, RatingPairJudge)."""
-    return judge if isinstance(judge, PairJudge) else RatingPairJudge(judge)
+    return judge if isinstance(judge, PairJudge) else RatingPairJudge(judge, name=getattr(judge, "name", "ratings"))
 
 
 def as_rating_judge(judge: Any) -> "GuardedRatingJudge | None":

@@ -93,7 +93,7 @@ def long_pool(tmp_path):
     rows.append({"instruction": "Summarise this text: " + "lorem ipsum dolor " * 20_000, "input": "",
                  "output": "A very long text about nothing."})
     rows.append({"instruction": "Tell me everything you know.", "input": "",
-                 "output": ("All I know, at length. " * 40_000)[:900_000]})
+                 "output": ("All I know, at length. " * 39_000).strip()})  # ~900 KB, ends with a stop (not "cut")
     return write_pool(tmp_path / "pool.jsonl", rows)
 
 
