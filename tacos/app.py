@@ -131,8 +131,8 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, overrides: list
 
 
 def _follow_command(cfg: DictConfig, overrides: list[str]) -> None:
-    """The stages follow what the command names (tacos.config.stages_for_command): model=X adds train, judge=X adds
-    train, infer, judge, report; a group chosen but used by no stage is named in one line."""
+    """The stages follow what the command names (tacos.config.stages_for_command): model=X adds train, judge=X or
+    benchmarks=X adds train, infer, judge, report; a group chosen but used by no stage is named in one line."""
     from tacos.command import ASKS_FOR, chosen_groups, stages_for_command, unused_choices
     from tacos.pipeline import STAGE_ORDER
 

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     je.add_argument("--ratings", help="single-answer ratings (JSON/JSONL): instruction, output, rating")
     je.add_argument("--judge", default="scorer.judge",
                     help="where the judge sits in the config (default scorer.judge: what the score stage uses; "
-                         "judge.pair_judge: the judge stage's pairwise judge)")
+                         "judge: the judge stage's pair judge)")
     je.add_argument("--out", help="output folder (default: <paths.output_dir>/judge_eval/<time>_<suite>)")
     je.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     je.add_argument("overrides", nargs="*", help="Hydra overrides, as for run.py (llm=local_large scorer=single ...)")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 # -- the stages a command asks for -------------------------------------------------------------------------------
 # Choosing one of these groups on the command line asks for these stages (added to the default selection stages).
-ASKS_FOR = {"model": ("train",), "train": ("train",),
-            "judge": ("train", "infer", "judge", "report"), "benchmark": ("train", "infer", "judge", "report")}
+_EVALUATE = ("train", "infer", "judge", "report")
+ASKS_FOR = {"model": ("train",), "train": ("train",), "judge": _EVALUATE, "benchmarks": _EVALUATE,
+            "benchmark": _EVALUATE}
 # The stages that use a group: a group chosen on the command line that none of the run's stages uses is named.
 USED_BY = {"model": ("train", "infer"), "train": ("train",), "infer": ("infer",), "judge": ("judge",),
-           "benchmark": ("judge",), "tagger": ("tag",), "clustering": ("cluster",), "scorer": ("score",),
+           "benchmarks": ("infer", "judge"), "benchmark": ("infer", "judge"), "tagger": ("tag",), "clustering": ("cluster",), "scorer": ("score",),
            "selection": ("select",), "guard": ("score",), "refine": ("refine",)}
 
 
 def chosen_groups(overrides: list[str]) -> dict[str, str]:
     """group -> the override that chose it (`model=mistral7b`, `scorer/judge=llm_text` counts for scorer,
-    `+benchmark@judge.benchmarks.x=y` for benchmark); `key.sub=value` settings are not group choices."""
+    `+benchmark@benchmarks.x=y` for benchmark); `key.sub=value` settings are not group choices."""
     out = {}
     for override in overrides:
         key = str(override).split("=", 1)[0].lstrip("+~")
@@ -27,8 +28,8 @@ def chosen_groups(overrides: list[str]) -> dict[str, str]:
 
 def stages_for_command(stages: list[str], overrides: list[str], order: tuple[str, ...]) -> list[str]:
     """The stages a command asks for. `stages=[...]` on the command line or an experiment overlay (which sets its
-    own) are kept as they are; otherwise choosing a model (or train settings) adds `train`, choosing a judge preset
-    or a benchmark adds train, infer, judge and report to the default selection stages."""
+    own) are kept as they are; otherwise choosing a model (or train settings) adds `train`, choosing a judge, a
+    benchmark preset or a benchmark adds train, infer, judge and report to the default selection stages."""
     keys = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
     if "stages" in keys or "experiment" in keys:
         return list(stages)

@@ -3,7 +3,7 @@
     tacos judge-eval --pairs data/judge_eval/swapped_response_test.jsonl                 # what `score` uses
     tacos judge-eval --pairs F scorer/judge=llm_logprob llm=local_large                  # any Hydra override
     tacos judge-eval --ratings data/judge_eval/mt_bench_single_test.jsonl scorer=single  # a rating judge
-    tacos judge-eval --pairs F --judge judge.pair_judge                                  # the judge stage's judge
+    tacos judge-eval --pairs F --judge judge                                              # the judge stage's pair judge
 
 The config is composed from conf/ exactly as `python run.py` composes it (same overrides), and `--judge` names the
 judge object to measure by its place in the config (default `scorer.judge`: the judge the score stage uses, any

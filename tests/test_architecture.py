@@ -319,11 +319,11 @@ def _rules() -> dict:
     return {
         "by_group": {"tagger": Tagger, "clustering": Clusterer, "scorer": Scorer, "selection": Selector,
                      "lm": ScoringLM, "benchmark": Benchmark, "infer/generator": AnswerGenerator,
-                     "scorer/judge": JUDGE, "judge/pair_judge": JUDGE, "readout": Readout},
+                     "scorer/judge": JUDGE, "judge": JUDGE, "readout": Readout},
         "by_key": {"judge": JUDGE, "pair_judge": JUDGE, "lm": ScoringLM, "readout": Readout},
         # Settings records and objects no protocol describes: their YAML keys are still checked against the class.
-        "plain_groups": {"dataset", "paths", "model", "train", "infer", "judge", "guard", "llm", "logger", "clean"},
-        "plain_keys": {"text_parser", "checks", "builder", "gate", "normalize", "export", "refine", "report",
+        "plain_groups": {"dataset", "paths", "model", "train", "infer", "guard", "llm", "logger", "clean"},
+        "plain_keys": {"text_parser", "checks", "builder", "gate", "normalize", "export", "refine", "report", "judging",
                        "refuse_secrets", "sweep_report"},
     }
 

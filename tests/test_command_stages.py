@@ -19,8 +19,9 @@ SELECTION = [s for s in STAGE_ORDER if STAGE_ORDER.index(s) <= STAGE_ORDER.index
     (["dataset=alpaca", "dataset.limit=3"], []),
     (["model=mistral7b"], ["train"]),
     (["dataset=alpaca", "model=mistral7b"], ["train"]),
-    (["judge=paper"], ["train", "infer", "judge", "report"]),
-    (["+benchmark@judge.benchmarks.alpaca_eval2=alpaca_eval2"], ["train", "infer", "judge", "report"]),
+    (["judge=text"], ["train", "infer", "judge", "report"]),
+    (["benchmarks=paper"], ["train", "infer", "judge", "report"]),
+    (["+benchmark@benchmarks.alpaca_eval2=alpaca_eval2"], ["train", "infer", "judge", "report"]),
     (["model=mistral7b", "stages=[data,tag]"], None),        # explicit stages win
     (["experiment=tacos_alpaca", "model=mistral7b"], None),  # an experiment sets its own stages
     (["model.name=x"], []),                                  # a setting is not a choice of model

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 import tacos.config  # noqa: F401  (registers the tacos_root resolver)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "tagger", "clustering", "scorer", "selection", "model", "train", "judge", "infer", "llm", "paths",
+GROUPS = ["dataset", "tagger", "clustering", "scorer", "selection", "model", "train", "judge", "benchmarks", "infer", "llm",
+          "paths",
           "logger"]
 # Values a user must supply for some options (marked ??? in the yaml).
 REQUIRED = {
@@ -23,7 +24,7 @@ REQUIRED = {
     ("llm", "pool"): ["llm.endpoints=[http://127.0.0.1:9/v1]", "llm.model=x"],
     ("llm", "vllm"): ["llm.model=/models/x"],
     # AlpacaEval 2's reference outputs come from an installed data package (or a file); here a tiny stand-in
-    ("judge", "alpaca_eval2"): ["judge.benchmarks.alpaca_eval2.reference_file=tests/benchmarks/data/alpaca_eval_tiny.json"],
+    ("benchmarks", "alpaca_eval2"): ["benchmarks.alpaca_eval2.reference_file=tests/benchmarks/data/alpaca_eval_tiny.json"],
 }
 
 

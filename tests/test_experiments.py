@@ -41,13 +41,13 @@ def test_paper_overlays_run_the_whole_chain(experiment, model):
     assert stages[-4:] == ["train", "infer", "judge", "report"] and "export" in stages
     assert cfg.model.name == model
     if experiment in PAPER:
-        assert list(cfg.judge.benchmarks) == ["pairwise", "mt_bench"] and cfg.selection.budget == 1000
-        pairwise = cfg.judge.benchmarks.pairwise
+        assert list(cfg.benchmarks) == ["pairwise", "mt_bench"] and cfg.selection.budget == 1000
+        pairwise = cfg.benchmarks.pairwise
         assert list(pairwise.baselines) == [f"{cfg.dataset.name}-{b}" for b in ("full", "random", "longest",
                                                                               "alpagasus")] + ["lima"]
         assert pairwise.answers_dir.endswith(f"answers/{model}")
-    else:
-        assert list(cfg.judge.benchmarks) == ["mt_bench"]
+    else:  # a baseline answers every benchmark's questions; it names no baseline itself (pairwise is skipped)
+        assert list(cfg.benchmarks) == ["pairwise", "mt_bench"] and not cfg.benchmarks.pairwise.baselines
     # Baselines register their answers under the names the TACOS runs judge against.
     names = {"baseline_random": "random", "baseline_longest": "longest", "baseline_full": "full",
              "baseline_alpagasus": "alpagasus", "baseline_ifd": "ifd"}
@@ -61,8 +61,8 @@ def test_smoke_is_the_whole_chain_on_cpu():
     cfg = _compose("experiment=smoke")
     assert list(cfg.stages) == [s for s in STAGE_ORDER if s != "refine"]
     assert cfg.model.name == "tiny" and cfg.selection.budget == 8 and cfg.dataset.limit > 8
-    assert cfg.infer.base_answers and list(cfg.judge.benchmarks.pairwise.baselines) == ["base"]
-    assert list(cfg.judge.benchmarks) == ["pairwise", "mt_bench"]
+    assert cfg.infer.base_answers and list(cfg.benchmarks.pairwise.baselines) == ["base"]
+    assert list(cfg.benchmarks) == ["pairwise", "mt_bench"]
     assert OmegaConf.select(cfg, "llm._target_").endswith("LocalLlamaServer")
 
 

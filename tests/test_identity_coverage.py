@@ -133,12 +133,16 @@ def data_copy(tmp_path):
     return tmp_path / "data", _cfg(f"paths.data_dir={tmp_path / 'data'}")
 
 
-@pytest.mark.parametrize("edited", ["test_sets/koala.jsonl", "mt_bench/question.jsonl"])
-def test_an_edited_test_set_re_runs_infer(data_copy, edited):
-    """Before: infer's identity held no question file, so after an edit the judge graded stale answers."""
+@pytest.mark.parametrize("edited, old, new", [("test_sets/koala.jsonl", "Can you list", "Could you list"),
+                                             ("mt_bench/question.jsonl", "Compose an engaging", "Write an engaging")])
+def test_an_edited_test_set_re_runs_infer(data_copy, edited, old, new):
+    """Before: infer's identity held no question file, so after an edit the judge graded stale answers. Now it holds
+    what the benchmarks ask, as read from their files (text, turns, sampling)."""
     data, cfg = data_copy
     before = get_stage("infer").config_slice(cfg)
-    (data / edited).write_text((data / edited).read_text().replace("a", "b", 1))
+    text = (data / edited).read_text()
+    assert old in text
+    (data / edited).write_text(text.replace(old, new, 1))
     assert get_stage("infer").config_slice(cfg) != before
 
 

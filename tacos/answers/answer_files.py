@@ -34,7 +34,7 @@ def read_answers(path: Path) -> Answers:
 
 
 def our_answer_file(infer_dir: Path, model_id: str | None, bench: str) -> Path | None:
-    """Our answers to `bench` in an infer stage folder: `model_id`'s file (the stage passes judge.model_id, else the
+    """Our answers to `bench` in an infer stage folder: `model_id`'s file (the stage passes judging.model_id, else the
     fine-tuned model its infer manifest names, not the base model it may also answer), else the only file there."""
     folder = infer_dir / "model_answer" / bench
     if model_id:
@@ -43,7 +43,7 @@ def our_answer_file(infer_dir: Path, model_id: str | None, bench: str) -> Path |
     files = sorted(folder.glob("*.jsonl"))
     if len(files) > 1:
         raise ValueError(f"{folder} holds answers of several models ({', '.join(f.stem for f in files)}); "
-                         f"choose ours with judge.model_id=NAME")
+                         f"choose ours with judging.model_id=NAME")
     return files[0] if files else None
 
 
@@ -54,8 +54,8 @@ def our_answers(infer_dir: Path, model_id: str | None, benches: list[str]) -> di
     if missing:
         which = f"{model_id}.jsonl" if model_id else "*.jsonl"
         raise ValueError(f"no answers of our model for {missing} in {infer_dir / 'model_answer'}/<bench>/{which}. "
-                         f"Run infer on them (it answers what the judge config's benchmarks ask), or judge fewer "
-                         f"(judge.benchmarks.pairwise.test_sets=[...], or another preset: judge=mt_bench / pairwise).")
+                         f"Run infer on them (it answers what the run's `benchmarks` ask), or judge fewer "
+                         f"(benchmarks.pairwise.test_sets=[...], or another preset: benchmarks=mt_bench / pairwise).")
     return {b: read_answers(p) for b, p in found.items()}
 
 

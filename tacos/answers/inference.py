@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tacos.config import config_hash
 from tacos.answers.jobs import (InferSpec, WorkFile, answer_file, checkpoint_dir, checkpoint_fingerprint,
-                                fastchat_row, load_jobs)
+                                fastchat_row, make_jobs)
 from tacos.records import file_sha256, write_jsonl
 from tacos.stage import StageError, StageResult, empty_plan
 
@@ -98,7 +98,7 @@ def write_answers(out_dir: Path, jobs: dict, done: dict, resumed: dict, model_id
     """Write one model's FastChat answer files; adds to `counts` and `table`; returns bench -> file (relative)."""
     files = {}
     for bench, js in jobs.items():
-        rows = [fastchat_row(bench, done[bench][j.key], model_id) for j in js if j.key in done[bench]]
+        rows = [fastchat_row(j, done[bench][j.key], model_id) for j in js if j.key in done[bench]]
         out = answer_file(out_dir, bench, model_id)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(out, rows)
@@ -133,10 +133,10 @@ def base_model(ctx, spec: InferSpec, checkpoint: Path) -> tuple[Path, str]:
     return checkpoint_dir(base), template
 
 
-def run_infer(ctx, spec: InferSpec, asked: dict | None = None) -> StageResult:
-    """Answer every question (resuming from the work file), write the answer files; the base model's too when
-    infer.base_answers is set. `asked`: further sets the judge's benchmarks ask (bench -> questions)."""
-    jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir, asked)
+def run_infer(ctx, spec: InferSpec, asked: list) -> StageResult:
+    """Answer every question the run's benchmarks ask (`asked`: QuestionToAnswer, resuming from the work file), write
+    the answer files; the base model's too when infer.base_answers is set."""
+    jobs = make_jobs(spec, asked, ctx.seed)
     path, key = resolve_model(ctx, spec)
     done, resumed, gen = generate(ctx, spec, jobs, path, key)
     counts: dict = {"generated": gen.pop("generated"), "resumed": sum(resumed.values()), "missing": 0}
@@ -159,12 +159,12 @@ def run_infer(ctx, spec: InferSpec, asked: dict | None = None) -> StageResult:
     return StageResult(counts=counts, stats=stats)
 
 
-def forecast_infer(ctx, spec: InferSpec, asked: dict | None = None) -> dict:
+def forecast_infer(ctx, spec: InferSpec, asked: list) -> dict:
     """The generator's forecast for the questions not yet in the work folder. A local generator calls no LLM: nothing
     to count (and in a dry run the checkpoint that keys its work folder may not exist yet)."""
     if not spec.generator.uses_llm:
         return empty_plan()
-    jobs = load_jobs(spec, ctx.seed, ctx.paths.data_dir, asked)
+    jobs = make_jobs(spec, asked, ctx.seed)
     work = WorkFile(ctx.run_dir / WORK_DIR / resolve_model(ctx, spec)[1])
     todo = [j for bench, js in jobs.items() for j in js if j.key not in work.load(bench)]
     return spec.generator.forecast(ctx, todo)

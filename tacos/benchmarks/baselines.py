@@ -10,21 +10,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tacos.data.benchmark_sets import MT_BENCH, TEST_SETS
 from tacos.answers import registry
 from tacos.answers.answer_files import Answers, read_answers
 from tacos.records import file_sha256
 
 log = logging.getLogger(__name__)
 
-BENCHES = (*TEST_SETS, MT_BENCH)
-KEY = "judge.benchmarks.pairwise.baselines"  # where the entries are set (messages name it)
+KEY = "benchmarks.pairwise.baselines"  # where the entries are set (messages name it)
 
 
 def baseline_files(entry: str, benches: list[str], answers_dir: str | None,
                    missing_baselines: str = "skip") -> dict[str, Path] | None:
-    """bench -> answer file of one baselines entry (None: a bare name not registered yet, and
-    missing_baselines is "skip")."""
+    """bench -> answer file of one baselines entry for the answer folders `benches` the benchmark judges (None: a
+    bare name not registered yet, and missing_baselines is "skip")."""
     if answers_dir and registry.is_name(entry):
         folder = registry.registered(answers_dir, entry)
         if folder is None:
@@ -37,17 +35,17 @@ def baseline_files(entry: str, benches: list[str], answers_dir: str | None,
     path = Path(entry).expanduser()
     if path.is_file():
         bench = path.parent.name
-        if bench not in BENCHES:
-            raise ValueError(f"{KEY}: cannot tell which test set {path} answers: its folder must be named "
-                             f"after it (<...>/<bench>/<model>.jsonl, bench in {list(BENCHES)})")
-        return {bench: path} if bench in benches else {}
+        if bench not in benches:
+            raise ValueError(f"{KEY}: {path} answers {bench!r} (its folder's name), which this benchmark does not "
+                             f"judge: name a file <...>/<bench>/<model>.jsonl with bench in {list(benches)}")
+        return {bench: path}
     if not path.is_dir():
         raise ValueError(f"{KEY}: {entry} does not exist (relative paths are read from {Path.cwd()})")
     root = next((r for r in (path / "infer" / "model_answer", path / "model_answer", path)
-                 if r.is_dir() and any((r / b).is_dir() for b in BENCHES)), None)
+                 if r.is_dir() and any((r / b).is_dir() for b in benches)), None)
     if root is None:
         raise ValueError(f"{KEY}: no answers under {path}; expected <run_dir>/infer/model_answer/<bench>/"
-                         f"*.jsonl or <folder>/<bench>/*.jsonl with bench in {list(BENCHES)}")
+                         f"*.jsonl or <folder>/<bench>/*.jsonl with bench in {list(benches)}")
     out = {}
     for b in benches:
         files = sorted((root / b).glob("*.jsonl"))
@@ -71,9 +69,6 @@ def baseline_fingerprints(spec) -> dict[str, dict[str, str] | None]:
 
 def load_baselines(spec) -> tuple[dict[str, dict[str, Answers]], list[str]]:
     """(label (the model id of its answer files) -> bench -> answers, registered names not found yet)."""
-    if not spec.baselines:
-        raise ValueError(f"{KEY} is empty: pairwise judging needs at least one baseline, e.g. "
-                         f"'{KEY}=[outputs/runs/.../baseline_run_dir]' (or judge=mt_bench)")
     out: dict[str, dict[str, Answers]] = {}
     absent: list[str] = []
     for entry in spec.baselines:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +18,7 @@ from tacos.benchmarks.base import (BenchmarkResult, BenchmarkRun, Chart, JsonDoc
                                    table)
 from tacos.data.benchmark_sets import MT_BENCH, load_mt_bench, mt_bench_file, mt_bench_reference_answers
 from tacos.answers.answer_files import Answers, our_answers, placeholder_answers
+from tacos.answers.jobs import QuestionToAnswer
 from tacos.judges.fastchat import NEED_REF_CATS, SingleAnswer
 from tacos.plots import mt_bench_radar
 from tacos.records import TestQuestion, file_sha256
@@ -94,10 +95,19 @@ def fastchat_question_id(qid: str) -> int | str:
     return int(qid) if qid.isdigit() else qid  # FastChat's question.jsonl has integer ids
 
 
+# FastChat llm_judge.common.temperature_config: the sampling temperature per question category (0: greedy).
+FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+                         "reasoning": 0.0, "stem": 0.1, "humanities": 0.1, "arena-hard-200": 0.0}
+
+
 @dataclass
 class MTBenchBenchmark:
     name: str = "mt_bench"
     judge: Any = None  # the rating judge: tacos.judges.fastchat.FastChatSingleJudge
+    # How our model answers (FastChat gen_model_answer): temperature per category, 1024 new tokens, two turns.
+    temperatures: dict[str, float] = field(default_factory=lambda: dict(FASTCHAT_TEMPERATURES))
+    default_temperature: float = 0.7  # a category not in `temperatures`
+    max_new_tokens: int = 1024
 
     uses_pair_judge = False
 
@@ -105,14 +115,21 @@ class MTBenchBenchmark:
         if self.judge is None or not hasattr(self.judge, "grade"):
             raise ValueError(f"{self.name}.judge must be a FastChat single-answer grader (_target_: "
                              f"tacos.judges.fastchat.FastChatSingleJudge), not {self.judge!r}")
+        bad = {c: t for c, t in {**self.temperatures, "default": self.default_temperature}.items() if t < 0}
+        if bad or self.max_new_tokens < 1:
+            raise ValueError(f"{self.name}: temperatures must be >= 0 (got {bad}) and max_new_tokens >= 1 "
+                             f"(got {self.max_new_tokens})")
         self.judge.validate()
 
     def identity(self, data_dir: Path) -> dict:
         return {"mt_bench_files": {n: file_sha256(mt_bench_file(n, data_dir)) for n in DATA_FILES},
                 "judge": self.judge.identity(None)}
 
-    def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]:
-        return {MT_BENCH: load_mt_bench(limit, data_dir)}
+    def answer_jobs(self, data_dir: Path, limit: int | None) -> list[QuestionToAnswer]:
+        """The 80 questions, two turns each (the second asked after our model's first answer), ids written as ints."""
+        return [QuestionToAnswer(MT_BENCH, q.question_id, tuple(q.turns), max_new_tokens=self.max_new_tokens,
+                                 temperature=self.temperatures.get(q.category, self.default_temperature),
+                                 id_as_int=True) for q in load_mt_bench(limit, data_dir)]
 
     def summary(self, stats: dict) -> list[ReportRow]:
         """Turn 1, turn 2 and overall (the report's MT-Bench columns), joined to every row of the run."""

@@ -19,7 +19,8 @@ from tacos.benchmarks.base import (BenchmarkResult, BenchmarkRun, Chart, JsonDoc
 from tacos.benchmarks.stats import outcome_word, pairwise_summary
 from tacos.data.benchmark_sets import TEST_SETS, load_test_set, test_set_file
 from tacos.answers.answer_files import Answers, our_answers, placeholder_answers
-from tacos.benchmarks.baselines import baseline_fingerprints, load_baselines
+from tacos.answers.jobs import QuestionToAnswer
+from tacos.benchmarks.baselines import KEY, baseline_fingerprints, load_baselines
 from tacos.judges.base import PairVerdict
 from tacos.plots import win_tie_lose_bar
 from tacos.records import Record, TestQuestion, file_sha256
@@ -85,8 +86,10 @@ class PairwiseBenchmark:
         return {"test_set_files": {t: file_sha256(test_set_file(t, data_dir)) for t in self.test_sets},
                 "baselines": baseline_fingerprints(self)}
 
-    def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]:
-        return {t: load_test_set(t, limit, data_dir) for t in self.test_sets}
+    def answer_jobs(self, data_dir: Path, limit: int | None) -> list[QuestionToAnswer]:
+        """Each test set's questions, single-turn (instruction + input), sampled with infer's defaults."""
+        return [QuestionToAnswer(t, q.question_id, (q.instruction,), input=q.input) for t in self.test_sets
+                for q in load_test_set(t, limit, data_dir)]
 
     def matches(self, ours: dict[str, Answers], baselines: dict[str, dict[str, Answers]], run: BenchmarkRun):
         """(matches to judge, rows for questions that lack an answer, (baseline, test set) pairs without answers)."""
@@ -109,6 +112,8 @@ class PairwiseBenchmark:
     def requests(self, run: BenchmarkRun) -> tuple[list, bool]:
         """Exact when our answers and every baseline's are there; a baseline not registered yet is forecast as if it
         were (`base` is answered by this run's infer stage, other names by the runs a sweep puts before this one)."""
+        if not self.baselines:
+            return [], run.answered
         baselines, absent = load_baselines(self)
         for name in absent:
             baselines[name] = {b: placeholder_answers(load_test_set(b, run.limit, run.data_dir), name)
@@ -125,11 +130,14 @@ class PairwiseBenchmark:
         return _summary(list(self.test_sets), stats.get(FOLDER) or {})
 
     def run(self, run: BenchmarkRun) -> BenchmarkResult:
+        if not self.baselines:  # e.g. a baseline run: it answers the test sets for the runs that judge against it
+            return BenchmarkResult(skipped=f"no baselines named: set {KEY}=[RUN_DIR_OR_NAME,...] (or "
+                                           f"benchmarks=mt_bench)")
         baselines, absent = load_baselines(self)
         if not baselines:
             return BenchmarkResult(stats={"absent_baselines": absent}, skipped=(
                 f"none of the baselines {absent} has registered answers in {self.answers_dir}; run those experiments "
-                f"with the same model first (or judge=mt_bench)"))
+                f"with the same model first (or benchmarks=mt_bench)"))
         ours = our_answers(run.infer_dir, run.model_id, list(self.test_sets))
         matches, missing, skipped = self.matches(ours, baselines, run)
         for label, bench in skipped:

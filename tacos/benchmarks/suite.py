@@ -1,9 +1,11 @@
-"""The `judge` config (JudgeSpec): the pair judge and the benchmarks the judge stage runs (conf/judge/*.yaml, each
-benchmark composed from conf/benchmark/), what they ask the infer stage, their input identity, their forecast, one
-run over all of them, and what the gate needs to know about its judges (tacos.judges.gate.gate_stats).
+"""The judge stage's spec (JudgeSpec, built from `judging` in conf/config.yaml): the pair judge (the `judge` group,
+conf/judge/) and the benchmarks (the `benchmarks` group, conf/benchmarks/, each composed from conf/benchmark/); what
+they ask the infer stage (answer_jobs), their input identity, their forecast, one run over all of them, the report's
+rows, and what the gate needs to know about its judges (tacos.judges.gate.gate_stats). Nothing here knows a
+benchmark by name.
 
-Every call goes through the run's LLM session (cache, retries, budget): a re-run or a larger `judge.limit` only makes
-the calls that are not answered yet. Benchmarks return data; the stage writes it. Layout: evaluate/README.md.
+Every call goes through the run's LLM session (cache, retries, budget): a re-run or a larger `judging.limit` only
+makes the calls that are not answered yet. Benchmarks return data; the stage writes it. Layout: evaluate/README.md.
 """
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tacos.answers.jobs import QuestionToAnswer
 from tacos.benchmarks.base import Benchmark, BenchmarkResult, BenchmarkRun
 from tacos.judges.base import JudgeContext, PairJudge
 from tacos.judges.gate import gate_stats
-from tacos.records import TestQuestion
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +26,17 @@ log = logging.getLogger(__name__)
 _HASH_PART = re.compile(r"^[0-9a-f]{16,}$")
 
 
+PAIR_JUDGE_KEY = "judge"  # where the pair judge is in the config (gate keys, `tacos judge-eval --judge judge`)
+BENCHMARKS_KEY = "benchmarks"
+
+
 @dataclass
 class JudgeSpec:
     """How the `judge` stage grades our model's answers: `benchmarks` (name -> a Benchmark object), judged where they
     compare two answers by `pair_judge` (an LLM judge object, tacos.judges)."""
 
-    name: str
-    pair_judge: Any = None  # tacos.judges.base.PairJudge (conf/judge/pair_judge/*.yaml)
-    benchmarks: dict[str, Any] = field(default_factory=dict)  # conf/benchmark/*.yaml, run in this order
+    pair_judge: Any = None  # tacos.judges.base.PairJudge: the `judge` group (conf/judge/*.yaml)
+    benchmarks: dict[str, Any] = field(default_factory=dict)  # the `benchmarks` group, run in this order
     model_id: str | None = None  # our answer files in <run>/infer/model_answer/<bench>/; None: the infer stage's
     # The judge's name in FastChat judgment files (`judge` field, file <name>_single.jsonl, show_result's
     # --judge-model). None: derived from the LLM that judges (judge_name_from_identity).
@@ -39,28 +44,17 @@ class JudgeSpec:
     limit: int | None = None  # judge only the first N questions of every benchmark (CPU runs)
 
     def validate(self) -> None:
-        if not self.benchmarks:
-            raise ValueError("judge.benchmarks is empty: compose at least one from conf/benchmark/ (e.g. "
-                             "judge=pairwise, or +benchmark@judge.benchmarks.alpaca_eval2=alpaca_eval2)")
-        names = []
-        for key, b in self.benchmarks.items():
-            if not isinstance(b, Benchmark):
-                raise ValueError(f"judge.benchmarks.{key} is not a benchmark object (a conf/benchmark/*.yaml with a "
-                                 f"_target_), got {b!r}")
-            b.validate()
-            names.append(b.name)
-        if len(set(names)) != len(names):
-            raise ValueError(f"judge.benchmarks: two benchmarks write the same folder: {names}")
+        check_benchmarks(self.benchmarks)
         if any(b.uses_pair_judge for b in self.benchmarks.values()):
             if not isinstance(self.pair_judge, PairJudge):
-                raise ValueError(f"judge.pair_judge must be a pair judge object (conf/judge/pair_judge/*.yaml) for "
+                raise ValueError(f"{PAIR_JUDGE_KEY} must be a pair judge object (conf/judge/*.yaml) for "
                                  f"{[k for k, b in self.benchmarks.items() if b.uses_pair_judge]}, "
                                  f"got {self.pair_judge!r}")
             self.pair_judge.validate()
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"judge.limit must be a positive number of questions or null, got {self.limit}")
+            raise ValueError(f"judging.limit must be a positive number of questions or null, got {self.limit}")
         if self.judge_model_name is not None and not str(self.judge_model_name).strip():
-            raise ValueError("judge.judge_model_name must be null (derived from the llm) or a non-empty name "
+            raise ValueError("judging.judge_model_name must be null (derived from the llm) or a non-empty name "
                              "(FastChat's show_result selects the judgment file by it)")
 
     def uses_pair_judge(self) -> bool:
@@ -77,13 +71,6 @@ class JudgeSpec:
         out: dict = {"benchmarks": {b.name: b.identity(data_dir) for b in self.benchmarks.values()}}
         if self.uses_pair_judge():
             out["pair_judge"] = self.pair_judge.identity(jctx)
-        return out
-
-    def questions(self, data_dir: Path, limit: int | None) -> dict[str, list[TestQuestion]]:
-        """bench -> the questions the benchmarks ask (what the infer stage answers)."""
-        out: dict[str, list[TestQuestion]] = {}
-        for b in self.benchmarks.values():
-            out.update(b.questions(data_dir, limit))
         return out
 
     def requests(self, run: BenchmarkRun) -> tuple[list, bool]:
@@ -120,13 +107,34 @@ class JudgeSpec:
         judges = {}
         verdicts = [v for r in results.values() for v in r.pair_verdicts]
         if verdicts:
-            judges["judge.pair_judge"] = gate_stats(self.pair_judge, jctx, llm_identity, verdicts, "judge.pair_judge")
+            judges[PAIR_JUDGE_KEY] = gate_stats(self.pair_judge, jctx, llm_identity, verdicts, PAIR_JUDGE_KEY)
         for key, b in self.benchmarks.items():
             ratings = results[b.name].ratings if b.name in results else []
             if ratings:
-                path = f"judge.benchmarks.{key}.judge"
+                path = f"{BENCHMARKS_KEY}.{key}.judge"
                 judges[path] = gate_stats(b.judge, jctx, llm_identity, ratings, path)
         return {"gate_judges": judges} if judges else {}
+
+
+def check_benchmarks(benchmarks: dict[str, Any]) -> None:
+    """The `benchmarks` group: at least one Benchmark object, each valid, no two writing one folder."""
+    if not benchmarks:
+        raise ValueError(f"{BENCHMARKS_KEY} is empty: choose a preset (benchmarks=pairwise | mt_bench | all | paper | "
+                         f"alpaca_eval2) or add one from conf/benchmark/ "
+                         f"(+benchmark@{BENCHMARKS_KEY}.alpaca_eval2=alpaca_eval2)")
+    for key, b in benchmarks.items():
+        if not isinstance(b, Benchmark):
+            raise ValueError(f"{BENCHMARKS_KEY}.{key} is not a benchmark object (a conf/benchmark/*.yaml with a "
+                             f"_target_ whose class follows tacos.benchmarks.base.Benchmark), got {b!r}")
+        b.validate()
+    names = [b.name for b in benchmarks.values()]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{BENCHMARKS_KEY}: two benchmarks write the same folder: {names}")
+
+
+def answer_jobs(benchmarks: dict[str, Any], data_dir: Path, limit: int | None) -> list[QuestionToAnswer]:
+    """Every question the benchmarks ask, in their order (what the infer stage answers; `limit`: infer.limit)."""
+    return [q for b in benchmarks.values() for q in b.answer_jobs(Path(data_dir), limit)]
 
 
 def judge_name_from_identity(identity: str) -> str:

@@ -87,7 +87,7 @@ class SingleAnswer:
 @dataclass
 class FastChatSingleJudge(NoScreen):
     """A RatingJudge on FastChat's 1-10 scale. `grade` takes MT-Bench turns (SingleAnswer); `rate` grades plain records
-    as turn 1 with `single-v1` (so `tacos judge-eval --ratings F --judge judge.benchmarks.mt_bench.judge` measures
+    as turn 1 with `single-v1` (so `tacos judge-eval --ratings F --judge benchmarks.mt_bench.judge` measures
     it)."""
 
     name: str = "fastchat_single"

@@ -1,11 +1,11 @@
-"""Stage `judge`: grade our model's answers (from the `infer` stage) on the judge config's benchmarks.
+"""Stage `judge`: grade our model's answers (from the `infer` stage) on the run's benchmarks.
 
-The config (tacos.benchmarks.suite.JudgeSpec, conf/judge/*.yaml) names a pair judge (tacos.judges) and the benchmarks
-(tacos.benchmarks, conf/benchmark/*.yaml): pairwise against baselines on the five test sets, MT-Bench graded as
-FastChat does, AlpacaEval 2. Benchmarks return data; this stage writes it into the stage folder, and reports every
-judge that judged (the pair judge with its observed position bias, MT-Bench's grader) by its key: the runner's gate
-judges each of them (tacos.judges.gate). Layout and field
-names: evaluate/README.md.
+Its spec (tacos.benchmarks.suite.JudgeSpec, `judging` in conf/config.yaml) holds the pair judge (the `judge` group,
+conf/judge/, tacos.judges) and the benchmarks (the `benchmarks` group, conf/benchmarks/, each from conf/benchmark/):
+pairwise against baselines on the five test sets, MT-Bench graded as FastChat does, AlpacaEval 2, or your own.
+Benchmarks return data; this stage writes it into the stage folder, and reports every judge that judged (the pair
+judge with its observed position bias, MT-Bench's grader) by its config key: the runner's gate judges each of them
+(tacos.judges.gate). Layout and field names: evaluate/README.md.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tacos.stage import MANIFEST, StageBase, StageResult, component, empty_plan,
 
 
 class JudgeStage(StageBase):
-    name, components = "judge", ("judge", "gate")
+    name, components = "judge", ("judging", "gate")
 
     def requires(self, cfg) -> list[str]:
         return ["infer"]
@@ -28,15 +28,16 @@ class JudgeStage(StageBase):
         return True
 
     def config_slice(self, cfg) -> dict:
-        """The judge config and the files, prompts and baselines its benchmarks read (the source of the judge and
-        benchmark classes it holds is in the runner's code version: tacos.pipeline.object_modules)."""
-        spec = component(cfg, "judge")
+        """The judging config (with the pair judge and the benchmarks it holds) and the files, prompts and baselines
+        its benchmarks read (the source of the judge and benchmark classes is in the runner's code version:
+        tacos.pipeline.object_modules)."""
+        spec = component(cfg, "judging")
         jctx = JudgeContext(llm=component(cfg, "llm"), seed=int(cfg.seed))
-        return {"judge": to_container(cfg.judge), "seed": int(cfg.seed),
+        return {"judging": to_container(cfg.judging), "seed": int(cfg.seed),
                 **spec.identity(component(cfg, "paths").data_dir, jctx)}
 
     def run(self, ctx) -> StageResult:
-        spec = ctx.component("judge")
+        spec = ctx.component("judging")
         with judge_context(ctx.session, ctx.paths.cache_dir, ctx.seed) as jctx:
             results = spec.run(benchmark_run(ctx, spec, jctx, answered=True))
             stats = {"judge_llm": ctx.llm.identity, "judge_model_name": spec.judge_name(ctx.llm.identity),
@@ -52,7 +53,7 @@ class JudgeStage(StageBase):
     def plan(self, ctx) -> dict:
         """Exact when the infer stage's answers and every baseline's are there; otherwise every question is assumed
         answered by placeholders (call counts exact, token counts a lower bound)."""
-        spec = ctx.component("judge")
+        spec = ctx.component("judging")
         jctx = JudgeContext(llm=ctx.llm, cache=None, seed=ctx.seed, progress=False)
         answered = (ctx.run_dir / "infer" / MANIFEST).is_file()
         requests, exact = spec.requests(benchmark_run(ctx, spec, jctx, answered))
@@ -63,7 +64,7 @@ class JudgeStage(StageBase):
 
 def benchmark_run(ctx, spec, jctx: JudgeContext, answered: bool) -> BenchmarkRun:
     """What the benchmarks work with; our answers are the infer stage's (its fine-tuned model's unless
-    judge.model_id names another file there)."""
+    judging.model_id names another file there)."""
     infer = read_manifest(ctx.run_dir, "infer") or {}
     return BenchmarkRun(infer_dir=ctx.run_dir / "infer" if not answered else ctx.input_dir("infer"),
                         model_id=spec.model_id or infer.get("stats", {}).get("model_id"),

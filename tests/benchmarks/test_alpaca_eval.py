@@ -33,9 +33,9 @@ def responder(body: dict) -> str:
 def test_reference_data_and_clear_errors(tmp_path):
     bench = AlpacaEval2Benchmark(reference_file=str(TINY))
     bench.validate()
-    asked = bench.questions(tmp_path, 2)["alpaca_eval2"]
-    assert [(q.question_id, q.instruction, q.category) for q in asked] == [
-        ("0", "Name three primary colours.", "helpful_base"), ("1", "Say hello.", "koala")]
+    asked = bench.answer_jobs(tmp_path, 2)
+    assert [(q.bench, q.question_id, q.turns, q.temperature) for q in asked] == [
+        ("alpaca_eval2", "0", ("Name three primary colours.",), None), ("alpaca_eval2", "1", ("Say hello.",), None)]
     with pytest.raises(FileNotFoundError, match="reference_file"):
         AlpacaEval2Benchmark(reference_file=str(tmp_path / "nope.json")).validate()
     (tmp_path / "two.json").write_text(json.dumps([{**r, "generator": g} for r, g in
@@ -60,9 +60,9 @@ def test_the_packaged_reference_outputs():
     assert path.name == "alpaca_eval_gpt4_baseline.json" and len(rows) == 805
     assert bench.identity(Path("-"))["reference_sha256"] == ALPACA_EVAL_REFERENCE_SHA256
     assert {r["generator"] for r in rows} == {"gpt4_1106_preview"}
-    asked = bench.questions(Path("-"), None)["alpaca_eval2"]
+    asked = bench.answer_jobs(Path("-"), None)
     assert [q.question_id for q in asked] == [str(k) for k in range(805)]
-    assert asked[0].instruction == "What are the names of some famous actors that started their careers on Broadway?"
+    assert asked[0].turns[0] == "What are the names of some famous actors that started their careers on Broadway?"
 
 
 def _synthetic_gamed(folder: Path) -> None:
@@ -79,10 +79,12 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
     run_dir, lc_dir = tmp_path / "run", tmp_path / "lc"
     _synthetic_gamed(lc_dir)
     with StubServer(responder=responder) as stub:
+        # AlpacaEval 2 added to a preset; pairwise names no baselines (skipped), but infer answers its test set.
         args = [*stub_overrides(stub, tmp_path), "stages=[infer,judge]", "infer/generator=openai",
-                "infer.test_sets=[vicuna]", "infer.mt_bench=false", "infer.limit=3", "judge=alpaca_eval2",
-                "judge.limit=3", f"judge.benchmarks.alpaca_eval2.reference_file={TINY}", "client.parse_retries=0"]
-        dry = run_cli([*args, f"judge.benchmarks.alpaca_eval2.lc_data_dir={lc_dir}", "dry_run=true",
+                "benchmarks=pairwise", "benchmarks.pairwise.test_sets=[vicuna]", "infer.limit=3",
+                "+benchmark@benchmarks.alpaca_eval2=alpaca_eval2", "judging.limit=3",
+                f"benchmarks.alpaca_eval2.reference_file={TINY}", "client.parse_retries=0"]
+        dry = run_cli([*args, f"benchmarks.alpaca_eval2.lc_data_dir={lc_dir}", "dry_run=true",
                        f"hydra.run.dir={run_dir}"])
         assert dry.returncode == 0, dry.stderr[-3000:]
         plan = json.loads((run_dir / "dry_run.json").read_text())
@@ -90,7 +92,7 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
         assert plan["judge"]["calls"] == 2 * 3 and not plan["judge"]["exact"]  # both orders, placeholder answers
         assert stub.count == 0
 
-        out = run_cli([*args, f"judge.benchmarks.alpaca_eval2.lc_data_dir={lc_dir}", f"hydra.run.dir={run_dir}"])
+        out = run_cli([*args, f"benchmarks.alpaca_eval2.lc_data_dir={lc_dir}", f"hydra.run.dir={run_dir}"])
         assert out.returncode == 0, out.stderr[-3000:]
         assert stub.count == 6 + 6
         users = [last_user_message(r) for r in stub.requests]
@@ -99,7 +101,8 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
         assert sum(shown.format("Hello!") in u for u in users) == 1  # ... and the reference first
 
         infer = json.loads((run_dir / "infer" / "manifest.json").read_text())
-        assert infer["counts"]["alpaca_eval2"] == 3 and "judge_asks" in infer["config"]["config"]
+        assert infer["counts"]["alpaca_eval2"] == infer["counts"]["vicuna"] == 3
+        assert set(infer["config"]["config"]["asked"]) == {"vicuna", "alpaca_eval2"}
         m = json.loads((run_dir / "judge" / "manifest.json").read_text())
         res = m["stats"]["alpaca_eval2"]
         assert (res["n_wins"], res["n_wins_base"], res["n_draws"], res["n_total"]) == (1, 1, 1, 3)
@@ -108,7 +111,7 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
         assert res["official_reference"] is False  # the tiny made-up reference file
         assert 0 < res["length_controlled_winrate"] < 100 and "lc_message" not in res
         assert m["counts"]["alpaca_eval2_calls"] == 6
-        pair_judge = m["stats"]["gate_judges"]["judge.pair_judge"]  # the gate judges the pair judge here too
+        pair_judge = m["stats"]["gate_judges"]["judge"]  # the gate judges the pair judge here too
         assert pair_judge["judge_pairwise"] and pair_judge["judge_key"]
         folder = run_dir / "judge" / "alpaca_eval2"
         annotations = json.loads((folder / "annotations.json").read_text())
@@ -130,7 +133,7 @@ def test_alpaca_eval2_through_infer_and_judge_on_the_stub(tmp_path):
 
         # A fresh run dir, no df_gamed.csv: every call from the cache; the LC win rate is null and says why.
         run2 = tmp_path / "run2"
-        out = run_cli([*args, f"judge.benchmarks.alpaca_eval2.lc_data_dir={tmp_path / 'empty'}",
+        out = run_cli([*args, f"benchmarks.alpaca_eval2.lc_data_dir={tmp_path / 'empty'}",
                        f"hydra.run.dir={run2}"])
         assert out.returncode == 0, out.stderr[-3000:]
         assert stub.count == 12

@@ -15,6 +15,9 @@ import pytest
 from conftest import REPO, run_cli, stub_overrides
 from tacos.data.benchmark_sets import load_mt_bench, load_test_set
 from tacos.answers.jobs import AnswerJob, InferSpec, WorkFile, make_jobs, question_seed
+from tacos.benchmarks.mt_bench import MTBenchBenchmark
+from tacos.benchmarks.pairwise import PairwiseBenchmark
+from tacos.paths import BUNDLED_DATA_DIR
 from tacos.answers.generators import EndpointGenerator, TransformersGenerator, VllmGenerator
 from tacos.data.formats import wrap_alpaca_one_line as alpaca_one_line
 
@@ -45,24 +48,32 @@ def answers(run_dir: Path, bench: str) -> list[dict]:
 
 
 def local_args(tiny, run_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
-    return [INFER, "stages=[infer]", f"infer.chat_template={tiny[1]}", "infer.max_new_tokens=6", "infer.mt_bench_max_new_tokens=6", "infer.model_id=tiny-test", "logger=none",
+    return [INFER, "stages=[infer]", f"infer.chat_template={tiny[1]}", "infer.max_new_tokens=6",
+            "benchmarks.mt_bench.max_new_tokens=6", "infer.model_id=tiny-test", "logger=none",
             f"paths.output_dir={tmp_path / 'outputs'}", f"hydra.run.dir={run_dir}", *extra]
 
 
 def test_jobs_wrap_prompts_like_training_and_seed_per_question():
-    spec = InferSpec(mt_bench_temperatures={"writing": 0.7, "math": 0.0})
+    """The benchmarks say what is asked and how (MT-Bench: its categories' temperatures, 1024 tokens, two turns);
+    infer wraps the first turn as in training and falls back on its own sampling."""
+    spec = InferSpec()
     q = load_test_set("sinstruct", 1)[0]
-    job = make_jobs(spec, "sinstruct", [q], seed=0)[0]
+    asked = PairwiseBenchmark(test_sets=["sinstruct"]).answer_jobs(BUNDLED_DATA_DIR, 1)
+    job = make_jobs(spec, asked, seed=0)["sinstruct"][0]
     assert q.input and job.turns == (alpaca_one_line(q.instruction, q.input),)
     assert (job.temperature, job.max_new_tokens) == (0.7, 512)
-    mt = make_jobs(spec, "mt_bench", load_mt_bench(), seed=0)
+    mt_bench = MTBenchBenchmark(temperatures={"writing": 0.7, "math": 0.0})
+    mt = make_jobs(spec, mt_bench.answer_jobs(BUNDLED_DATA_DIR, None), seed=0)["mt_bench"]
     first = mt[0]
     assert first.turns[0] == alpaca_one_line(load_mt_bench(1)[0].turns[0], "") and len(first.turns) == 2
     assert first.turns[1] == load_mt_bench(1)[0].turns[1]  # later turns stay raw, as in the exported data
     assert {j.temperature for j in mt} == {0.7, 0.0} and first.max_new_tokens == 1024
     assert len({j.seed for j in mt}) == len(mt) and first.seed == question_seed(0, "mt_bench", first.question_id)
-    raw = make_jobs(InferSpec(prompt_wrapper="none", wrap_mt_bench=False), "mt_bench", load_mt_bench(1), 0)[0]
+    raw = make_jobs(InferSpec(wrap_first_turn=False), mt_bench.answer_jobs(BUNDLED_DATA_DIR, 1), 0)["mt_bench"][0]
     assert raw.turns == tuple(load_mt_bench(1)[0].turns)
+    with pytest.raises(ValueError, match="two benchmarks ask mt_bench/81 differently"):
+        make_jobs(spec, [*mt_bench.answer_jobs(BUNDLED_DATA_DIR, 1),
+                         *MTBenchBenchmark(max_new_tokens=5).answer_jobs(BUNDLED_DATA_DIR, 1)], 0)
 
 
 def test_work_file_skips_a_line_cut_by_a_kill(tmp_path):
@@ -80,7 +91,8 @@ def test_transformers_backend_fastchat_format_and_resume(tiny, tmp_path):
     (run_dir / "train").mkdir(parents=True)
     (run_dir / "train" / "manifest.json").write_text(json.dumps(
         {"stage": "train", "status": "complete", "output_hash": "t", "stats": {"model_path": str(tiny[0])}}))
-    out = run_cli(local_args(tiny, run_dir, tmp_path, "infer.test_sets=[koala,sinstruct]", "infer.limit=1"))
+    out = run_cli(local_args(tiny, run_dir, tmp_path, "benchmarks.pairwise.test_sets=[koala,sinstruct]",
+                             "infer.limit=1"))
     assert out.returncode == 0, out.stderr[-3000:]
     man = json.loads((run_dir / "infer" / "manifest.json").read_text())
     assert man["counts"] == {"generated": 3, "resumed": 0, "missing": 0, "koala": 1, "sinstruct": 1, "mt_bench": 1}
@@ -101,7 +113,7 @@ def test_transformers_backend_fastchat_format_and_resume(tiny, tmp_path):
     row = json.loads(koala.read_text())
     koala.write_text(json.dumps({**row, "turns": ["PREFILLED"]}) + "\n" + '{"job": "cut')
     # The same model named explicitly: the work folder is keyed by the model's content, so the answers are found.
-    out = run_cli(local_args(tiny, run_dir, tmp_path, "infer.test_sets=[koala,sinstruct]", "infer.limit=3",
+    out = run_cli(local_args(tiny, run_dir, tmp_path, "benchmarks.pairwise.test_sets=[koala,sinstruct]", "infer.limit=3",
                              f"infer.model_path={tiny[0]}"))
     assert out.returncode == 0, out.stderr[-3000:]
     man = json.loads((run_dir / "infer" / "manifest.json").read_text())
@@ -113,7 +125,7 @@ def test_transformers_backend_fastchat_format_and_resume(tiny, tmp_path):
 
 def test_openai_backend_through_the_client_cache(stub, tmp_path):
     base = [INFER, *stub_overrides(stub, tmp_path), "stages=[infer]", "infer/generator=openai", "infer.limit=2",
-            "infer.test_sets=[vicuna]"]
+            "benchmarks.pairwise.test_sets=[vicuna]"]
     out = run_cli([*base, f"hydra.run.dir={tmp_path / 'a'}"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert stub.count == 2 + 2 * 2  # vicuna x2, MT-Bench x2 questions x 2 turns
@@ -175,7 +187,7 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="LoRA adapter only"):
         InferSpec(generator=local, model_path=str(tmp_path)).validate()
     with pytest.raises(ValueError, match="unknown"):
-        InferSpec(generator=local, test_sets=["koala", "nope"]).validate()
+        PairwiseBenchmark(test_sets=["koala", "nope"]).validate()
     with pytest.raises(ValueError, match=r"infer.generator.dtype must be one of .* not 'fp8'"):
         InferSpec(generator=TransformersGenerator(dtype="fp8")).validate()
     for generator in (None, "openai"):  # no generator, or a name where the object belongs (infer.generator=openai)

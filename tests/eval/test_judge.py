@@ -106,14 +106,14 @@ def test_parsing_judge_outputs(raw, pair, rating):
     ("vllm:meta-llama/Llama-3-8B", "vllm-meta-llama_Llama-3-8B"),
 ])
 def test_judge_name_is_the_judging_llm(identity, name):
-    """FastChat judgment files are named after the LLM that judged, unless judge.judge_model_name says otherwise."""
+    """FastChat judgment files are named after the LLM that judged, unless judging.judge_model_name says otherwise."""
     from tacos.benchmarks.suite import JudgeSpec, judge_name_from_identity
 
     assert judge_name_from_identity(identity) == name
-    assert JudgeSpec(name="mt_bench").judge_name(identity) == name
-    assert JudgeSpec(name="mt_bench", judge_model_name="gpt-4").judge_name(identity) == "gpt-4"
+    assert JudgeSpec().judge_name(identity) == name
+    assert JudgeSpec(judge_model_name="gpt-4").judge_name(identity) == "gpt-4"
     with pytest.raises(ValueError, match="judge_model_name"):
-        JudgeSpec(name="mt_bench", benchmarks={"mt_bench": _mt_bench()}, judge_model_name=" ").validate()
+        JudgeSpec(benchmarks={"mt_bench": _mt_bench()}, judge_model_name=" ").validate()
 
 
 def test_mt_bench_radar_writes_a_png(tmp_path):
@@ -210,7 +210,7 @@ def test_completeness_guard():
     assert "158/160" in partial["message"] and "q95 turn 2 (no turn-2 answer)" in partial["message"]
     assert partial["per_category"]["writing"] is not None and partial["per_category"]["roleplay"] is None
 
-    limited = mt_bench_summary(_items(2))  # judge.limit=2: 4 expected
+    limited = mt_bench_summary(_items(2))  # judging.limit=2: 4 expected
     assert limited["complete"] and limited["n_expected"] == 4 and limited["overall"] is not None
 
 
@@ -332,14 +332,15 @@ def judge_stub():
         yield server
 
 
-PAIRWISE = "judge.benchmarks.pairwise"
+PAIRWISE = "benchmarks.pairwise"
 
 
 def _args(stub, tmp: Path, run_dir: Path, baselines: list[str], limit: int, *extra: str,
-          judge: str = "all", test_sets: str = "[vicuna,koala]") -> list[str]:
+          benchmarks: str = "all", test_sets: str = "[vicuna,koala]") -> list[str]:
     pairwise = [f"{PAIRWISE}.test_sets={test_sets}", f"{PAIRWISE}.baselines=[{','.join(baselines)}]",
-                f"{PAIRWISE}.n_boot=200"] if judge != "mt_bench" else []
-    return [*stub_overrides(stub, tmp), "stages=[judge]", f"judge={judge}", f"judge.limit={limit}", *pairwise,
+                f"{PAIRWISE}.n_boot=200"] if benchmarks != "mt_bench" else []
+    return [*stub_overrides(stub, tmp), "stages=[judge]", f"benchmarks={benchmarks}", f"judging.limit={limit}",
+            *pairwise,
             "client.parse_retries=1", f"hydra.run.dir={run_dir}", *extra]
 
 
@@ -396,16 +397,16 @@ def test_both_orders_through_the_stage(judged, judge_stub):
     assert results["results"] == pw and results["model"] == OURS
     assert m["stats"]["judge_llm"] == m["config"]["llm"]
     assert m["tables"]["pairwise"]["columns"][:3] == ["baseline", "test_set", "win"]
-    # What the runner's gate reads: the pair judge's key (as `tacos judge-eval --judge judge.pair_judge` files its
+    # What the runner's gate reads: the pair judge's key (as `tacos judge-eval --judge judge` files its
     # measurements) and the position bias it showed here, over every question judged in both orders.
-    s = m["stats"]["gate_judges"]["judge.pair_judge"]
+    s = m["stats"]["gate_judges"]["judge"]
     assert s["judge_pairwise"] is True and s["judge_name"] == "judge_pairwise" and len(s["judge_key"]) == 24
-    assert s["judge_path"] == "judge.pair_judge" and s["judge_llm"] == m["stats"]["judge_llm"]
+    assert s["judge_path"] == "judge" and s["judge_llm"] == m["stats"]["judge_llm"]
     assert s["judge_identity"]["judge"] == "LLMPairJudge" and s["judge_identity"]["mode"] == "text"
     assert s["n_pairs_both_orders"] > 0 and 0 <= s["first_position_win_rate"] <= 1 and 0 <= s["consistency"] <= 1
     assert s["invalid_rate"] == pytest.approx(1 / 15, abs=1e-4)  # koala_0: no scores in either order
     gate = json.loads((run_dir / "gate.json").read_text())["judge"]
-    pair = gate["judges"]["judge.pair_judge"]
+    pair = gate["judges"]["judge"]
     assert pair["judge_key"] == s["judge_key"] and pair["judge_informative"] is False  # never measured here
     assert gate["judge_informative"] is False
     assert "judge_informative" not in m["stats"]  # the verdict is the runner's, never part of the stage's output
@@ -415,7 +416,7 @@ def test_the_mt_bench_grader_gets_a_gate_verdict_too(judged):
     """The judge stage reports MT-Bench's FastChat grader like its pair judge: its key under its config path, so the
     run's gate.json carries a verdict on it (the rating rules; here never measured, so not shown informative)."""
     m, run_dir = judged["full"], judged["run_dir"]
-    path = "judge.benchmarks.mt_bench.judge"
+    path = "benchmarks.mt_bench.judge"
     s = m["stats"]["gate_judges"][path]
     assert s["judge_pairwise"] is False and s["judge_name"] == "fastchat_single" and s["judge_path"] == path
     assert s["judge_identity"]["judge"] == "FastChatSingleJudge"
@@ -439,7 +440,7 @@ def test_mt_bench_through_the_stage_and_show_result(judged):
     assert mt["per_category"] == {"writing": None}
     small = judged["small"]["stats"]["mt_bench"]  # the first 3 questions only: q82 turn 2 is in there too
     assert small["n_expected"] == 6 and small["overall"] is None
-    # Named after the judge that judged (judge.judge_model_name: null), as FastChat names it after its judge model.
+    # Named after the judge that judged (judging.judge_model_name: null), as FastChat names it after its judge model.
     assert m["stats"]["judge_model_name"] == mt["judge_model_name"] == STUB_JUDGE
     judgment_file = run_dir / "judge" / "model_judgment" / f"{STUB_JUDGE}_single.jsonl"
     assert [p.name for p in judgment_file.parent.iterdir()] == [judgment_file.name]
@@ -488,12 +489,12 @@ def test_rerun_makes_no_judge_calls(judged, judge_stub):
 
 
 def test_explicit_judge_model_name(judged, judge_stub):
-    """judge.judge_model_name=gpt-4 names the file and its rows as FastChat's default judge (calls from the cache)."""
+    """judging.judge_model_name=gpt-4 names the file and its rows as FastChat's default judge (calls from the cache)."""
     tmp, before = judged["tmp"], judge_stub.count
     run3 = tmp / "run3"
     _fake_run(run3, tmp / "other3")
-    out = run_cli([*_args(judge_stub, tmp, run3, judged["baselines"], 6, "judge.judge_model_name=gpt-4",
-                         judge="mt_bench")])
+    out = run_cli([*_args(judge_stub, tmp, run3, judged["baselines"], 6, "judging.judge_model_name=gpt-4",
+                         benchmarks="mt_bench")])
     assert out.returncode == 0, out.stderr[-3000:]
     assert judge_stub.count == before
     m = _manifest(run3)
@@ -509,8 +510,13 @@ def test_explicit_judge_model_name(judged, judge_stub):
 def test_clear_errors(judged, judge_stub, tmp_path):
     run_dir = tmp_path / "err"
     base_a, _ = _fake_run(run_dir, tmp_path)
-    no_baseline = run_cli(_args(judge_stub, tmp_path, run_dir, [], 2))
-    assert no_baseline.returncode != 0 and f"{PAIRWISE}.baselines is empty" in no_baseline.stderr
+    no_baseline = run_cli(_args(judge_stub, tmp_path, run_dir, [], 2, benchmarks="pairwise"))
+    assert no_baseline.returncode != 0 and f"no baselines named: set {PAIRWISE}.baselines" in no_baseline.stderr
+    # A baseline run (benchmarks=all, no baselines): pairwise is skipped with the reason, MT-Bench is graded.
+    baseline_run = run_cli(_args(judge_stub, tmp_path, run_dir, [], 2))
+    assert baseline_run.returncode == 0, baseline_run.stderr[-2000:]
+    assert "pairwise skipped: no baselines named" in baseline_run.stdout + baseline_run.stderr
+    assert _manifest(run_dir)["stats"]["mt_bench"]["n_questions"] == 2
     missing = run_cli(_args(judge_stub, tmp_path, run_dir, [str(tmp_path / "nope")], 2))
     assert missing.returncode != 0 and "does not exist" in missing.stderr
     no_infer = run_cli(_args(judge_stub, tmp_path, tmp_path / "empty_run", [base_a], 2))
@@ -546,7 +552,7 @@ def test_baselines_by_registered_name(judge_stub, tmp_path):
     registry = tmp_path / "outputs" / "answers" / "tiny"
     _answer_file(registry / "sample-random" / "vicuna" / "tiny-sample-random.jsonl", "tiny-sample-random",
                  {q: b for q, (_, b) in VICUNA.items()})
-    args = _args(judge_stub, tmp_path, run_dir, ["sample-random", "sample-longest"], 3, judge="pairwise",
+    args = _args(judge_stub, tmp_path, run_dir, ["sample-random", "sample-longest"], 3, benchmarks="pairwise",
                  test_sets="[vicuna]")
     out = run_cli(args)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -568,7 +574,7 @@ def test_baselines_by_registered_name(judge_stub, tmp_path):
     assert m["stats"]["absent_baselines"] == []
     assert judge_stub.count - before == m["llm"]["calls"] == 3 * 2
 
-    # missing_baselines=error, or only unregistered names with judge=pairwise: a clear error before any call.
+    # missing_baselines=error, or only unregistered names with benchmarks=pairwise: a clear error before any call.
     out = run_cli([*args, f"{PAIRWISE}.baselines=[nope]", f"{PAIRWISE}.missing_baselines=error"])
     assert out.returncode != 0 and "no answers registered as 'nope'" in out.stderr
     out = run_cli([*args, f"{PAIRWISE}.baselines=[nope]"])
@@ -576,7 +582,7 @@ def test_baselines_by_registered_name(judge_stub, tmp_path):
 
 
 def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, judge_stub, tmp_path):
-    """`tacos judge-eval --judge judge.pair_judge` measures the judge stage's own judge (same object, prompts and
+    """`tacos judge-eval --judge judge` measures the judge stage's own judge (same object, prompts and
     read-out) and files the measurement under the key the stage's manifest names: the key the runner's gate looks up."""
     from tacos.cli import main as tacos_main
     from tacos.judges import gate as gates
@@ -587,18 +593,18 @@ def test_judge_eval_measures_the_stage_pair_judge_under_its_gate_key(judged, jud
                              for k, (a, b, pref) in enumerate([("quality=9 apple", "quality=2 stone", 1),
                                                                ("quality=3 rock", "quality=8 pear", 2)])))
     outputs = judged["tmp"] / "outputs"
-    args = ["judge-eval", "--pairs", str(pairs), "--judge", "judge.pair_judge", "--out", str(tmp_path / "je"),
+    args = ["judge-eval", "--pairs", str(pairs), "--judge", "judge", "--out", str(tmp_path / "je"),
             "--n-boot", "50", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
             f"paths.output_dir={outputs}", "logger=none", "gate.relevance_rung=false"]
     assert tacos_main(args) == 0
     result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())
-    assert result["judge_key"] == judged["full"]["stats"]["gate_judges"]["judge.pair_judge"]["judge_key"]
+    assert result["judge_key"] == judged["full"]["stats"]["gate_judges"]["judge"]["judge_key"]
     assert result["metrics"]["overall"]["agreement"] == pytest.approx(1.0)  # both orders, both pairs right
     assert gates.find([outputs / "judge_eval" / "measurements.jsonl"], result["judge_key"])
 
 
 def test_judge_eval_measures_the_mt_bench_grader_under_its_gate_key(judged, judge_stub, tmp_path):
-    """`tacos judge-eval --ratings F --judge judge.benchmarks.mt_bench.judge` (the command its gate reason names)
+    """`tacos judge-eval --ratings F --judge benchmarks.mt_bench.judge` (the command its gate reason names)
     files the measurement under the key the stage reported for MT-Bench's grader."""
     from tacos.cli import main as tacos_main
     from tacos.judges import gate as gates
@@ -608,9 +614,9 @@ def test_judge_eval_measures_the_mt_bench_grader_under_its_gate_key(judged, judg
                                + "\n" for k, (o, r) in enumerate([("quality=9 apple", 9), ("quality=2 stone", 2),
                                                                   ("quality=6 pear", 6)])))
     outputs = judged["tmp"] / "outputs"
-    path = "judge.benchmarks.mt_bench.judge"
+    path = "benchmarks.mt_bench.judge"
     args = ["judge-eval", "--ratings", str(ratings), "--judge", path, "--out", str(tmp_path / "je"), "--n-boot", "50",
-            "judge=all", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
+            "benchmarks=all", "llm=openai_compatible", f"llm.base_url={judge_stub.base_url}", "llm.model=stub-judge",
             f"paths.output_dir={outputs}", "logger=none", "gate.relevance_rung=false"]
     assert tacos_main(args) == 0
     result = json.loads((tmp_path / "je" / "judge_eval.json").read_text())

@@ -32,10 +32,10 @@ def test_judge_stage_with_real_local_llm(tmp_path):
     (run_dir / "infer" / "manifest.json").write_text(json.dumps({"stage": "infer", "status": "complete",
                                                                  "output_hash": "fake"}))
     _answer_file(tmp_path / "baseline" / "vicuna" / "terse.jsonl", "terse", BASE)
-    args = ["llm=local", "logger=none", f"paths.output_dir={tmp_path / 'outputs'}", "stages=[judge]", "judge=all",
-            "judge.limit=2", "judge.benchmarks.pairwise.test_sets=[vicuna]",
-            f"judge.benchmarks.pairwise.baselines=[{tmp_path / 'baseline'}]", "judge.pair_judge.max_tokens=32",
-            "judge.benchmarks.mt_bench.judge.max_tokens=64", "judge.benchmarks.pairwise.n_boot=100",
+    args = ["llm=local", "logger=none", f"paths.output_dir={tmp_path / 'outputs'}", "stages=[judge]", "benchmarks=all",
+            "judging.limit=2", "benchmarks.pairwise.test_sets=[vicuna]",
+            f"benchmarks.pairwise.baselines=[{tmp_path / 'baseline'}]", "judge.max_tokens=32",
+            "benchmarks.mt_bench.judge.max_tokens=64", "benchmarks.pairwise.n_boot=100",
             "client.parse_retries=0",
             f"hydra.run.dir={run_dir}"]
     t0 = time.perf_counter()
