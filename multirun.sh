@@ -2,7 +2,7 @@
 # The paper's grid as Hydra sweeps, in one sweep root and one W&B group:
 #   1. baselines x model (LIMA; random, longest, full, AlpaGasus of each pool): SFT + MT-Bench; their answers are
 #      registered by name, so that
-#   2. TACOS x model on each pool is judged pairwise (both orders) against them (judge=paper) + MT-Bench, and
+#   2. TACOS x model on each pool is judged pairwise (both orders) against them (benchmarks=paper) + MT-Bench, and
 #   3. the ablations (wo_contrastive, wo_cluster) and refined TACOS on ABLATION_DATASET x ABLATION_MODELS likewise.
 # Runs that share a stage with identical config share its output (paths.store_dir): each selection is computed
 # once for all models. Every extra argument goes to every sweep.
