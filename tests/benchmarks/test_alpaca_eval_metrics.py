@@ -158,3 +158,17 @@ def test_bundled_lc_data_rebuilds(tmp_path):
     build.main(["--repo", os.environ["TACOS_ALPACA_EVAL_REPO"], "--out", str(tmp_path)])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "df_gamed_derived.csv"), pd.read_csv(DERIVED_GAMED_FILE),
                                   check_exact=False, rtol=0, atol=1e-9)
+
+
+def test_the_benchmark_computes_lc_by_default():
+    """AlpacaEval2Benchmark with lc_data_dir null: the bundled file, an LC number (not None) from its annotations."""
+    from tacos.benchmarks.alpaca_eval import AlpacaEval2Benchmark
+
+    bench, m = AlpacaEval2Benchmark(), ROWS["models"]["alpaca-7b"]
+    annotations = [{"preference": p, "output_1": "x" * n1, "output_2": "x" * n2, "index": i}
+                   for p, n1, n2, i in zip(m["preference"], m["len_output_1"], m["len_output_2"], m["index"])]
+    got = bench._length_controlled(annotations)
+    assert got["length_controlled_winrate"] == pytest.approx(_lc("alpaca-7b", DERIVED_GAMED_FILE)
+                                                             ["length_controlled_winrate"], rel=1e-12)
+    assert AlpacaEval2Benchmark(lc_data_dir="/nonexistent")._length_controlled(annotations)[
+        "length_controlled_winrate"] is None
