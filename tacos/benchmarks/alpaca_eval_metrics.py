@@ -95,7 +95,7 @@ def _logloss_continuous(y_true, y_pred, true_prob, true_sample_weight=None):
 def length_controlled_win_rate(preferences: Sequence[float | None], len_ours: Sequence[int],
                                len_reference: Sequence[int], indices: Sequence[int], gamed_file: Path) -> dict:
     """{"length_controlled_winrate", "lc_standard_error"} of the annotations (ours as output_2) on the instructions
-    `indices` (positions in AlpacaEval's 805), with df_gamed.csv as AlpacaEval ships it. As AlpacaEval: a missing
+    `indices` (positions in AlpacaEval's 805), with a df_gamed.csv in AlpacaEval's columns. As AlpacaEval: a missing
     preference (None) is left out of the fit but its instruction still counts in the mean prediction."""
     import pandas as pd
     import sklearn
