@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import tacos.benchmarks.alpaca_eval_metrics as metrics
-from tacos.benchmarks.alpaca_eval_metrics import (DERIVED_GAMED_FILE, gamed_annotations_file, length_controlled_win_rate,
-                                              win_rate)
+from tacos.benchmarks.alpaca_eval_metrics import (DERIVED_GAMED_FILE, gamed_annotations_file,
+                                              length_controlled_win_rate, win_rate)
 
 ROWS = json.loads((Path(__file__).parent / "data" / "alpaca_eval_leaderboard_rows.json").read_text())
 MODELS = sorted(ROWS["models"])
