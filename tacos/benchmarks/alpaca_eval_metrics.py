@@ -12,11 +12,12 @@ Preferences follow AlpacaEval: 1 = output_1 (the reference model) is better, 2 =
 is fitted on our annotations plus AlpacaEval's annotations of the reference model's verbose / concise variants
 (`df_gamed.csv`, weight lambda/2 = 0.1 each: the regularisation to the baseline), with L1 logistic regression chosen
 by 5-fold grouped cross-validation on the continuous log loss; the LC win rate is the mean predicted P(ours better)
-with std_delta_len = 0. `df_gamed.csv` (which also holds the instruction difficulties) is AlpacaEval's data on the
-Hugging Face hub (dataset tatsu-lab/alpaca_eval); without it the LC win rate is None with the reason. It cannot be
-shipped from or derived out of the GitHub repository: no commit holds it or instruction_difficulty.csv, the 0.6.6 wheel
-does not ship it, and notebooks/instruction_difficulty.ipynb says the difficulties in use were fitted on the models
-of early 2024 (its make_data adds unseeded random jitter), so a refit gives other numbers.
+with std_delta_len = 0. AlpacaEval keeps `df_gamed.csv` (which also holds the 805 instruction difficulties) on the
+Hugging Face hub only; by default we use data/alpaca_eval/df_gamed_derived.csv, derived from the GitHub repository
+by scripts/build_alpaca_eval_lc_data.py (data/alpaca_eval/README.md): the difficulties exactly (from the GLM
+predictions stored with two models' annotations), the gamed rows' lengths exactly, and their preferences as the
+sufficient statistics the published fits imply. With it the leaderboard's LC values come back to ~0.001 points, or
+~0.1 where the cross-validation's near-tie picks another C (tests/benchmarks/test_alpaca_eval_metrics.py).
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from typing import Sequence
 
 import numpy as np
 
-GAMED_FILE = "df_gamed.csv"
-HUB_DATASET = "tatsu-lab/alpaca_eval"
+from tacos.paths import BUNDLED_DATA_DIR
+
+GAMED_FILE = "df_gamed.csv"  # AlpacaEval's name (Hugging Face dataset tatsu-lab/alpaca_eval)
+DERIVED_GAMED_FILE = BUNDLED_DATA_DIR / "alpaca_eval" / "df_gamed_derived.csv"
 REGULARIZE_TO_BASELINE_LAMBDA = 0.2  # GLM_INFO["length_controlled_v1"]
 N_SPLITS = 5
 
@@ -55,16 +58,12 @@ def win_rate(preferences: Sequence[float | None]) -> dict:
 
 
 def gamed_annotations_file(folder: str | None) -> Path | None:
-    """AlpacaEval's df_gamed.csv: in `folder` when given, else in the local Hugging Face cache (never downloaded)."""
+    """The gamed annotations the LC win rate uses: AlpacaEval's own df_gamed.csv in `folder` when given (None if it
+    is not there), else the bundled derivation data/alpaca_eval/df_gamed_derived.csv."""
     if folder:
         p = Path(folder).expanduser() / GAMED_FILE
         return p if p.is_file() else None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    found = try_to_load_from_cache(HUB_DATASET, GAMED_FILE, repo_type="dataset")
-    return Path(found) if isinstance(found, str) else None
+    return DERIVED_GAMED_FILE if DERIVED_GAMED_FILE.is_file() else None
 
 
 def _logistic_regression_cv():
@@ -96,7 +95,7 @@ def _logloss_continuous(y_true, y_pred, true_prob, true_sample_weight=None):
 def length_controlled_win_rate(preferences: Sequence[float | None], len_ours: Sequence[int],
                                len_reference: Sequence[int], indices: Sequence[int], gamed_file: Path) -> dict:
     """{"length_controlled_winrate", "lc_standard_error"} of the annotations (ours as output_2) on the instructions
-    `indices` (positions in AlpacaEval's 805), with df_gamed.csv as AlpacaEval ships it. As AlpacaEval: a missing
+    `indices` (positions in AlpacaEval's 805), with a df_gamed.csv in AlpacaEval's columns. As AlpacaEval: a missing
     preference (None) is left out of the fit but its instruction still counts in the mean prediction."""
     import pandas as pd
     import sklearn

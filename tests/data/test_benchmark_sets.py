@@ -130,8 +130,9 @@ def test_rebuild_is_byte_identical(tmp_path):
     spec.loader.exec_module(build)
     build.main(["--reference", str(REFERENCE), "--out", str(tmp_path)])
     built = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    # reference_sets/ and judge_eval/ come from scripts/build_reference_ids.py and build_judge_eval_suites.py
-    assert built == sorted(k for k in _readme_sums() if not k.startswith(("reference_sets/", "judge_eval/", "clean_eval/")))
+    # reference_sets/ and judge_eval/ come from scripts/build_reference_ids.py and build_judge_eval_suites.py,
+    # alpaca_eval/ from scripts/build_alpaca_eval_lc_data.py
+    assert built == sorted(k for k in _readme_sums() if not k.startswith(("reference_sets/", "judge_eval/", "clean_eval/", "alpaca_eval/")))
     for rel in built:
         new, old = (tmp_path / rel).read_bytes(), (data_dir() / rel).read_bytes()
         if rel.endswith(".gz"):
