@@ -1,9 +1,9 @@
 """Benchmarks the judge stage runs: each a class with a small typed interface (tacos.benchmarks.base.Benchmark),
-configured by one YAML in conf/benchmark/ and composed into a judge preset (conf/judge/*.yaml).
+configured by one YAML in conf/benchmark/ and listed in a `benchmarks` preset (conf/benchmarks/*.yaml).
 
     base.py                 the protocol, what a benchmark gets (BenchmarkRun) and returns (BenchmarkResult)
-    suite.py                the `judge` config (JudgeSpec): the pair judge and the benchmarks the judge stage runs,
-                            what they ask infer, their identity, forecast and one run over them
+    suite.py                the judge stage's spec (JudgeSpec, `judging`): the pair judge (`judge`) and the benchmarks
+                            (`benchmarks`), what they ask infer, their identity, forecast and one run over them
     baselines.py            resolving the pairwise benchmark's baselines (files, run dirs, answer folders, names)
     report.py               collect judge/selection manifests of a run or a sweep dir into one table (`tacos report`)
     pairwise.py             our answers vs baselines' on the five test sets, the pair judge in both orders
