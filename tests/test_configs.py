@@ -24,7 +24,8 @@ REQUIRED = {
     ("llm", "pool"): ["llm.endpoints=[http://127.0.0.1:9/v1]", "llm.model=x"],
     ("llm", "vllm"): ["llm.model=/models/x"],
     # AlpacaEval 2's reference outputs come from an installed data package (or a file); here a tiny stand-in
-    ("benchmarks", "alpaca_eval2"): ["benchmarks.alpaca_eval2.reference_file=tests/benchmarks/data/alpaca_eval_tiny.json"],
+    ("benchmarks", "alpaca_eval2"): [
+        "benchmarks.alpaca_eval2.reference_file=tests/benchmarks/data/alpaca_eval_tiny.json"],
 }
 
 
@@ -43,10 +44,20 @@ def compose_cfg(overrides: list[str]):
 @pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_every_group_file_instantiates(group, option):
     text = (CONF / group / f"{option}.yaml").read_text()
-    assert "_target_" in text or "defaults:" in text, f"{group}/{option}.yaml has no _target_"
+    empty_list = (group, option) == ("benchmarks", "none")  # a list to add your own benchmarks to
+    assert "_target_" in text or "defaults:" in text or empty_list, f"{group}/{option}.yaml has no _target_"
     cfg = compose_cfg([f"{group}={option}", *REQUIRED.get((group, option), [])])
     obj = instantiate(cfg[group], _convert_="all")
     assert obj is not None
+    if group == "benchmarks":  # a mapping of benchmark objects, each checked against the protocol
+        from tacos.benchmarks.suite import check_benchmarks
+
+        if empty_list:
+            with pytest.raises(ValueError, match="benchmarks is empty"):
+                check_benchmarks(obj)
+        else:
+            check_benchmarks(obj)
+        return
     validate = getattr(obj, "validate", None)
     if validate is not None and (group, option) not in {("tagger", "reference_files"), ("selection", "external")}:
         validate()
