@@ -47,40 +47,33 @@ SLOW = ("tests/eval/test_judge.py::test_dry_run_forecast", "tests/eval/test_judg
         "tests/sft/test_train_configs.py::test_multinode_stage_validates_the_planned_world_without_gpus")
 
 
-# pytest-xdist (`-n 2 --dist loadgroup`): the tests of one group run in one worker, in file order. A file is one group
-# when its tests share a module-scoped fixture (a started server, a trained model, a call cache that later tests read)
-# that a second worker would build again. Nothing else needs isolating: every test writes under its own tmp_path (or a
-# uuid folder), servers and training rendezvous take free ports, and the process checks look at their own children.
-XDIST_GROUPS = {"tests/test_real_llm_pipeline.py": "real_llm_pipeline", "tests/llm/test_local_server.py": "local_server",
-                "tests/sft/test_train_tiny.py": "tiny_sft", "tests/eval/test_judge.py": "judge_stub",
-                "tests/eval/test_infer.py": "infer_tiny"}
-# Under xdist the longest work first (as measured in CI), so that no worker ends on a long test while the other idles;
-# the rest keep their order. A prefix names a file or a test. (xdist puts groups of several tests before single tests,
-# the largest group first.)
-LONGEST_FIRST = ("tests/test_real_llm_pipeline.py", "tests/llm/test_local_server.py",
-                 "tests/eval/test_judge_real_llm.py", "tests/sft/test_train_tiny.py",
-                 "tests/test_faults_shutdown.py::test_ctrl_c_with_the_local_server_leaves_no_server",
-                 "tests/eval/test_judge_eval_real_llm.py", "tests/data/test_preference_pairs.py::test_rebuild",
-                 "tests/sft/test_train_paths.py", "tests/test_pipeline.py::test_full_pipeline",
-                 "tests/test_pipeline.py::test_ablation_grid", "tests/sft/test_train_configs.py::test_paper_configs",
-                 "tests/sft/test_train_configs.py::test_multirun", "tests/test_experiments.py", "tests/test_command_stages.py",
-                 "tests/test_faults_shutdown.py", "tests/eval/test_judge.py", "tests/eval/test_infer.py")
+# pytest-xdist (`-n 2 --dist loadfile --no-loadscope-reorder`, the README's test command): the tests of one file run
+# in one worker, in file order, so a module-scoped fixture (a started server, a trained model, the real-LLM call cache
+# that later tests read) is built once. (--dist loadgroup with xdist_group marks would split files finer, but
+# xdist 3.8 sets Node._nodeid, which pytest 9.2 no longer reads: the marks are silently ignored.) Nothing else needs
+# isolating: every test writes under its own tmp_path (or a uuid folder), servers and training rendezvous take free
+# ports, and the process checks look at their own children (tests/test_real_llm_pipeline.py: its worker's servers).
+# Under xdist the longest files come first (as measured in CI), so that no worker ends on a long file while the other
+# idles; the rest keep their order.
+LONGEST_FIRST = ("tests/test_real_llm_pipeline.py", "tests/test_experiments.py", "tests/sft/test_train_tiny.py",
+                 "tests/test_pipeline.py", "tests/data/test_preference_pairs.py", "tests/sft/test_train_configs.py",
+                 "tests/llm/test_faults_llm.py", "tests/sft/test_train_paths.py", "tests/test_rundir_integrity.py",
+                 "tests/eval/test_judge_real_llm.py", "tests/llm/test_local_server.py",
+                 "tests/eval/test_judge_eval_real_llm.py", "tests/test_faults_shutdown.py", "tests/eval/test_judge.py",
+                 "tests/test_configs.py", "tests/eval/test_infer.py")
 
 
 def _rank(item) -> int:
-    return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+    path = item.nodeid.split("::", 1)[0]
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """SLOW tests get `slow`; `@pytest.mark.gpu` tests run only where a CUDA GPU is visible (the device machine),
-    skipped elsewhere; xdist groups; the longest work first."""
+    skipped elsewhere; under xdist the longest files first."""
     for item in items:
         if item.nodeid.split("[", 1)[0] in SLOW:
             item.add_marker(pytest.mark.slow)
-        group = XDIST_GROUPS.get(item.nodeid.split("::", 1)[0])
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     if os.environ.get("PYTEST_XDIST_WORKER"):  # (a serial run keeps file order: -x stops early on quick tests)
         items.sort(key=_rank)  # stable: file order within a rank
     gpu_items = [item for item in items if "gpu" in item.keywords]
