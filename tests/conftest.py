@@ -25,6 +25,14 @@ for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# Under pytest-xdist (`-n 2`, the README's test command) every worker gets its share of the cores for its thread pools
+# (torch/OpenMP, the llama.cpp server): two workers with 2 threads each on 2 cores wait on each other at every op
+# (llama.cpp: 89 s instead of 17 s for the same calls beside one busy core). Subprocesses inherit these.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TACOS_LLM_THREADS"):
+        os.environ.setdefault(var, _threads)
+
 
 # Left out of the fast loop (`pytest -m "not slow and not real_llm"`, README "Set up"): each takes 40-180 s of a loaded
 # 2-core machine (the run.py subprocesses of a whole chain, sweeps, LLaMA-Factory validation). CI runs them all.
@@ -39,12 +47,35 @@ SLOW = ("tests/eval/test_judge.py::test_dry_run_forecast", "tests/eval/test_judg
         "tests/sft/test_train_configs.py::test_multinode_stage_validates_the_planned_world_without_gpus")
 
 
+# pytest-xdist (`-n 2 --dist loadfile --no-loadscope-reorder`, the README's test command): the tests of one file run
+# in one worker, in file order, so a module-scoped fixture (a started server, a trained model, the real-LLM call cache
+# that later tests read) is built once. (--dist loadgroup with xdist_group marks would split files finer, but
+# xdist 3.8 sets Node._nodeid, which pytest 9.2 no longer reads: the marks are silently ignored.) Nothing else needs
+# isolating: every test writes under its own tmp_path (or a uuid folder), servers and training rendezvous take free
+# ports, and the process checks look at their own children (tests/test_real_llm_pipeline.py: its worker's servers).
+# Under xdist the longest files come first (as measured in CI), so that no worker ends on a long file while the other
+# idles; the rest keep their order.
+LONGEST_FIRST = ("tests/test_real_llm_pipeline.py", "tests/test_experiments.py", "tests/sft/test_train_tiny.py",
+                 "tests/test_pipeline.py", "tests/data/test_preference_pairs.py", "tests/sft/test_train_configs.py",
+                 "tests/llm/test_faults_llm.py", "tests/sft/test_train_paths.py", "tests/test_rundir_integrity.py",
+                 "tests/eval/test_judge_real_llm.py", "tests/llm/test_local_server.py",
+                 "tests/eval/test_judge_eval_real_llm.py", "tests/test_faults_shutdown.py", "tests/eval/test_judge.py",
+                 "tests/test_configs.py", "tests/eval/test_infer.py")
+
+
+def _rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
     """SLOW tests get `slow`; `@pytest.mark.gpu` tests run only where a CUDA GPU is visible (the device machine),
-    skipped elsewhere."""
+    skipped elsewhere; under xdist the longest files first."""
     for item in items:
         if item.nodeid.split("[", 1)[0] in SLOW:
             item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # (a serial run keeps file order: -x stops early on quick tests)
+        items.sort(key=_rank)  # stable: file order within a rank
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

@@ -13,6 +13,7 @@ All share one call cache (the pools of 2 and 3 hold the instructions of 1: their
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -24,11 +25,15 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 
 
 def _servers() -> list[int]:
+    """Live llama.cpp servers; under pytest-xdist only those this worker's runs started (the other worker's tests start
+    their own: the server inherits PYTEST_XDIST_WORKER from run.py)."""
     import psutil
 
     servers = ("llama_cpp.server", "tacos.llm.serving.llama_server_child")
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if any(s in " ".join(p.info["cmdline"] or []) for s in servers)]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return [p.pid for p in psutil.process_iter(["cmdline", "environ"])
+            if any(s in " ".join(p.info["cmdline"] or []) for s in servers)
+            and (worker is None or (p.info["environ"] or {}).get("PYTEST_XDIST_WORKER") == worker)]
 
 
 def _manifests(run_dir) -> dict[str, dict]:

@@ -96,7 +96,10 @@ class _LocalGGUFServer(_ManagedServer):
                  startup_timeout_s: float = 120.0, cache_dir: str | None = None, max_concurrency: int = 1):
         self.model = str(model)
         self.n_ctx = int(n_ctx)
-        self.n_threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
+        # null: TACOS_LLM_THREADS, else every core. On cores shared with other CPU work, llama.cpp's threads wait on
+        # each other at every op: 2 threads beside one busy core took 89 s for what 1 thread did in 17 s (the tests
+        # under pytest-xdist set 1 per worker, tests/conftest.py).
+        self.n_threads = int(n_threads or os.environ.get("TACOS_LLM_THREADS") or os.cpu_count() or 1)
         self.startup_timeout_s = float(startup_timeout_s)
         self.cache_dir = cache_dir
         self.max_concurrency = int(max_concurrency)
