@@ -11,9 +11,8 @@ from hydra.utils import instantiate
 import tacos.config  # noqa: F401  (registers the tacos_root resolver)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "tagger", "clustering", "scorer", "selection", "model", "train", "judge", "benchmarks", "infer", "llm",
-          "paths",
-          "logger"]
+GROUPS = ["dataset", "tagger", "clustering", "scorer", "selection", "model", "train", "judge", "benchmarks", "infer",
+          "llm", "paths", "logger"]
 # Values a user must supply for some options (marked ??? in the yaml).
 REQUIRED = {
     ("dataset", "jsonl"): ["dataset.path=data/sample/alpaca_tiny.json"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from conftest import run_cli, stub_overrides
 from stub_server import StubServer, last_user_message

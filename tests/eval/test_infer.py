@@ -113,8 +113,8 @@ def test_transformers_backend_fastchat_format_and_resume(tiny, tmp_path):
     row = json.loads(koala.read_text())
     koala.write_text(json.dumps({**row, "turns": ["PREFILLED"]}) + "\n" + '{"job": "cut')
     # The same model named explicitly: the work folder is keyed by the model's content, so the answers are found.
-    out = run_cli(local_args(tiny, run_dir, tmp_path, "benchmarks.pairwise.test_sets=[koala,sinstruct]", "infer.limit=3",
-                             f"infer.model_path={tiny[0]}"))
+    out = run_cli(local_args(tiny, run_dir, tmp_path, "benchmarks.pairwise.test_sets=[koala,sinstruct]",
+                             "infer.limit=3", f"infer.model_path={tiny[0]}"))
     assert out.returncode == 0, out.stderr[-3000:]
     man = json.loads((run_dir / "infer" / "manifest.json").read_text())
     assert man["counts"]["resumed"] == 3 and man["counts"]["generated"] == 6
