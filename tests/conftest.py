@@ -34,7 +34,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
         os.environ.setdefault(var, _threads)
 
 
-# Left out of the fast loop (`pytest -m "not slow and not real_llm"`, README "Set up"): each takes 40-180 s of a loaded
+# Left out of the fast loop (`pytest -m "not slow and not real_llm"`, README "Set up"): each takes 10-180 s of a loaded
 # 2-core machine (the run.py subprocesses of a whole chain, sweeps, LLaMA-Factory validation). CI runs them all.
 SLOW = ("tests/eval/test_judge.py::test_dry_run_forecast", "tests/eval/test_judge.py::test_baselines_by_registered_name",
         "tests/eval/test_judge.py::test_clear_errors", "tests/test_experiments.py::test_multirun_dry_run_prints_the_grid",
@@ -44,7 +44,10 @@ SLOW = ("tests/eval/test_judge.py::test_dry_run_forecast", "tests/eval/test_judg
         "tests/eval/test_infer.py::test_transformers_backend_fastchat_format_and_resume",
         "tests/benchmarks/test_alpaca_eval.py::test_alpaca_eval2_through_infer_and_judge_on_the_stub",
         "tests/sft/test_train_configs.py::test_paper_configs_validate_with_llamafactory_and_deepspeed",
-        "tests/sft/test_train_configs.py::test_multinode_stage_validates_the_planned_world_without_gpus")
+        "tests/sft/test_train_configs.py::test_multinode_stage_validates_the_planned_world_without_gpus",
+        "tests/test_rundir_integrity.py::test_damaged_outputs_are_recomputed_not_reused",
+        "tests/test_wandb_lineage.py::test_pipeline_run_logs_subset_artifact_table_and_preferences",
+        "tests/sft/test_train_configs.py::test_multinode_launch_is_a_static_torchrun_rendezvous")
 
 
 # pytest-xdist (`-n 2 --dist loadfile --no-loadscope-reorder`, the README's test command): the tests of one file run
